@@ -1,0 +1,282 @@
+/**
+ * The one place that says what Tidemark is made of: HTTP routes, Kafka topics, DynamoDB tables,
+ * S3 buckets, Lambda functions and their event-source mappings.
+ *
+ * Both wirings read this module and nothing else for these facts:
+ * - `local/` starts an HTTP server, Kafka consumer groups and creates topics/tables/buckets from it;
+ * - `infra/` synthesizes API Gateway, MSK topics, ESMs, tables and buckets from it.
+ * So a route, topic or table added here shows up in both, and they cannot drift.
+ *
+ * Plain data only: no AWS SDK, no CDK, no Node APIs.
+ */
+
+/** Kafka topics. Partition counts matter: each `events.raw` partition has exactly one writer per aggregate item. */
+export const topics = {
+  /** Every accepted event, keyed by `user_id` so one user's events stay ordered. */
+  eventsRaw: { name: "events.raw", partitions: 6, retentionHours: 168 },
+  /** Aggregate updates republished for other services (live statistics). */
+  analyticsStats: { name: "analytics.stats", partitions: 3, retentionHours: 24 },
+  /** Events later than the watermark: archived, counted as late, never change a closed window. */
+  eventsLate: { name: "events.late", partitions: 3, retentionHours: 168 },
+  /** Dead-letter path: records an event-source mapping could not process after its retries. */
+  deadLetter: { name: "events.dlq", partitions: 1, retentionHours: 336 },
+} as const satisfies Record<string, TopicSpec>;
+
+export interface TopicSpec {
+  readonly name: string;
+  readonly partitions: number;
+  readonly retentionHours: number;
+}
+
+export type AttributeType = "S" | "N";
+
+export interface TableSpec {
+  /** Environment variable through which functions learn the physical table name. */
+  readonly envVar: string;
+  readonly partitionKey: { readonly name: string; readonly type: AttributeType };
+  readonly sortKey?: { readonly name: string; readonly type: AttributeType };
+  /** Attribute holding an epoch-seconds expiry; DynamoDB TTL deletes the item after it. */
+  readonly ttlAttribute?: string;
+  /** Whether the table emits a change stream (and with which image). */
+  readonly stream?: "NEW_IMAGE" | "NEW_AND_OLD_IMAGES";
+  readonly globalIndexes?: readonly {
+    readonly name: string;
+    readonly partitionKey: { readonly name: string; readonly type: AttributeType };
+    readonly sortKey?: { readonly name: string; readonly type: AttributeType };
+  }[];
+}
+
+/**
+ * DynamoDB tables (on-demand). Physical names are never fixed: AWS generates them, locally they
+ * are `tidemark-<key>`; functions read them from `envVar`.
+ */
+export const tables = {
+  /**
+   * Partial aggregates: `pk` = metric, group and window (`<metric>#<group>#<granularity>#<windowStart>`),
+   * `sk` = source partition (`p<n>`). One writer per item (the consumer of that partition),
+   * fenced by the highest applied offset; readers merge the partials of a window.
+   */
+  aggregates: {
+    envVar: "AGGREGATES_TABLE",
+    partitionKey: { name: "pk", type: "S" },
+    sortKey: { name: "sk", type: "S" },
+    ttlAttribute: "expires_at",
+    stream: "NEW_IMAGE",
+  },
+  /** Aggregation rules, editable at run time through `/rules`. */
+  rules: {
+    envVar: "RULES_TABLE",
+    partitionKey: { name: "rule_id", type: "S" },
+  },
+  /** What the stream processor keeps between batches: watermarks, sessions, applied offsets. */
+  streamState: {
+    envVar: "STREAM_STATE_TABLE",
+    partitionKey: { name: "pk", type: "S" },
+    sortKey: { name: "sk", type: "S" },
+    ttlAttribute: "expires_at",
+  },
+} as const satisfies Record<string, TableSpec>;
+
+export interface BucketSpec {
+  readonly envVar: string;
+  /** Key prefix of the Hive-partitioned archive inside the bucket. */
+  readonly prefix: string;
+  readonly lifecycle: {
+    readonly transitionToInfrequentAccessDays: number;
+    readonly transitionToGlacierDays: number;
+    readonly expireDays: number;
+  };
+}
+
+/** S3 buckets. The archive layout is `events/event_type=<t>/dt=<YYYY-MM-DD>/hour=<HH>/<name>.ndjson.gz`. */
+export const buckets = {
+  archive: {
+    envVar: "ARCHIVE_BUCKET",
+    prefix: "events/",
+    lifecycle: { transitionToInfrequentAccessDays: 90, transitionToGlacierDays: 180, expireDays: 365 },
+  },
+} as const satisfies Record<string, BucketSpec>;
+
+export type FunctionName = "ingest" | "events" | "stats" | "rules" | "health" | "openapi" | "aggregate" | "archive";
+
+export interface FunctionSpec {
+  /** Module path relative to the repository root; exports `handler`. */
+  readonly entry: string;
+  readonly description: string;
+  readonly memoryMb: number;
+  readonly timeoutSeconds: number;
+  readonly tables: readonly (keyof typeof tables)[];
+  readonly buckets: readonly (keyof typeof buckets)[];
+  /** Topics the function produces to (read access for consumers comes from its mapping). */
+  readonly produces: readonly (keyof typeof topics)[];
+}
+
+/** Lambda functions: one module each under `functions/`, the same module locally and in AWS. */
+export const functions = {
+  ingest: {
+    entry: "functions/ingest.ts",
+    description: "POST /events: validates and publishes events to events.raw",
+    memoryMb: 1769,
+    timeoutSeconds: 29,
+    tables: [],
+    buckets: [],
+    produces: ["eventsRaw"],
+  },
+  events: {
+    entry: "functions/events.ts",
+    description: "GET /events: historical events from the archive",
+    memoryMb: 1024,
+    timeoutSeconds: 29,
+    tables: [],
+    buckets: ["archive"],
+    produces: [],
+  },
+  stats: {
+    entry: "functions/stats.ts",
+    description: "GET /stats: live statistics merged from partial aggregates",
+    memoryMb: 1024,
+    timeoutSeconds: 10,
+    tables: ["aggregates", "rules"],
+    buckets: [],
+    produces: [],
+  },
+  rules: {
+    entry: "functions/rules.ts",
+    description: "/rules: create, list, update and disable aggregation rules",
+    memoryMb: 512,
+    timeoutSeconds: 10,
+    tables: ["rules"],
+    buckets: [],
+    produces: [],
+  },
+  health: {
+    entry: "functions/health.ts",
+    description: "GET /health",
+    memoryMb: 256,
+    timeoutSeconds: 5,
+    tables: [],
+    buckets: [],
+    produces: [],
+  },
+  openapi: {
+    entry: "functions/openapi.ts",
+    description: "GET /openapi.json: the OpenAPI 3.1 document",
+    memoryMb: 256,
+    timeoutSeconds: 5,
+    tables: [],
+    buckets: [],
+    produces: [],
+  },
+  aggregate: {
+    entry: "functions/aggregate.ts",
+    description: "events.raw consumer: event-time windows into DynamoDB partial aggregates",
+    memoryMb: 1024,
+    timeoutSeconds: 60,
+    tables: ["aggregates", "rules", "streamState"],
+    buckets: [],
+    produces: ["eventsLate", "analyticsStats"],
+  },
+  archive: {
+    entry: "functions/archive.ts",
+    description: "events.raw consumer: raw events into Hive-partitioned NDJSON.gz on S3",
+    memoryMb: 1024,
+    timeoutSeconds: 120,
+    tables: [],
+    buckets: ["archive"],
+    produces: ["deadLetter"],
+  },
+} as const satisfies Record<FunctionName, FunctionSpec>;
+
+export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
+
+export interface RouteSpec {
+  readonly method: HttpMethod;
+  /** API Gateway resource path; `{name}` segments are path parameters. */
+  readonly path: string;
+  readonly function: FunctionName;
+  /** Whether the route needs an API key in AWS (usage plans). */
+  readonly apiKeyRequired: boolean;
+}
+
+/** HTTP routes (API Gateway REST API in AWS, `local/api-gateway.ts` on one machine). */
+export const routes = [
+  { method: "POST", path: "/events", function: "ingest", apiKeyRequired: true },
+  { method: "GET", path: "/events", function: "events", apiKeyRequired: true },
+  { method: "GET", path: "/stats", function: "stats", apiKeyRequired: true },
+  { method: "GET", path: "/rules", function: "rules", apiKeyRequired: true },
+  { method: "POST", path: "/rules", function: "rules", apiKeyRequired: true },
+  { method: "GET", path: "/rules/{rule_id}", function: "rules", apiKeyRequired: true },
+  { method: "PUT", path: "/rules/{rule_id}", function: "rules", apiKeyRequired: true },
+  { method: "DELETE", path: "/rules/{rule_id}", function: "rules", apiKeyRequired: true },
+  { method: "GET", path: "/health", function: "health", apiKeyRequired: false },
+  { method: "GET", path: "/openapi.json", function: "openapi", apiKeyRequired: false },
+] as const satisfies readonly RouteSpec[];
+
+/** API-wide settings: API Gateway stage throttling and limits, mirrored by the local gateway. */
+export const api = {
+  /** Steady-state requests per second (API Gateway stage throttling). */
+  throttleRateLimit: 5_000,
+  /** Token-bucket burst size. */
+  throttleBurstLimit: 2_000,
+  /** API Gateway's hard payload limit (10 MB). */
+  maxPayloadBytes: 10 * 1024 * 1024,
+  cors: {
+    allowOrigins: ["*"],
+    allowMethods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+    allowHeaders: ["Content-Type", "X-Api-Key", "Authorization"],
+    maxAgeSeconds: 600,
+  },
+} as const;
+
+export interface EventSourceMappingSpec {
+  /** Stable id: construct id in CDK, consumer group suffix locally. */
+  readonly id: string;
+  readonly function: FunctionName;
+  readonly topic: keyof typeof topics;
+  /** Kafka consumer group id (the ESM's `AmazonManagedKafkaEventSourceConfig.ConsumerGroupId`). */
+  readonly consumerGroup: string;
+  /** Maximum records per invocation. */
+  readonly batchSize: number;
+  /** How long to gather records before invoking, in seconds (MSK: integer 0..300). */
+  readonly maximumBatchingWindowSeconds: number;
+  readonly startingPosition: "TRIM_HORIZON" | "LATEST";
+  /** Retries after the first failed attempt before the batch goes to `onFailure`. */
+  readonly maximumRetryAttempts: number;
+  /** Where a batch goes when retries are exhausted (a Kafka topic: `kafka://<topic>` in AWS). */
+  readonly onFailure: keyof typeof topics;
+  /** The handler may answer `{batchItemFailures}` to retry from the first failed record. */
+  readonly reportBatchItemFailures: boolean;
+}
+
+/** MSK event-source mappings (emulated locally by `local/event-source-mapping.ts`). */
+export const eventSourceMappings = [
+  {
+    id: "AggregateEvents",
+    function: "aggregate",
+    topic: "eventsRaw",
+    consumerGroup: "tidemark-aggregate",
+    batchSize: 5_000,
+    maximumBatchingWindowSeconds: 0,
+    startingPosition: "TRIM_HORIZON",
+    maximumRetryAttempts: 5,
+    onFailure: "deadLetter",
+    reportBatchItemFailures: true,
+  },
+  {
+    id: "ArchiveEvents",
+    function: "archive",
+    topic: "eventsRaw",
+    consumerGroup: "tidemark-archive",
+    batchSize: 10_000,
+    maximumBatchingWindowSeconds: 1,
+    startingPosition: "TRIM_HORIZON",
+    maximumRetryAttempts: 5,
+    onFailure: "deadLetter",
+    reportBatchItemFailures: true,
+  },
+] as const satisfies readonly EventSourceMappingSpec[];
+
+/** Environment variable that carries a topic's name to a function. */
+export function topicEnvVar(topic: keyof typeof topics): string {
+  return `TOPIC_${topic.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+}
