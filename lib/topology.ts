@@ -97,7 +97,15 @@ export const buckets = {
   },
 } as const satisfies Record<string, BucketSpec>;
 
-export type FunctionName = "ingest" | "events" | "stats" | "rules" | "health" | "openapi" | "aggregate" | "archive";
+export type FunctionName =
+  | "ingest"
+  | "events"
+  | "stats"
+  | "rules"
+  | "health"
+  | "openapi"
+  | "aggregate"
+  | "archive";
 
 export interface FunctionSpec {
   /** Module path relative to the repository root; exports `handler`. */
@@ -151,11 +159,11 @@ export const functions = {
   },
   health: {
     entry: "functions/health.ts",
-    description: "GET /health",
+    description: "GET /health: probes Kafka, DynamoDB and S3",
     memoryMb: 256,
     timeoutSeconds: 5,
-    tables: [],
-    buckets: [],
+    tables: ["aggregates"],
+    buckets: ["archive"],
     produces: [],
   },
   openapi: {

@@ -1,0 +1,102 @@
+import { Agent, request } from "node:http";
+
+/**
+ * Load generator (a child process, so it does not share the pipeline's event loop):
+ * keeps `concurrency` batched POST /events requests in flight for `seconds`, and reports
+ * per-request latency and accepted counts.
+ */
+interface LoadConfig {
+  url: string;
+  seconds: number;
+  concurrency: number;
+  batch: number;
+  eventTypes: string[];
+}
+
+const config = JSON.parse(process.env.BENCH_LOAD ?? "{}") as LoadConfig;
+const send = (message: unknown) => process.send?.(message);
+const agent = new Agent({ keepAlive: true, maxSockets: config.concurrency });
+const target = new URL(`${config.url}/events`);
+
+function makeBody(seed: number): Buffer {
+  const now = Date.now();
+  const events = Array.from({ length: config.batch }, (_, i) => {
+    const n = seed * config.batch + i;
+    const type = config.eventTypes[n % config.eventTypes.length] ?? "page_view";
+    return {
+      user_id: `user-${n % 50_000}`,
+      session_id: `s-${n % 9_000}`,
+      event_type: type,
+      timestamp: now,
+      page_url: `https://shop.example/p/${n % 500}`,
+      properties: {
+        amount: (n % 1000) / 10,
+        currency: n % 3 === 0 ? "EUR" : "USD",
+        product_id: `p-${n % 200}`,
+      },
+      metadata: { platform: n % 2 === 0 ? "web" : "ios" },
+    };
+  });
+  return Buffer.from(JSON.stringify({ events }));
+}
+
+function post(body: Buffer): Promise<{ status: number; accepted: number }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      target,
+      {
+        method: "POST",
+        agent,
+        headers: { "content-type": "application/json", "content-length": body.length },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          let accepted = 0;
+          if (res.statusCode === 202)
+            accepted = (JSON.parse(Buffer.concat(chunks).toString()) as { accepted: number }).accepted;
+          resolve({ status: res.statusCode ?? 0, accepted });
+        });
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+const bodies = Array.from({ length: 16 }, (_, i) => makeBody(i));
+const latencies: number[] = [];
+const statuses: Record<string, number> = {};
+let accepted = 0;
+const started = performance.now();
+const deadline = started + config.seconds * 1000;
+let sent = 0;
+
+async function lane(): Promise<void> {
+  while (performance.now() < deadline) {
+    const body = bodies[sent++ % bodies.length] as Buffer;
+    const t0 = performance.now();
+    try {
+      const res = await post(body);
+      latencies.push(performance.now() - t0);
+      statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+      accepted += res.accepted;
+    } catch {
+      statuses.error = (statuses.error ?? 0) + 1;
+    }
+  }
+}
+
+const ticker = setInterval(() => send({ kind: "progress", accepted }), 1000);
+await Promise.all(Array.from({ length: config.concurrency }, () => lane()));
+clearInterval(ticker);
+send({
+  kind: "done",
+  accepted,
+  seconds: (performance.now() - started) / 1000,
+  latencies,
+  statuses,
+});
+agent.destroy();
+process.disconnect?.();

@@ -1,0 +1,65 @@
+import { AthenaClient } from "@aws-sdk/client-athena";
+import { z } from "zod";
+import { createS3 } from "../lib/adapters/aws-clients.ts";
+import type { EventsQueryEngine } from "../lib/adapters/events-query.ts";
+import { decodeCursor, encodeCursor } from "../lib/archive/events-sql.ts";
+import { awsEndpointsEnv, readConfig } from "../lib/config.ts";
+import { parseEventsQuery } from "../lib/contract/api.ts";
+import { badRequest } from "../lib/contract/errors.ts";
+import { lazy } from "../lib/lazy.ts";
+import { buckets } from "../lib/topology.ts";
+import { apiHandler, errorResponse, json, queryOf } from "./shared/http.ts";
+
+/** GET /events: archived events, newest first, keyset-paginated by an opaque cursor. */
+const config = readConfig(
+  awsEndpointsEnv.extend({
+    EVENTS_QUERY_ENGINE: z.enum(["athena", "duckdb"]).default("athena"),
+    ARCHIVE_BUCKET: z.string().min(1),
+    ATHENA_WORKGROUP: z.string().min(1).optional(),
+    ATHENA_DATABASE: z.string().min(1).optional(),
+    ATHENA_TABLE: z.string().min(1).optional(),
+  }),
+);
+
+// The DuckDB engine (and its native module) is loaded only when configured: the AWS bundle
+// never contains it.
+const engine = lazy(async (): Promise<EventsQueryEngine> => {
+  if (config.EVENTS_QUERY_ENGINE === "duckdb") {
+    const { DuckDbEventsEngine } = await import("../lib/adapters/events-duckdb.ts");
+    return new DuckDbEventsEngine(createS3(config), config.ARCHIVE_BUCKET, buckets.archive.prefix);
+  }
+  const { AthenaEventsEngine } = await import("../lib/adapters/events-athena.ts");
+  if (!config.ATHENA_WORKGROUP || !config.ATHENA_DATABASE || !config.ATHENA_TABLE) {
+    throw new Error("ATHENA_WORKGROUP, ATHENA_DATABASE and ATHENA_TABLE are required with the athena engine");
+  }
+  return new AthenaEventsEngine(new AthenaClient({ region: config.AWS_REGION }), {
+    workGroup: config.ATHENA_WORKGROUP,
+    database: config.ATHENA_DATABASE,
+    table: config.ATHENA_TABLE,
+  });
+});
+
+export const handler = apiHandler(async (event) => {
+  const parsed = parseEventsQuery(queryOf(event), Date.now());
+  if (!parsed.ok) return errorResponse(parsed.error);
+  const q = parsed.value;
+  const after = q.cursor === undefined ? undefined : decodeCursor(q.cursor);
+  if (q.cursor !== undefined && !after) {
+    return errorResponse(badRequest("cursor is not valid; pass next_cursor from a previous page unchanged"));
+  }
+  const rows = await (await engine()).query({
+    ...(q.user_id !== undefined ? { userId: q.user_id } : {}),
+    ...(q.event_type !== undefined ? { eventType: q.event_type } : {}),
+    from: q.from,
+    to: q.to,
+    limit: q.limit + 1,
+    ...(after ? { after } : {}),
+  });
+  const page = rows.slice(0, q.limit);
+  const last = page[page.length - 1];
+  const nextCursor =
+    rows.length > q.limit && last
+      ? encodeCursor({ timestamp: last.timestamp, eventId: last.event_id })
+      : null;
+  return json(200, { events: page, next_cursor: nextCursor });
+});

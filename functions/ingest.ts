@@ -1,0 +1,38 @@
+import { z } from "zod";
+import { BrokerUnavailableError, KafkaEventPublisher } from "../lib/adapters/event-publisher.ts";
+import { createKafka } from "../lib/adapters/kafka.ts";
+import { kafkaEnv, readConfig, retentionEnv } from "../lib/config.ts";
+import { serviceUnavailable } from "../lib/contract/errors.ts";
+import { parseIngestBody } from "../lib/contract/event.ts";
+import { lazy } from "../lib/lazy.ts";
+import { apiHandler, bodyText, errorResponse, json, logger } from "./shared/http.ts";
+
+/** POST /events: validate all-or-nothing, publish keyed by user_id, answer 202 only after acks=all. */
+const config = readConfig(
+  kafkaEnv.extend(retentionEnv.shape).extend({ TOPIC_EVENTS_RAW: z.string().min(1) }),
+);
+const retentionMs = config.RETENTION_DAYS * 86_400_000;
+const publisher = lazy(
+  async () => new KafkaEventPublisher(await createKafka(config), { topic: config.TOPIC_EVENTS_RAW }),
+);
+
+export const handler = apiHandler(async (event) => {
+  const parsed = parseIngestBody(bodyText(event), { now: Date.now(), retentionMs });
+  if (!parsed.ok) return errorResponse(parsed.error);
+  const { events } = parsed;
+  const messages = events.map((e) => ({
+    key: e.user_id,
+    value: JSON.stringify(e),
+    timestamp: e.received_at,
+  }));
+  try {
+    await (await publisher()).publish(messages);
+  } catch (error) {
+    if (!(error instanceof BrokerUnavailableError)) throw error;
+    logger.warn("broker unavailable", { error: error.message, events: events.length });
+    return errorResponse(serviceUnavailable("Kafka is unavailable; retry the same request"), {
+      "retry-after": "1",
+    });
+  }
+  return json(202, { accepted: events.length, event_ids: events.map((e) => e.event_id) });
+});

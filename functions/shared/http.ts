@@ -1,0 +1,52 @@
+import { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import middy from "@middy/core";
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
+import { type ApiError, internal, toErrorBody } from "../../lib/contract/errors.ts";
+
+/** One logger per function module (service name from POWERTOOLS_SERVICE_NAME). */
+export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "tidemark" });
+
+const jsonHeaders = { "content-type": "application/json" } as const;
+
+export function json(
+  statusCode: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): APIGatewayProxyResult {
+  return { statusCode, headers: { ...jsonHeaders, ...headers }, body: JSON.stringify(body) };
+}
+
+export function errorResponse(error: ApiError, headers: Record<string, string> = {}): APIGatewayProxyResult {
+  return json(error.status, toErrorBody(error), headers);
+}
+
+/** The request body as text, whether API Gateway passed it as text or base64. */
+export function bodyText(event: APIGatewayProxyEvent): string | undefined {
+  if (event.body == null) return undefined;
+  return event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
+}
+
+/** Query string parameters with undefined for absent ones. */
+export function queryOf(event: APIGatewayProxyEvent): Record<string, string | undefined> {
+  return { ...(event.queryStringParameters ?? {}) };
+}
+
+type ApiHandler = (event: APIGatewayProxyEvent, context: Context) => Promise<APIGatewayProxyResult>;
+
+/**
+ * Wraps an API handler: structured logs with the Lambda context, and any unexpected error turned
+ * into the one error shape with 500 (logged with its stack, never sent to the client).
+ */
+export function apiHandler(fn: ApiHandler) {
+  return middy<APIGatewayProxyEvent, APIGatewayProxyResult>()
+    .use(injectLambdaContext(logger))
+    .handler(async (event, context) => {
+      try {
+        return await fn(event, context);
+      } catch (error) {
+        logger.error("unhandled error", { error: error as Error });
+        return errorResponse(internal());
+      }
+    });
+}

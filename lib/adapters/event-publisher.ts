@@ -1,0 +1,128 @@
+import type { Kafka, Message, Producer } from "kafkajs";
+import { CompressionTypes } from "kafkajs";
+
+/** The ingest side's port: publish serialized events so that Kafka acknowledged every one. */
+export interface EventPublisher {
+  /** Resolves only once Kafka acknowledged every message (acks from all in-sync replicas). */
+  publish(messages: readonly PublishMessage[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface PublishMessage {
+  readonly key: string;
+  readonly value: string;
+  readonly timestamp: number;
+}
+
+/** Kafka could not be reached or did not acknowledge: nothing may be reported as accepted. */
+export class BrokerUnavailableError extends Error {
+  override name = "BrokerUnavailableError";
+}
+
+interface Pending {
+  readonly messages: readonly PublishMessage[];
+  resolve(): void;
+  reject(error: Error): void;
+}
+
+export interface KafkaPublisherOptions {
+  readonly topic: string;
+  /** Upper bound of messages coalesced into one produce request. */
+  readonly maxMessagesPerRequest?: number;
+}
+
+/**
+ * Idempotent kafkajs producer (acks=all, one request in flight per broker, which the idempotent
+ * producer requires). Concurrent `publish` calls are coalesced: while a produce request is in
+ * flight, new calls queue up and leave together in the next request, so throughput grows with
+ * load instead of paying one broker round trip per HTTP request.
+ */
+export class KafkaEventPublisher implements EventPublisher {
+  readonly #producer: Producer;
+  readonly #topic: string;
+  readonly #maxMessages: number;
+  #connected: Promise<void> | undefined;
+  #queue: Pending[] = [];
+  #flushing = false;
+
+  constructor(kafka: Kafka, options: KafkaPublisherOptions) {
+    this.#producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      // Fail fast while the broker is away: the client gets 503 + Retry-After and retries itself.
+      retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
+    });
+    this.#topic = options.topic;
+    this.#maxMessages = options.maxMessagesPerRequest ?? 50_000;
+  }
+
+  publish(messages: readonly PublishMessage[]): Promise<void> {
+    if (messages.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.push({ messages, resolve, reject });
+      if (!this.#flushing) void this.#flush();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#connected) await this.#producer.disconnect().catch(() => undefined);
+    this.#connected = undefined;
+  }
+
+  async #connect(): Promise<void> {
+    this.#connected ??= this.#producer.connect().catch((error: unknown) => {
+      this.#connected = undefined;
+      throw error;
+    });
+    return this.#connected;
+  }
+
+  async #flush(): Promise<void> {
+    this.#flushing = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#takeBatch();
+        const messages: Message[] = [];
+        for (const pending of batch) {
+          for (const m of pending.messages) {
+            messages.push({ key: m.key, value: m.value, timestamp: String(m.timestamp) });
+          }
+        }
+        try {
+          await this.#connect();
+          await this.#producer.send({
+            topic: this.#topic,
+            acks: -1,
+            timeout: 10_000,
+            compression: CompressionTypes.None,
+            messages,
+          });
+          for (const pending of batch) pending.resolve();
+        } catch (error) {
+          const reason = error instanceof Error ? error.message : String(error);
+          const failure = new BrokerUnavailableError(`Kafka did not acknowledge the events: ${reason}`);
+          for (const pending of batch) pending.reject(failure);
+          // Drop the connection state so the next publish reconnects to a broker that came back.
+          await this.close();
+        }
+      }
+    } finally {
+      this.#flushing = false;
+    }
+  }
+
+  #takeBatch(): Pending[] {
+    const batch: Pending[] = [];
+    let count = 0;
+    while (this.#queue.length > 0) {
+      const next = this.#queue[0];
+      if (!next) break;
+      if (batch.length > 0 && count + next.messages.length > this.#maxMessages) break;
+      batch.push(next);
+      count += next.messages.length;
+      this.#queue.shift();
+    }
+    return batch;
+  }
+}

@@ -1,0 +1,81 @@
+import {
+  type AthenaClient,
+  GetQueryExecutionCommand,
+  GetQueryResultsCommand,
+  StartQueryExecutionCommand,
+} from "@aws-sdk/client-athena";
+import { buildEventsSql, EVENT_COLUMNS, type EventsSqlQuery, type SqlValue } from "../archive/events-sql.ts";
+import type { ArchivedEventRow, EventsQueryEngine } from "./events-query.ts";
+
+export class QueryTimeoutError extends Error {
+  override name = "QueryTimeoutError";
+}
+
+/**
+ * GET /events in AWS: the shared SQL against the Glue table through an Athena workgroup, with
+ * execution parameters, polled until it finishes or the deadline (under API Gateway's 29 s).
+ */
+export class AthenaEventsEngine implements EventsQueryEngine {
+  constructor(
+    private readonly athena: AthenaClient,
+    private readonly options: { workGroup: string; database: string; table: string; deadlineMs?: number },
+  ) {}
+
+  async query(q: EventsSqlQuery): Promise<ArchivedEventRow[]> {
+    const { sql, params } = buildEventsSql(`"${this.options.database}"."${this.options.table}"`, q);
+    const started = await this.athena.send(
+      new StartQueryExecutionCommand({
+        QueryString: sql,
+        WorkGroup: this.options.workGroup,
+        QueryExecutionContext: { Database: this.options.database },
+        ExecutionParameters: params.map(athenaLiteral),
+      }),
+    );
+    const id = started.QueryExecutionId;
+    if (!id) throw new Error("Athena returned no query execution id");
+    const deadline = Date.now() + (this.options.deadlineMs ?? 25_000);
+    let delay = 100;
+    for (;;) {
+      const state = (await this.athena.send(new GetQueryExecutionCommand({ QueryExecutionId: id })))
+        .QueryExecution?.Status;
+      if (state?.State === "SUCCEEDED") break;
+      if (state?.State === "FAILED" || state?.State === "CANCELLED") {
+        throw new Error(`Athena query ${id} ${state.State}: ${state.StateChangeReason ?? "no reason"}`);
+      }
+      if (Date.now() + delay > deadline)
+        throw new QueryTimeoutError(`Athena query ${id} still running at the deadline`);
+      await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(1_000, delay * 2);
+    }
+    const rows: ArchivedEventRow[] = [];
+    let token: string | undefined;
+    let header = true;
+    do {
+      const page = await this.athena.send(
+        new GetQueryResultsCommand({ QueryExecutionId: id, NextToken: token }),
+      );
+      for (const row of page.ResultSet?.Rows ?? []) {
+        if (header) {
+          header = false;
+          continue;
+        }
+        const out: Record<string, unknown> = {};
+        EVENT_COLUMNS.forEach((c, i) => {
+          const v = row.Data?.[i]?.VarCharValue;
+          if (v === undefined || v === "") return;
+          if (c === "timestamp" || c === "received_at") out[c] = Number(v);
+          else if (c === "properties" || c === "metadata") out[c] = JSON.parse(v);
+          else out[c] = v;
+        });
+        rows.push(out as unknown as ArchivedEventRow);
+      }
+      token = page.NextToken;
+    } while (token);
+    return rows;
+  }
+}
+
+/** Athena execution parameters are SQL literals. */
+function athenaLiteral(v: SqlValue): string {
+  return typeof v === "number" ? String(v) : `'${v.replaceAll("'", "''")}'`;
+}

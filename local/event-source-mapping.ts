@@ -1,0 +1,285 @@
+import type { MSKEvent, MSKRecord } from "aws-lambda";
+import type { Consumer, Kafka, KafkaMessage, Producer } from "kafkajs";
+import type { EventSourceMappingSpec } from "../lib/topology.ts";
+
+/**
+ * Emulates a Lambda event-source mapping for Amazon MSK on one machine, with AWS's delivery
+ * semantics:
+ * - one Kafka consumer group per mapping (`consumerGroup`), starting at TRIM_HORIZON or LATEST
+ *   when the group has no committed offset;
+ * - MSK-shaped events: `eventSource: "aws:kafka"`, records grouped under `"<topic>-<partition>"`,
+ *   base64 key and value, headers as byte arrays, timestamps;
+ * - at most `batchSize` records per invocation, gathering for up to the batching window;
+ * - partitions processed concurrently, each in offset order, one invocation at a time;
+ * - offsets committed only after the handler succeeded (or the batch went to the on-failure
+ *   destination);
+ * - a failed invocation retried up to `maximumRetryAttempts` times with exponential backoff,
+ *   then the failed records are produced to the on-failure Kafka topic with failure metadata
+ *   in headers (as AWS does for a `kafka://` destination) and the mapping moves on;
+ * - with `reportBatchItemFailures`, a `{batchItemFailures: [{itemIdentifier: {partition, offset}}]}`
+ *   answer commits the records before the lowest failed offset and retries from it; an
+ *   unparseable answer counts as a failure of the whole batch.
+ */
+export interface MappingOptions {
+  readonly spec: Pick<
+    EventSourceMappingSpec,
+    | "id"
+    | "consumerGroup"
+    | "batchSize"
+    | "maximumBatchingWindowSeconds"
+    | "startingPosition"
+    | "maximumRetryAttempts"
+    | "reportBatchItemFailures"
+  >;
+  readonly kafka: Kafka;
+  /** Physical topic names. */
+  readonly topic: string;
+  readonly onFailureTopic: string;
+  readonly functionName: string;
+  readonly invoke: (event: MSKEvent) => Promise<unknown>;
+  /** Backoff before retry n (1-based). Default: 100 ms doubling, capped at 5 s. */
+  readonly retryDelayMs?: (attempt: number) => number;
+  readonly log?: (line: string) => void;
+}
+
+export interface MappingStats {
+  invocations: number;
+  failedInvocations: number;
+  recordsDelivered: number;
+  recordsSentToOnFailure: number;
+}
+
+const ARN_PREFIX = "arn:aws:kafka:local:000000000000:cluster/tidemark-local";
+
+export class LocalEventSourceMapping {
+  readonly stats: MappingStats = {
+    invocations: 0,
+    failedInvocations: 0,
+    recordsDelivered: 0,
+    recordsSentToOnFailure: 0,
+  };
+  readonly #options: MappingOptions;
+  readonly #consumer: Consumer;
+  readonly #producer: Producer;
+  #running = false;
+
+  constructor(options: MappingOptions) {
+    this.#options = options;
+    const windowMs = Math.round(options.spec.maximumBatchingWindowSeconds * 1000);
+    this.#consumer = options.kafka.consumer({
+      groupId: options.spec.consumerGroup,
+      // The batching window: the broker holds a fetch until enough bytes for a full batch
+      // arrived or the window elapsed. Without a window, records are delivered as they come.
+      maxWaitTimeInMs: windowMs > 0 ? windowMs : 100,
+      minBytes: windowMs > 0 ? options.spec.batchSize * 256 : 1,
+      maxBytesPerPartition: 8 * 1024 * 1024,
+      maxBytes: 64 * 1024 * 1024,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+      rebalanceTimeout: 10_000,
+      retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5_000 },
+    });
+    this.#producer = options.kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+    });
+  }
+
+  async start(): Promise<void> {
+    await this.#producer.connect();
+    await this.#consumer.connect();
+    await this.#consumer.subscribe({
+      topic: this.#options.topic,
+      fromBeginning: this.#options.spec.startingPosition === "TRIM_HORIZON",
+    });
+    this.#running = true;
+    const partitionsConsumedConcurrently = 64;
+    await this.#consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently,
+      eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+        const active = () => this.#running && isRunning() && !isStale();
+        const messages = batch.messages;
+        for (let start = 0; start < messages.length && active(); start += this.#options.spec.batchSize) {
+          const chunk = messages.slice(start, start + this.#options.spec.batchSize);
+          const done = await this.#deliver(batch.topic, batch.partition, chunk, heartbeat, active);
+          if (!done) return; // stopped or rebalanced mid-batch: nothing more is committed
+        }
+      },
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#consumer.disconnect().catch(() => undefined);
+    await this.#producer.disconnect().catch(() => undefined);
+  }
+
+  /** Delivers one batch until it succeeds or goes to the on-failure topic; false if interrupted. */
+  async #deliver(
+    topic: string,
+    partition: number,
+    batch: KafkaMessage[],
+    heartbeat: () => Promise<void>,
+    active: () => boolean,
+  ): Promise<boolean> {
+    const { spec } = this.#options;
+    let pending = batch;
+    let lastError = "";
+    for (let attempt = 0; attempt <= spec.maximumRetryAttempts; attempt++) {
+      if (attempt > 0) {
+        await sleep(this.#options.retryDelayMs?.(attempt) ?? Math.min(5_000, 100 * 2 ** (attempt - 1)));
+        if (!active()) return false;
+        await heartbeat();
+      }
+      const outcome = await this.#invoke(topic, partition, pending);
+      if (outcome.kind === "success") {
+        await this.#commit(topic, partition, lastOffset(pending) + 1);
+        return true;
+      }
+      this.stats.failedInvocations++;
+      lastError = outcome.reason;
+      if (outcome.kind === "partial") {
+        // Records before the lowest failed offset are done: commit them, retry from there.
+        if (outcome.firstFailedOffset > Number(firstOffset(pending))) {
+          await this.#commit(topic, partition, outcome.firstFailedOffset);
+        }
+        pending = pending.filter((m) => Number(m.offset) >= outcome.firstFailedOffset);
+      }
+      this.#options.log?.(
+        `[esm ${spec.id}] ${topic}-${partition} attempt ${attempt + 1}/${spec.maximumRetryAttempts + 1} failed: ${lastError}`,
+      );
+      if (!active()) return false;
+    }
+    await this.#sendToOnFailure(topic, partition, pending, lastError);
+    await this.#commit(topic, partition, lastOffset(pending) + 1);
+    return true;
+  }
+
+  async #invoke(
+    topic: string,
+    partition: number,
+    batch: KafkaMessage[],
+  ): Promise<
+    | { kind: "success" }
+    | { kind: "failure"; reason: string }
+    | { kind: "partial"; firstFailedOffset: number; reason: string }
+  > {
+    this.stats.invocations++;
+    this.stats.recordsDelivered += batch.length;
+    let result: unknown;
+    try {
+      result = await this.#options.invoke(mskEvent(topic, partition, batch));
+    } catch (error) {
+      return {
+        kind: "failure",
+        reason: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      };
+    }
+    if (!this.#options.spec.reportBatchItemFailures) return { kind: "success" };
+    return interpretBatchResponse(result, `${topic}-${partition}`, batch);
+  }
+
+  async #commit(topic: string, partition: number, nextOffset: number): Promise<void> {
+    await this.#consumer.commitOffsets([{ topic, partition, offset: String(nextOffset) }]);
+  }
+
+  async #sendToOnFailure(
+    topic: string,
+    partition: number,
+    batch: KafkaMessage[],
+    reason: string,
+  ): Promise<void> {
+    const { spec } = this.#options;
+    this.#options.log?.(
+      `[esm ${spec.id}] ${topic}-${partition}: ${batch.length} record(s) sent to ${this.#options.onFailureTopic} after ${spec.maximumRetryAttempts} retries`,
+    );
+    this.stats.recordsSentToOnFailure += batch.length;
+    await this.#producer.send({
+      topic: this.#options.onFailureTopic,
+      acks: -1,
+      messages: batch.map((m) => ({
+        key: m.key,
+        value: m.value,
+        headers: {
+          ...m.headers,
+          "x-tidemark-source-topic": topic,
+          "x-tidemark-source-partition": String(partition),
+          "x-tidemark-source-offset": m.offset,
+          "x-tidemark-function": this.#options.functionName,
+          "x-tidemark-esm": spec.id,
+          "x-tidemark-error": reason.slice(0, 1000),
+          "x-tidemark-failed-at": new Date().toISOString(),
+        },
+      })),
+    });
+  }
+}
+
+function firstOffset(batch: KafkaMessage[]): string {
+  return batch[0]?.offset ?? "0";
+}
+
+function lastOffset(batch: KafkaMessage[]): number {
+  return Number(batch[batch.length - 1]?.offset ?? "-1");
+}
+
+/** Interprets a handler's answer the way Lambda does for stream sources with ReportBatchItemFailures. */
+export function interpretBatchResponse(
+  result: unknown,
+  topicPartition: string,
+  batch: readonly KafkaMessage[],
+):
+  | { kind: "success" }
+  | { kind: "failure"; reason: string }
+  | { kind: "partial"; firstFailedOffset: number; reason: string } {
+  if (result === null || result === undefined || typeof result !== "object") return { kind: "success" };
+  const failures = (result as { batchItemFailures?: unknown }).batchItemFailures;
+  if (failures === undefined || failures === null) return { kind: "success" };
+  if (!Array.isArray(failures)) return { kind: "failure", reason: "batchItemFailures is not an array" };
+  if (failures.length === 0) return { kind: "success" };
+  const offsets = new Set(batch.map((m) => Number(m.offset)));
+  let lowest = Number.POSITIVE_INFINITY;
+  for (const failure of failures) {
+    const id = (failure as { itemIdentifier?: unknown } | null)?.itemIdentifier as
+      | { partition?: unknown; offset?: unknown }
+      | undefined;
+    const offset = typeof id?.offset === "string" ? Number(id.offset) : id?.offset;
+    if (!id || id.partition !== topicPartition || typeof offset !== "number" || !offsets.has(offset)) {
+      return { kind: "failure", reason: `invalid itemIdentifier ${JSON.stringify(id)} in batchItemFailures` };
+    }
+    lowest = Math.min(lowest, offset);
+  }
+  return {
+    kind: "partial",
+    firstFailedOffset: lowest,
+    reason: `${failures.length} record(s) reported failed`,
+  };
+}
+
+export function mskEvent(topic: string, partition: number, batch: readonly KafkaMessage[]): MSKEvent {
+  const records: MSKRecord[] = batch.map((m) => ({
+    topic,
+    partition,
+    offset: Number(m.offset),
+    timestamp: Number(m.timestamp),
+    timestampType: "CREATE_TIME",
+    key: m.key ? m.key.toString("base64") : "",
+    value: m.value ? m.value.toString("base64") : "",
+    headers: Object.entries(m.headers ?? {}).map(([name, value]) => ({
+      [name]: value === undefined ? [] : [...(Buffer.isBuffer(value) ? value : Buffer.from(String(value)))],
+    })),
+  }));
+  return {
+    eventSource: "aws:kafka",
+    eventSourceArn: ARN_PREFIX,
+    bootstrapServers: "localhost",
+    records: { [`${topic}-${partition}`]: records },
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,182 @@
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { S3Client } from "@aws-sdk/client-s3";
+import type { MSKEvent } from "aws-lambda";
+import { Kafka, logLevel } from "kafkajs";
+import {
+  buckets,
+  eventSourceMappings,
+  type FunctionName,
+  type RouteSpec,
+  tables,
+  topicEnvVar,
+  topics,
+} from "../lib/topology.ts";
+import { LocalApiGateway } from "./api-gateway.ts";
+import { bootstrap, localNames } from "./bootstrap.ts";
+import { LocalEventSourceMapping } from "./event-source-mapping.ts";
+import { type LocalFunction, localFunction } from "./lambda-runtime.ts";
+import { type RunningServices, type ServiceEndpoints, startServices } from "./services/index.ts";
+
+/**
+ * The whole pipeline on one machine: real services (Kafka, DynamoDB Local, S3 server), the
+ * topology's topics/tables/buckets, the handler modules behind a local API Gateway, and one
+ * emulated MSK event-source mapping per topology mapping. `npm start` and the integration
+ * tests both run this.
+ */
+export interface LocalStackOptions {
+  /** HTTP port of the local API Gateway (0 = any free port). */
+  readonly port?: number;
+  /** Prefix of local table and bucket names. */
+  readonly namePrefix?: string;
+  /**
+   * Where the event-source mappings run: `process` (a child process, as in AWS the pollers do not
+   * share the API's CPU; the default), `inline` (this process: tests can inspect them), or `none`.
+   */
+  readonly mappings?: "process" | "inline" | "none";
+  /** Use already running services instead of starting them. */
+  readonly services?: RunningServices;
+  readonly freshData?: boolean;
+  readonly log?: (line: string) => void;
+}
+
+export interface LocalStack {
+  readonly url: string;
+  readonly endpoints: ServiceEndpoints;
+  readonly services: RunningServices;
+  readonly mappings: ReadonlyMap<string, LocalEventSourceMapping>;
+  readonly names: ReturnType<typeof localNames>;
+  stop(): Promise<void>;
+}
+
+/** The environment every local function sees: what CDK sets in AWS, pointed at local services. */
+export function functionEnvironment(
+  endpoints: ServiceEndpoints,
+  names: ReturnType<typeof localNames>,
+): Record<string, string> {
+  const env: Record<string, string> = {
+    KAFKA_AUTH: "none",
+    KAFKA_BROKERS: endpoints.kafkaBrokers.join(","),
+    DYNAMODB_ENDPOINT: endpoints.dynamodbEndpoint,
+    S3_ENDPOINT: endpoints.s3Endpoint,
+    AWS_REGION: process.env.AWS_REGION ?? "us-east-1",
+    // Local services accept any credentials; the SDK only needs some.
+    AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? "local",
+    AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? "local",
+    EVENTS_QUERY_ENGINE: "duckdb",
+    POWERTOOLS_SERVICE_NAME: "tidemark",
+    POWERTOOLS_LOG_LEVEL: process.env.POWERTOOLS_LOG_LEVEL ?? "WARN",
+  };
+  for (const [key, spec] of Object.entries(tables))
+    env[spec.envVar] = names.tables[key as keyof typeof tables];
+  for (const [key, spec] of Object.entries(buckets))
+    env[spec.envVar] = names.buckets[key as keyof typeof buckets];
+  for (const [key, spec] of Object.entries(topics)) env[topicEnvVar(key as keyof typeof topics)] = spec.name;
+  return env;
+}
+
+export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
+  const log = options.log ?? (() => undefined);
+  const ownsServices = !options.services;
+  const services =
+    options.services ?? (await startServices({ log, ...(options.freshData ? { fresh: true } : {}) }));
+  const started: { stop(): Promise<void> }[] = [];
+  try {
+    const { endpoints } = services;
+    const names = localNames(options.namePrefix ?? "tidemark");
+    const env = functionEnvironment(endpoints, names);
+    Object.assign(process.env, env);
+
+    const kafka = new Kafka({
+      clientId: "tidemark-local",
+      brokers: endpoints.kafkaBrokers,
+      logLevel: logLevel.NOTHING,
+    });
+    const dynamodb = new DynamoDBClient({ region: env.AWS_REGION, endpoint: endpoints.dynamodbEndpoint });
+    const s3 = new S3Client({ region: env.AWS_REGION, endpoint: endpoints.s3Endpoint, forcePathStyle: true });
+    await bootstrap({ kafka, dynamodb, s3, names });
+    dynamodb.destroy();
+    s3.destroy();
+
+    const fns = new Map<FunctionName, LocalFunction>();
+    const fn = (name: FunctionName) => {
+      let f = fns.get(name);
+      if (!f) {
+        f = localFunction(name);
+        fns.set(name, f);
+      }
+      return f;
+    };
+
+    const mappings = new Map<string, LocalEventSourceMapping>();
+    const mode = options.mappings ?? "process";
+    if (mode === "process") started.push(await startMappingsProcess(log));
+    if (mode === "inline") {
+      for (const spec of eventSourceMappings) {
+        const mapping = new LocalEventSourceMapping({
+          spec,
+          kafka,
+          topic: topics[spec.topic].name,
+          onFailureTopic: topics[spec.onFailure].name,
+          functionName: `tidemark-${spec.function}`,
+          invoke: (event: MSKEvent) => fn(spec.function).invoke(event),
+          log,
+        });
+        await mapping.start();
+        started.push(mapping);
+        mappings.set(spec.id, mapping);
+      }
+    }
+
+    const gateway = new LocalApiGateway({
+      port: options.port ?? 3000,
+      functionFor: (route: RouteSpec) => fn(route.function),
+      log,
+    });
+    const url = await gateway.start();
+    started.push(gateway);
+
+    return {
+      url,
+      endpoints,
+      services,
+      mappings,
+      names,
+      async stop() {
+        for (const s of started.reverse()) await s.stop().catch(() => undefined);
+        if (ownsServices) await services.stop();
+      },
+    };
+  } catch (error) {
+    for (const s of started.reverse()) await s.stop().catch(() => undefined);
+    if (ownsServices) await services.stop();
+    throw error;
+  }
+}
+
+/** Forks `local/mappings-main.ts` with this process's (function) environment; resolves when it consumes. */
+async function startMappingsProcess(log: (line: string) => void): Promise<{ stop(): Promise<void> }> {
+  const child = fork(fileURLToPath(new URL("./mappings-main.ts", import.meta.url)), [], {
+    execArgv: ["--import", "tsx"],
+    env: process.env,
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.on("message", (m: { kind: string; line?: string }) => {
+      if (m.kind === "ready") resolve();
+      if (m.kind === "log" && m.line) log(m.line);
+    });
+    child.once("exit", (code) => reject(new Error(`event-source mappings process exited with ${code}`)));
+  });
+  return {
+    async stop() {
+      if (child.exitCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

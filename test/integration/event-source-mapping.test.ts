@@ -1,0 +1,210 @@
+import type { MSKEvent } from "aws-lambda";
+import { type Admin, Kafka, logLevel } from "kafkajs";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { LocalEventSourceMapping } from "../../local/event-source-mapping.ts";
+import { waitFor } from "./support.ts";
+
+/** The emulated MSK event-source mapping against the real broker: AWS's delivery semantics. */
+describe("local event-source mapping", () => {
+  let kafka: Kafka;
+  let admin: Admin;
+  const running: LocalEventSourceMapping[] = [];
+
+  beforeAll(async () => {
+    kafka = new Kafka({
+      clientId: "esm-test",
+      brokers: inject("endpoints").kafkaBrokers,
+      logLevel: logLevel.NOTHING,
+    });
+    admin = kafka.admin();
+    await admin.connect();
+  });
+  afterAll(async () => {
+    for (const m of running) await m.stop();
+    await admin.disconnect();
+  });
+
+  let seq = 0;
+  async function freshTopics(count: number): Promise<{ topic: string; dlq: string; group: string }> {
+    seq++;
+    const id = `${Date.now()}-${seq}`;
+    const topic = `esm-test-${id}`;
+    const dlq = `esm-test-dlq-${id}`;
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        { topic, numPartitions: 1, replicationFactor: 1 },
+        { topic: dlq, numPartitions: 1, replicationFactor: 1 },
+      ],
+    });
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({
+      topic,
+      acks: -1,
+      messages: Array.from({ length: count }, (_, i) => ({
+        key: `k${i}`,
+        value: JSON.stringify({ n: i }),
+        headers: { trace: `t${i}` },
+      })),
+    });
+    await producer.disconnect();
+    return { topic, dlq, group: `esm-test-group-${id}` };
+  }
+
+  function mapping(
+    t: { topic: string; dlq: string; group: string },
+    invoke: (event: MSKEvent) => Promise<unknown>,
+    overrides: { batchSize?: number; maximumRetryAttempts?: number; reportBatchItemFailures?: boolean } = {},
+  ): LocalEventSourceMapping {
+    const m = new LocalEventSourceMapping({
+      spec: {
+        id: "Test",
+        consumerGroup: t.group,
+        batchSize: overrides.batchSize ?? 100,
+        maximumBatchingWindowSeconds: 0,
+        startingPosition: "TRIM_HORIZON",
+        maximumRetryAttempts: overrides.maximumRetryAttempts ?? 3,
+        reportBatchItemFailures: overrides.reportBatchItemFailures ?? true,
+      },
+      kafka,
+      topic: t.topic,
+      onFailureTopic: t.dlq,
+      functionName: "test-fn",
+      invoke,
+      retryDelayMs: () => 20,
+    });
+    running.push(m);
+    return m;
+  }
+
+  async function committed(group: string, topic: string): Promise<number> {
+    const [entry] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+    return Number(entry?.partitions[0]?.offset ?? "-1");
+  }
+
+  const values = (event: MSKEvent) =>
+    Object.values(event.records)
+      .flat()
+      .map((r) => JSON.parse(Buffer.from(r.value, "base64").toString()) as { n: number });
+
+  it("delivers MSK-shaped batches no larger than batchSize and commits after success", async () => {
+    const t = await freshTopics(25);
+    const events: MSKEvent[] = [];
+    const m = mapping(t, async (e) => void events.push(e), { batchSize: 10 });
+    await m.start();
+    await waitFor(async () => ((await committed(t.group, t.topic)) === 25 ? true : undefined));
+    await m.stop();
+    const first = events[0];
+    expect(first?.eventSource).toBe("aws:kafka");
+    expect(Object.keys(first?.records ?? {})).toEqual([`${t.topic}-0`]);
+    const record = first?.records[`${t.topic}-0`]?.[0];
+    expect(record).toMatchObject({ topic: t.topic, partition: 0, offset: 0, timestampType: "CREATE_TIME" });
+    expect(Buffer.from(record?.key ?? "", "base64").toString()).toBe("k0");
+    expect(record?.headers).toContainEqual({ trace: [...Buffer.from("t0")] });
+    expect(events.every((e) => Object.values(e.records).flat().length <= 10)).toBe(true);
+    expect(events.flatMap(values).map((v) => v.n)).toEqual(Array.from({ length: 25 }, (_, i) => i));
+  });
+
+  it("commits nothing while the handler fails, and redelivers after a restart", async () => {
+    const t = await freshTopics(5);
+    let failures = 0;
+    const failing = mapping(
+      t,
+      async () => {
+        failures++;
+        throw new Error("boom");
+      },
+      { maximumRetryAttempts: 1_000 },
+    );
+    await failing.start();
+    await waitFor(async () => (failures >= 5 ? true : undefined));
+    expect(await committed(t.group, t.topic)).toBe(-1);
+    await failing.stop();
+
+    const delivered: number[] = [];
+    const healthy = mapping(t, async (e) => void delivered.push(...values(e).map((v) => v.n)));
+    await healthy.start();
+    await waitFor(async () => ((await committed(t.group, t.topic)) === 5 ? true : undefined));
+    await healthy.stop();
+    expect(delivered).toEqual([0, 1, 2, 3, 4]);
+  });
+
+  it("retries a failed batch with the same records until it succeeds", async () => {
+    const t = await freshTopics(4);
+    const attempts: number[][] = [];
+    const m = mapping(t, async (e) => {
+      attempts.push(values(e).map((v) => v.n));
+      if (attempts.length < 3) throw new Error(`transient ${attempts.length}`);
+    });
+    await m.start();
+    await waitFor(async () => ((await committed(t.group, t.topic)) === 4 ? true : undefined));
+    await m.stop();
+    expect(attempts).toEqual([
+      [0, 1, 2, 3],
+      [0, 1, 2, 3],
+      [0, 1, 2, 3],
+    ]);
+  });
+
+  it("honours batchItemFailures: commits before the lowest failed offset and retries from it", async () => {
+    const t = await freshTopics(10);
+    const batches: number[][] = [];
+    const committedAtRetry: number[] = [];
+    const m = mapping(t, async (e) => {
+      const ns = values(e).map((v) => v.n);
+      batches.push(ns);
+      if (batches.length === 1) {
+        return {
+          batchItemFailures: [
+            { itemIdentifier: { partition: `${t.topic}-0`, offset: 7 } },
+            { itemIdentifier: { partition: `${t.topic}-0`, offset: 4 } },
+          ],
+        };
+      }
+      committedAtRetry.push(await committed(t.group, t.topic));
+      return { batchItemFailures: [] };
+    });
+    await m.start();
+    await waitFor(async () => ((await committed(t.group, t.topic)) === 10 ? true : undefined));
+    await m.stop();
+    expect(batches[0]).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(batches[1]).toEqual([4, 5, 6, 7, 8, 9]);
+    expect(committedAtRetry[0]).toBe(4);
+  });
+
+  it("sends the batch to the on-failure topic after the retries, with failure metadata, and moves on", async () => {
+    const t = await freshTopics(3);
+    let calls = 0;
+    const m = mapping(
+      t,
+      async () => {
+        calls++;
+        throw new Error("poison");
+      },
+      { maximumRetryAttempts: 2 },
+    );
+    await m.start();
+    await waitFor(async () => ((await committed(t.group, t.topic)) === 3 ? true : undefined));
+    await m.stop();
+    expect(calls).toBe(3);
+    const consumer = kafka.consumer({ groupId: `${t.group}-dlq-reader` });
+    await consumer.connect();
+    await consumer.subscribe({ topic: t.dlq, fromBeginning: true });
+    const dead: { value: string; error: string; offset: string }[] = [];
+    await consumer.run({
+      eachMessage: async ({ message }) => {
+        dead.push({
+          value: message.value?.toString() ?? "",
+          error: message.headers?.["x-tidemark-error"]?.toString() ?? "",
+          offset: message.headers?.["x-tidemark-source-offset"]?.toString() ?? "",
+        });
+      },
+    });
+    await waitFor(async () => (dead.length === 3 ? true : undefined));
+    await consumer.disconnect();
+    expect(dead.map((d) => JSON.parse(d.value))).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    expect(dead.map((d) => d.offset)).toEqual(["0", "1", "2"]);
+    expect(dead[0]?.error).toContain("poison");
+  });
+});

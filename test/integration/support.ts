@@ -1,0 +1,56 @@
+import { inject } from "vitest";
+import { startServices } from "../../local/services/index.ts";
+import { type LocalStack, startLocalStack } from "../../local/stack.ts";
+
+/** Points this test file at the services the global setup started. */
+export function useSharedServices(): void {
+  const endpoints = inject("endpoints");
+  process.env.TIDEMARK_KAFKA_BROKERS = endpoints.kafkaBrokers.join(",");
+  process.env.TIDEMARK_DYNAMODB_ENDPOINT = endpoints.dynamodbEndpoint;
+  process.env.TIDEMARK_S3_ENDPOINT = endpoints.s3Endpoint;
+}
+
+/** The whole local pipeline (API on a free port) on the shared services. */
+export async function startPipeline(
+  options: { mappings?: "process" | "inline" | "none" } = {},
+): Promise<LocalStack> {
+  useSharedServices();
+  const services = await startServices();
+  return startLocalStack({ services, port: 0, mappings: "inline", ...options });
+}
+
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined>,
+  { timeoutMs = 10_000, intervalMs = 50 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`condition not met within ${timeoutMs} ms${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export async function postJson(
+  url: string,
+  body: unknown,
+): Promise<{ status: number; json: unknown; headers: Headers }> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json(), headers: res.headers };
+}
+
+export async function getJson(url: string): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(url);
+  return { status: res.status, json: await res.json() };
+}
