@@ -105,7 +105,8 @@ export type FunctionName =
   | "health"
   | "openapi"
   | "aggregate"
-  | "archive";
+  | "archive"
+  | "publish";
 
 export interface FunctionSpec {
   /** Module path relative to the repository root; exports `handler`. */
@@ -192,6 +193,15 @@ export const functions = {
     tables: [],
     buckets: ["archive"],
     produces: ["deadLetter"],
+  },
+  publish: {
+    entry: "functions/publish.ts",
+    description: "aggregates table stream consumer: republishes merged window updates to analytics.stats",
+    memoryMb: 512,
+    timeoutSeconds: 30,
+    tables: ["aggregates"],
+    buckets: [],
+    produces: ["analyticsStats"],
   },
 } as const satisfies Record<FunctionName, FunctionSpec>;
 
@@ -288,3 +298,33 @@ export const eventSourceMappings = [
 export function topicEnvVar(topic: keyof typeof topics): string {
   return `TOPIC_${topic.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 }
+
+export interface TableStreamMappingSpec {
+  /** Stable id: construct id in CDK. */
+  readonly id: string;
+  readonly function: FunctionName;
+  readonly table: keyof typeof tables;
+  readonly batchSize: number;
+  readonly maximumBatchingWindowSeconds: number;
+  readonly startingPosition: "TRIM_HORIZON" | "LATEST";
+  readonly maximumRetryAttempts: number;
+  readonly reportBatchItemFailures: boolean;
+}
+
+/**
+ * DynamoDB Streams event-source mappings (emulated locally by `local/table-stream-mapping.ts`).
+ * The stats publisher rides the aggregates table's stream: an update reaches `analytics.stats`
+ * within about a second of the write, with no polling schedule (EventBridge's finest is 1 min).
+ */
+export const tableStreamMappings = [
+  {
+    id: "PublishStats",
+    function: "publish",
+    table: "aggregates",
+    batchSize: 500,
+    maximumBatchingWindowSeconds: 0,
+    startingPosition: "LATEST",
+    maximumRetryAttempts: 5,
+    reportBatchItemFailures: true,
+  },
+] as const satisfies readonly TableStreamMappingSpec[];

@@ -15,8 +15,9 @@ import {
 } from "../lib/topology.ts";
 import { LocalApiGateway } from "./api-gateway.ts";
 import { bootstrap, localNames } from "./bootstrap.ts";
-import { LocalEventSourceMapping } from "./event-source-mapping.ts";
+import type { LocalEventSourceMapping } from "./event-source-mapping.ts";
 import { type LocalFunction, localFunction } from "./lambda-runtime.ts";
+import { startMappings } from "./mappings.ts";
 import { type RunningServices, type ServiceEndpoints, startServices } from "./services/index.ts";
 
 /**
@@ -109,24 +110,13 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       return f;
     };
 
-    const mappings = new Map<string, LocalEventSourceMapping>();
+    let mappings: ReadonlyMap<string, LocalEventSourceMapping> = new Map();
     const mode = options.mappings ?? "process";
     if (mode === "process") started.push(await startMappingsProcess(log));
     if (mode === "inline") {
-      for (const spec of eventSourceMappings) {
-        const mapping = new LocalEventSourceMapping({
-          spec,
-          kafka,
-          topic: topics[spec.topic].name,
-          onFailureTopic: topics[spec.onFailure].name,
-          functionName: `tidemark-${spec.function}`,
-          invoke: (event: MSKEvent) => fn(spec.function).invoke(event),
-          log,
-        });
-        await mapping.start();
-        started.push(mapping);
-        mappings.set(spec.id, mapping);
-      }
+      const running = await startMappings(log);
+      started.push(running);
+      mappings = running.kafka;
     }
 
     const gateway = new LocalApiGateway({

@@ -1,0 +1,72 @@
+import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
+import type { DynamoDBStreamEvent, MSKEvent } from "aws-lambda";
+import { Kafka, logLevel } from "kafkajs";
+import { eventSourceMappings, tableStreamMappings, tables, topics } from "../lib/topology.ts";
+import { LocalEventSourceMapping } from "./event-source-mapping.ts";
+import { localFunction } from "./lambda-runtime.ts";
+import { LocalTableStreamMapping } from "./table-stream-mapping.ts";
+
+/**
+ * Starts every event-source mapping of the topology (MSK topics and DynamoDB table streams)
+ * against the function modules, configured from the function environment already in
+ * `process.env` (KAFKA_BROKERS, DYNAMODB_ENDPOINT, table names).
+ */
+export interface RunningMappings {
+  readonly kafka: ReadonlyMap<string, LocalEventSourceMapping>;
+  stop(): Promise<void>;
+}
+
+export async function startMappings(log: (line: string) => void): Promise<RunningMappings> {
+  const env = process.env;
+  const brokers = (env.KAFKA_BROKERS ?? "").split(",").filter(Boolean);
+  const kafka = new Kafka({ clientId: "tidemark-esm", brokers, logLevel: logLevel.NOTHING });
+  const kafkaMappings = new Map<string, LocalEventSourceMapping>();
+  const started: { stop(): Promise<void> }[] = [];
+  const region = env.AWS_REGION ?? "us-east-1";
+  const streams = new DynamoDBStreamsClient({
+    region,
+    ...(env.DYNAMODB_ENDPOINT ? { endpoint: env.DYNAMODB_ENDPOINT } : {}),
+  });
+  try {
+    for (const spec of eventSourceMappings) {
+      const fn = localFunction(spec.function);
+      const mapping = new LocalEventSourceMapping({
+        spec,
+        kafka,
+        topic: topics[spec.topic].name,
+        onFailureTopic: topics[spec.onFailure].name,
+        functionName: `tidemark-${spec.function}`,
+        invoke: (event: MSKEvent) => fn.invoke(event),
+        log,
+      });
+      await mapping.start();
+      started.push(mapping);
+      kafkaMappings.set(spec.id, mapping);
+    }
+    for (const spec of tableStreamMappings) {
+      const fn = localFunction(spec.function);
+      const tableName = env[tables[spec.table].envVar];
+      if (!tableName) throw new Error(`${tables[spec.table].envVar} is not set`);
+      const mapping = new LocalTableStreamMapping({
+        spec,
+        client: streams,
+        tableName,
+        region,
+        invoke: (event: DynamoDBStreamEvent) => fn.invoke(event),
+        log,
+      });
+      await mapping.start();
+      started.push(mapping);
+    }
+  } catch (error) {
+    for (const s of started.reverse()) await s.stop().catch(() => undefined);
+    throw error;
+  }
+  return {
+    kafka: kafkaMappings,
+    async stop() {
+      for (const s of started.reverse()) await s.stop().catch(() => undefined);
+      streams.destroy();
+    },
+  };
+}

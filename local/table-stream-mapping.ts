@@ -1,0 +1,152 @@
+import {
+  DescribeStreamCommand,
+  type DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  ListStreamsCommand,
+  type _Record as StreamRecord,
+} from "@aws-sdk/client-dynamodb-streams";
+import type { DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
+import type { TableStreamMappingSpec } from "../lib/topology.ts";
+
+/**
+ * Emulates a DynamoDB Streams event-source mapping against DynamoDB Local's stream API: polls
+ * every shard, invokes the function with `DynamoDBStreamEvent`s of at most `batchSize` records,
+ * advances a shard only after success, retries up to `maximumRetryAttempts` (then skips, as AWS
+ * does without an on-failure destination), and honours `batchItemFailures` (sequence numbers).
+ */
+export interface TableStreamMappingOptions {
+  readonly spec: Pick<
+    TableStreamMappingSpec,
+    "id" | "batchSize" | "startingPosition" | "maximumRetryAttempts" | "reportBatchItemFailures"
+  >;
+  readonly client: DynamoDBStreamsClient;
+  readonly tableName: string;
+  readonly region: string;
+  readonly invoke: (event: DynamoDBStreamEvent) => Promise<unknown>;
+  readonly pollIntervalMs?: number;
+  readonly log?: (line: string) => void;
+}
+
+interface ShardState {
+  iterator: string | undefined;
+  closed: boolean;
+}
+
+export class LocalTableStreamMapping {
+  readonly #o: TableStreamMappingOptions;
+  readonly #shards = new Map<string, ShardState>();
+  #streamArn = "";
+  #running = false;
+  #loop: Promise<void> | undefined;
+  #firstDescribe = true;
+
+  constructor(options: TableStreamMappingOptions) {
+    this.#o = options;
+  }
+
+  async start(): Promise<void> {
+    const streams = await this.#o.client.send(new ListStreamsCommand({ TableName: this.#o.tableName }));
+    const arn = streams.Streams?.[0]?.StreamArn;
+    if (!arn) throw new Error(`table ${this.#o.tableName} has no stream`);
+    this.#streamArn = arn;
+    await this.#refreshShards();
+    this.#running = true;
+    this.#loop = this.#run();
+  }
+
+  async stop(): Promise<void> {
+    this.#running = false;
+    await this.#loop;
+  }
+
+  async #refreshShards(): Promise<void> {
+    const description = await this.#o.client.send(new DescribeStreamCommand({ StreamArn: this.#streamArn }));
+    for (const shard of description.StreamDescription?.Shards ?? []) {
+      const id = shard.ShardId;
+      if (!id || this.#shards.has(id)) continue;
+      // Shards that exist at start begin at the configured position; later ones from their start.
+      const type =
+        this.#firstDescribe && this.#o.spec.startingPosition === "LATEST" ? "LATEST" : "TRIM_HORIZON";
+      const it = await this.#o.client.send(
+        new GetShardIteratorCommand({ StreamArn: this.#streamArn, ShardId: id, ShardIteratorType: type }),
+      );
+      this.#shards.set(id, { iterator: it.ShardIterator, closed: false });
+    }
+    this.#firstDescribe = false;
+  }
+
+  async #run(): Promise<void> {
+    let lastRefresh = Date.now();
+    while (this.#running) {
+      let delivered = 0;
+      for (const [id, shard] of this.#shards) {
+        if (shard.closed || !shard.iterator || !this.#running) continue;
+        try {
+          const res = await this.#o.client.send(
+            new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: this.#o.spec.batchSize }),
+          );
+          const records = res.Records ?? [];
+          if (records.length > 0) {
+            await this.#deliver(records);
+            delivered += records.length;
+          }
+          shard.iterator = res.NextShardIterator;
+          if (!shard.iterator) shard.closed = true;
+        } catch (error) {
+          this.#o.log?.(`[stream ${this.#o.spec.id}] shard ${id}: ${String(error)}`);
+        }
+      }
+      if (Date.now() - lastRefresh > 2_000) {
+        lastRefresh = Date.now();
+        await this.#refreshShards().catch((error: unknown) =>
+          this.#o.log?.(`[stream ${this.#o.spec.id}] ${String(error)}`),
+        );
+      }
+      if (delivered === 0) await new Promise((r) => setTimeout(r, this.#o.pollIntervalMs ?? 100));
+    }
+  }
+
+  async #deliver(records: StreamRecord[]): Promise<void> {
+    let pending = records.map((r) => this.#toLambdaRecord(r));
+    for (let attempt = 0; attempt <= this.#o.spec.maximumRetryAttempts && pending.length > 0; attempt++) {
+      if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** (attempt - 1))));
+      try {
+        const result = (await this.#o.invoke({ Records: pending })) as
+          | { batchItemFailures?: { itemIdentifier?: string }[] }
+          | undefined;
+        const failures = this.#o.spec.reportBatchItemFailures ? (result?.batchItemFailures ?? []) : [];
+        if (failures.length === 0) return;
+        const lowest = failures.map((f) => BigInt(f.itemIdentifier ?? "0")).reduce((a, b) => (a < b ? a : b));
+        pending = pending.filter((r) => BigInt(r.dynamodb?.SequenceNumber ?? "0") >= lowest);
+      } catch (error) {
+        this.#o.log?.(`[stream ${this.#o.spec.id}] attempt ${attempt + 1} failed: ${String(error)}`);
+      }
+    }
+    if (pending.length > 0)
+      this.#o.log?.(`[stream ${this.#o.spec.id}] ${pending.length} record(s) skipped after retries`);
+  }
+
+  #toLambdaRecord(r: StreamRecord): DynamoDBRecord {
+    const d = r.dynamodb;
+    return {
+      eventID: r.eventID,
+      eventName: r.eventName,
+      eventVersion: r.eventVersion ?? "1.1",
+      eventSource: "aws:dynamodb",
+      awsRegion: this.#o.region,
+      eventSourceARN: this.#streamArn,
+      dynamodb: {
+        ...(d?.ApproximateCreationDateTime
+          ? { ApproximateCreationDateTime: Math.floor(d.ApproximateCreationDateTime.getTime() / 1000) }
+          : {}),
+        Keys: d?.Keys as never,
+        NewImage: d?.NewImage as never,
+        OldImage: d?.OldImage as never,
+        SequenceNumber: d?.SequenceNumber,
+        SizeBytes: d?.SizeBytes,
+        StreamViewType: d?.StreamViewType,
+      },
+    };
+  }
+}
