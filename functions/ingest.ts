@@ -19,10 +19,10 @@ const publisher = lazy(
 export const handler = apiHandler(async (event) => {
   const parsed = parseIngestBody(bodyText(event), { now: Date.now(), retentionMs });
   if (!parsed.ok) return errorResponse(parsed.error);
-  const { events } = parsed;
-  const messages = events.map((e) => ({
+  const { events, serialized } = parsed;
+  const messages = events.map((e, i) => ({
     key: e.user_id,
-    value: JSON.stringify(e),
+    value: serialized[i] ?? "",
     timestamp: e.received_at,
   }));
   try {

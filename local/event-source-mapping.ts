@@ -99,12 +99,12 @@ export class LocalEventSourceMapping {
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently,
-      eachBatch: async ({ batch, heartbeat, isRunning, isStale }) => {
+      eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
         const active = () => this.#running && isRunning() && !isStale();
         const messages = batch.messages;
         for (let start = 0; start < messages.length && active(); start += this.#options.spec.batchSize) {
           const chunk = messages.slice(start, start + this.#options.spec.batchSize);
-          const done = await this.#deliver(batch.topic, batch.partition, chunk, heartbeat, active);
+          const done = await this.#deliver(batch.topic, batch.partition, chunk, heartbeat, active, resolveOffset);
           if (!done) return; // stopped or rebalanced mid-batch: nothing more is committed
         }
       },
@@ -124,7 +124,13 @@ export class LocalEventSourceMapping {
     batch: KafkaMessage[],
     heartbeat: () => Promise<void>,
     active: () => boolean,
+    resolveOffset: (offset: string) => void,
   ): Promise<boolean> {
+    // Marks records done for this consumer's fetch position and commits them for the group.
+    const complete = async (nextOffset: number) => {
+      resolveOffset(String(nextOffset - 1));
+      await this.#commit(topic, partition, nextOffset);
+    };
     const { spec } = this.#options;
     let pending = batch;
     let lastError = "";
@@ -136,16 +142,14 @@ export class LocalEventSourceMapping {
       }
       const outcome = await this.#invoke(topic, partition, pending);
       if (outcome.kind === "success") {
-        await this.#commit(topic, partition, lastOffset(pending) + 1);
+        await complete(lastOffset(pending) + 1);
         return true;
       }
       this.stats.failedInvocations++;
       lastError = outcome.reason;
       if (outcome.kind === "partial") {
         // Records before the lowest failed offset are done: commit them, retry from there.
-        if (outcome.firstFailedOffset > Number(firstOffset(pending))) {
-          await this.#commit(topic, partition, outcome.firstFailedOffset);
-        }
+        if (outcome.firstFailedOffset > Number(firstOffset(pending))) await complete(outcome.firstFailedOffset);
         pending = pending.filter((m) => Number(m.offset) >= outcome.firstFailedOffset);
       }
       this.#options.log?.(
@@ -154,7 +158,7 @@ export class LocalEventSourceMapping {
       if (!active()) return false;
     }
     await this.#sendToOnFailure(topic, partition, pending, lastError);
-    await this.#commit(topic, partition, lastOffset(pending) + 1);
+    await complete(lastOffset(pending) + 1);
     return true;
   }
 

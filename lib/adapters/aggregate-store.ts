@@ -105,7 +105,7 @@ export class DynamoAggregateStore implements AggregateStore {
 
   async getMany(keys: readonly { pk: string; sk: string }[]): Promise<Map<string, StoredPartial>> {
     const out = new Map<string, StoredPartial>();
-    const unique = [...new Map(keys.map((k) => [itemKey(k.pk, k.sk), k])).values()];
+    const unique = [...new Map(keys.map((k) => [itemKey(k.pk, k.sk), { pk: k.pk, sk: k.sk }])).values()];
     const chunks: { pk: string; sk: string }[][] = [];
     for (let i = 0; i < unique.length; i += 100) chunks.push(unique.slice(i, i + 100));
     await Promise.all(

@@ -7,7 +7,9 @@ describe("archive layout", () => {
     const p = partitionOf("page_view", Date.UTC(2026, 10, 22, 23, 59, 59));
     expect(p).toEqual({ eventType: "page_view", dt: "2026-11-22", hour: "23" });
     const key = archiveObjectKey("events/", p, { topic: "events.raw", partition: 3, firstOffset: 42 });
-    expect(key).toBe("events/event_type=page_view/dt=2026-11-22/hour=23/events.raw-3-0000000000000000042.ndjson.gz");
+    expect(key).toBe(
+      "events/event_type=page_view/dt=2026-11-22/hour=23/events.raw-3-0000000000000000042.ndjson.gz",
+    );
   });
 
   it("names objects by the batch alone, so a replayed batch gets the same names", () => {
@@ -43,7 +45,15 @@ describe("GET /events SQL", () => {
     expect(sql).toContain("user_id = ?");
     expect(sql).toContain("event_type = ?");
     expect(sql).toContain('ORDER BY "timestamp" DESC, event_id DESC');
-    expect(params).toEqual([Date.UTC(2026, 0, 1), Date.UTC(2026, 0, 2), "2026-01-01", "2026-01-02", "u'1", "click", 50]);
+    expect(params).toEqual([
+      Date.UTC(2026, 0, 1),
+      Date.UTC(2026, 0, 2),
+      "2026-01-01",
+      "2026-01-02",
+      "u'1",
+      "click",
+      50,
+    ]);
   });
 
   it("continues after the cursor's keyset position", () => {

@@ -10,7 +10,7 @@ const message = (offset: number, value: string): KafkaMessage => ({
   timestamp: "1700000000000",
   attributes: 0,
   headers: { h: Buffer.from("v") },
-  size: 0,
+  size: undefined,
 });
 
 describe("MSK event shape", () => {
@@ -19,7 +19,12 @@ describe("MSK event shape", () => {
     expect(event.eventSource).toBe("aws:kafka");
     const records = event.records["events.raw-2"];
     expect(records).toHaveLength(1);
-    expect(records?.[0]).toMatchObject({ topic: "events.raw", partition: 2, offset: 5, timestamp: 1700000000000 });
+    expect(records?.[0]).toMatchObject({
+      topic: "events.raw",
+      partition: 2,
+      offset: 5,
+      timestamp: 1700000000000,
+    });
     expect(Buffer.from(records?.[0]?.value ?? "", "base64").toString()).toBe('{"a":1}');
     expect(Buffer.from(records?.[0]?.key ?? "", "base64").toString()).toBe("k5");
     expect(records?.[0]?.headers).toEqual([{ h: [...Buffer.from("v")] }]);
@@ -46,7 +51,11 @@ describe("batch responses", () => {
     expect(r).toMatchObject({ kind: "partial", firstFailedOffset: 11 });
   });
   it("fails the whole batch on an identifier that is not in it", () => {
-    const r = interpretBatchResponse({ batchItemFailures: [{ itemIdentifier: { partition: "t-0", offset: 99 } }] }, "t-0", batch);
+    const r = interpretBatchResponse(
+      { batchItemFailures: [{ itemIdentifier: { partition: "t-0", offset: 99 } }] },
+      "t-0",
+      batch,
+    );
     expect(r.kind).toBe("failure");
     expect(interpretBatchResponse({ batchItemFailures: "x" }, "t-0", batch).kind).toBe("failure");
   });

@@ -1,0 +1,214 @@
+import { z } from "zod";
+import { type ApiError, badRequest } from "./errors.ts";
+import { EVENT_TYPE_PATTERN, StoredEventSchema } from "./event.ts";
+
+/** Schemas of every API surface besides the event itself; the OpenAPI document is built from them. */
+
+export const IngestAcceptedSchema = z
+  .object({ accepted: z.number().int(), event_ids: z.array(z.string()) })
+  .meta({ id: "IngestAccepted" });
+
+const MINUTE = 60_000;
+const DURATION = /^(\d+)(m|h|d)$/;
+const UNIT_MS = { m: MINUTE, h: 60 * MINUTE, d: 24 * 60 * MINUTE } as const;
+
+/** `5m`, `1h`, `24h`, `7d` → milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = DURATION.exec(text);
+  if (!m?.[1] || !m[2]) return undefined;
+  const n = Number(m[1]);
+  return n > 0 ? n * UNIT_MS[m[2] as keyof typeof UNIT_MS] : undefined;
+}
+
+/** An instant in a query: ISO-8601 or epoch milliseconds. */
+function instant(text: string): number | undefined {
+  if (/^\d+$/.test(text)) return Number(text);
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+const instantParam = z.string().describe("ISO-8601 or epoch milliseconds");
+
+export const EventsQuerySchema = z
+  .object({
+    user_id: z.string().min(1).max(128).optional(),
+    event_type: z.string().regex(EVENT_TYPE_PATTERN).optional(),
+    from: instantParam.optional().describe("inclusive; default: `to` minus 1 hour"),
+    to: instantParam.optional().describe("exclusive; default: now"),
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    cursor: z.string().max(512).optional().describe("next_cursor of the previous page"),
+  })
+  .meta({ id: "EventsQuery" });
+
+export const EventsPageSchema = z
+  .object({ events: z.array(StoredEventSchema), next_cursor: z.string().nullable() })
+  .meta({ id: "EventsPage" });
+
+export const MAX_EVENTS_RANGE_MS = 7 * 24 * 60 * MINUTE;
+
+export interface EventsQuery {
+  readonly user_id?: string;
+  readonly event_type?: string;
+  readonly from: number;
+  readonly to: number;
+  readonly limit: number;
+  readonly cursor?: string;
+}
+
+type Parsed<T> = { ok: true; value: T } | { ok: false; error: ApiError };
+
+function zodProblem(error: z.ZodError): ApiError {
+  const problems = error.issues.map((i) => ({ field: i.path.join("."), message: i.message }));
+  return badRequest(
+    problems.map((p) => `${p.field}: ${p.message}`).join("; "),
+    { problems },
+    "invalid_query",
+  );
+}
+
+export function parseEventsQuery(
+  query: Record<string, string | undefined>,
+  now: number,
+): Parsed<EventsQuery> {
+  const parsed = EventsQuerySchema.safeParse(query);
+  if (!parsed.success) return { ok: false, error: zodProblem(parsed.error) };
+  const q = parsed.data;
+  if (q.user_id === undefined && q.event_type === undefined) {
+    return { ok: false, error: badRequest("give user_id, event_type or both", undefined, "invalid_query") };
+  }
+  const to = q.to === undefined ? now : instant(q.to);
+  if (to === undefined)
+    return {
+      ok: false,
+      error: badRequest("to: not an ISO-8601 date or epoch ms", undefined, "invalid_query"),
+    };
+  const from = q.from === undefined ? to - 60 * MINUTE : instant(q.from);
+  if (from === undefined) {
+    return {
+      ok: false,
+      error: badRequest("from: not an ISO-8601 date or epoch ms", undefined, "invalid_query"),
+    };
+  }
+  if (from >= to)
+    return { ok: false, error: badRequest("from must be before to", undefined, "invalid_query") };
+  if (to - from > MAX_EVENTS_RANGE_MS) {
+    return { ok: false, error: badRequest("the range is limited to 7 days", undefined, "range_too_large") };
+  }
+  return {
+    ok: true,
+    value: {
+      ...(q.user_id !== undefined ? { user_id: q.user_id } : {}),
+      ...(q.event_type !== undefined ? { event_type: q.event_type } : {}),
+      from,
+      to,
+      limit: q.limit,
+      ...(q.cursor !== undefined ? { cursor: q.cursor } : {}),
+    },
+  };
+}
+
+export const STATS_INTERVALS = ["1m", "5m", "15m", "30m", "1h", "6h", "24h"] as const;
+
+export const StatsQuerySchema = z
+  .object({
+    event_type: z.string().regex(EVENT_TYPE_PATTERN).optional(),
+    interval: z.enum(STATS_INTERVALS).default("5m"),
+    field: z
+      .string()
+      .regex(/^properties\.[A-Za-z0-9_]{1,64}$/, "must be properties.<name>")
+      .optional()
+      .describe("numeric field for sum/avg/min/max"),
+    group_by: z.string().max(256).optional().describe("comma-separated dotted paths"),
+    rule_id: z.string().min(1).max(128).optional(),
+    from: instantParam.optional(),
+    to: instantParam.optional(),
+  })
+  .meta({ id: "StatsQuery" });
+
+export interface StatsQuery {
+  readonly event_type: string;
+  readonly interval: string;
+  readonly intervalMs: number;
+  readonly field?: string;
+  readonly group_by: string[];
+}
+
+export function parseStatsQuery(query: Record<string, string | undefined>, _now: number): Parsed<StatsQuery> {
+  const parsed = StatsQuerySchema.safeParse(query);
+  if (!parsed.success) return { ok: false, error: zodProblem(parsed.error) };
+  const q = parsed.data;
+  if (q.event_type === undefined) {
+    return {
+      ok: false,
+      error: badRequest("event_type is required (or rule_id with from/to)", undefined, "invalid_query"),
+    };
+  }
+  return {
+    ok: true,
+    value: {
+      event_type: q.event_type,
+      interval: q.interval,
+      intervalMs: parseDuration(q.interval) ?? 5 * MINUTE,
+      ...(q.field !== undefined ? { field: q.field } : {}),
+      group_by: q.group_by
+        ? q.group_by
+            .split(",")
+            .map((s) => s.trim())
+            .filter(Boolean)
+        : [],
+    },
+  };
+}
+
+const SeriesPointSchema = z.object({
+  minute: z.string(),
+  count: z.number(),
+  sum: z.number().optional(),
+  min: z.number().optional(),
+  max: z.number().optional(),
+  unique_users: z.number().optional(),
+});
+
+export const StatsResponseSchema = z
+  .object({
+    event_type: z.string().optional(),
+    rule_id: z.string().optional(),
+    interval: z.string().optional(),
+    from: z.string(),
+    to: z.string(),
+    count: z.number(),
+    unique_users: z.number().optional(),
+    sum: z.number().optional(),
+    avg: z.number().optional(),
+    min: z.number().optional(),
+    max: z.number().optional(),
+    rate_per_second: z.number(),
+    series: z.array(SeriesPointSchema),
+    groups: z.array(z.object({ group: z.record(z.string(), z.string()), count: z.number() })).optional(),
+  })
+  .meta({ id: "Stats" });
+
+export const RuleSchema = z
+  .object({
+    rule_id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/),
+    name: z.string().max(256).optional(),
+    event_type: z.union([z.string().regex(EVENT_TYPE_PATTERN), z.literal("*")]),
+    metric: z.enum(["count", "sum", "avg", "min", "max", "unique"]),
+    field: z.string().max(128).optional(),
+    group_by: z.array(z.string().max(128)).max(3).default([]),
+    window: z.object({
+      type: z.enum(["tumbling", "sliding", "session"]),
+      size: z.string().regex(DURATION).optional(),
+      slide: z.string().regex(DURATION).optional(),
+      gap: z.string().regex(DURATION).optional(),
+    }),
+    active: z.boolean().default(true),
+  })
+  .meta({ id: "Rule" });
+
+export const HealthSchema = z
+  .object({
+    status: z.enum(["ok", "degraded"]),
+    services: z.record(z.string(), z.object({ ok: z.boolean(), detail: z.string() })),
+  })
+  .meta({ id: "Health" });

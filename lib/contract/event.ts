@@ -1,0 +1,264 @@
+import { z } from "zod";
+import { type ApiError, badRequest } from "./errors.ts";
+import { uuidv7 } from "./uuidv7.ts";
+
+/**
+ * The event contract (brief section 2). The zod schemas here are the source of truth: the
+ * ingest handler validates with them and the OpenAPI document is generated from them.
+ */
+export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_.:-]{0,63}$/;
+export const MAX_EVENT_BYTES = 32 * 1024;
+export const MAX_EVENTS_PER_REQUEST = 10_000;
+export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
+
+const jsonObject = z.record(z.string(), z.unknown());
+
+const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
+
+export const EventInputSchema = z
+  .strictObject({
+    event_id: z.string().min(1).max(128).optional().describe("dedupe key; generated (UUIDv7) when absent"),
+    user_id: z.string().min(1).max(128),
+    session_id: z.string().max(128).optional(),
+    event_type: z
+      .string()
+      .regex(EVENT_TYPE_PATTERN, "must match ^[a-z][a-z0-9_.:-]{0,63}$ (e.g. page_view, purchase_completed)"),
+    timestamp: z
+      .union([
+        z.string().regex(ISO_WITH_ZONE, "must be ISO-8601 with a zone (e.g. 2026-11-22T10:00:00Z)"),
+        z.number().positive().finite(),
+      ])
+      .describe("ISO-8601 with zone, or UNIX epoch seconds or milliseconds"),
+    page_url: z.string().max(2048).optional(),
+    properties: jsonObject.optional().describe("business data: amount, currency, product_id, country…"),
+    metadata: jsonObject.optional().describe("context: ip_address, user_agent, platform…"),
+  })
+  .meta({ id: "EventInput" });
+export type EventInput = z.infer<typeof EventInputSchema>;
+
+/** An accepted event as published to Kafka, archived and returned by GET /events. */
+export const StoredEventSchema = z
+  .object({
+    event_id: z.string(),
+    user_id: z.string(),
+    session_id: z.string().optional(),
+    event_type: z.string(),
+    timestamp: z.number().int().describe("event time, epoch milliseconds"),
+    page_url: z.string().optional(),
+    properties: jsonObject.optional(),
+    metadata: jsonObject.optional(),
+    received_at: z.number().int().describe("when the API accepted it, epoch milliseconds"),
+  })
+  .meta({ id: "Event" });
+export type AcceptedEvent = z.infer<typeof StoredEventSchema>;
+
+export const IngestBodySchema = z
+  .union([EventInputSchema, z.array(EventInputSchema), z.strictObject({ events: z.array(EventInputSchema) })])
+  .meta({ id: "IngestBody" });
+
+/** Epoch seconds below this are read as seconds (1e11 ms is 1973; 1e11 s is year 5138). */
+const SECONDS_THRESHOLD = 1e11;
+
+export function normalizeTimestamp(value: string | number): number | undefined {
+  if (typeof value === "number") return Math.round(value < SECONDS_THRESHOLD ? value * 1000 : value);
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}
+
+export interface Problem {
+  readonly index: number;
+  readonly field: string;
+  readonly message: string;
+}
+
+export interface ParseOptions {
+  readonly now: number;
+  readonly retentionMs: number;
+  readonly maxEvents?: number;
+  readonly generateId?: (now: number) => string;
+}
+
+export type ParseResult =
+  | { readonly ok: true; readonly events: AcceptedEvent[]; readonly serialized: string[] }
+  | { readonly ok: false; readonly error: ApiError };
+
+const ALLOWED_FIELDS = Object.keys(EventInputSchema.shape).join(", ");
+
+function problemsOf(index: number, error: z.ZodError): Problem[] {
+  return error.issues.flatMap((issue): Problem[] => {
+    if (issue.code === "unrecognized_keys") {
+      return issue.keys.map((key) => ({
+        index,
+        field: [...issue.path, key].join("."),
+        message: `unknown field '${key}' (allowed: ${ALLOWED_FIELDS})`,
+      }));
+    }
+    const field = issue.path.join(".") || "(event)";
+    const message =
+      issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message;
+    return [{ index, field, message }];
+  });
+}
+
+/**
+ * Parses a POST /events body: one event, an array, or `{"events": [...]}`. All or nothing:
+ * either every event is valid and comes back normalized (timestamp in epoch ms, `event_id`
+ * filled in, `received_at` added, serialized once for Kafka), or the error lists every problem
+ * by index and field.
+ */
+export function parseIngestBody(rawBody: string | undefined, options: ParseOptions): ParseResult {
+  if (rawBody === undefined || rawBody.trim() === "") {
+    return {
+      ok: false,
+      error: badRequest(
+        "request body is empty; send an event, an array or {events: [...]}",
+        undefined,
+        "empty_body",
+      ),
+    };
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(rawBody);
+  } catch (error) {
+    return {
+      ok: false,
+      error: badRequest(
+        `request body is not valid JSON: ${(error as Error).message}`,
+        undefined,
+        "invalid_json",
+      ),
+    };
+  }
+  let items: unknown[];
+  if (Array.isArray(body)) items = body;
+  else if (isEnvelope(body)) items = body.events;
+  else if (body !== null && typeof body === "object") items = [body];
+  else
+    return {
+      ok: false,
+      error: badRequest(
+        "body must be an event object, an array of events or {events: [...]}",
+        undefined,
+        "invalid_body",
+      ),
+    };
+
+  const max = options.maxEvents ?? MAX_EVENTS_PER_REQUEST;
+  if (items.length === 0)
+    return { ok: false, error: badRequest("no events in the request", undefined, "no_events") };
+  if (items.length > max) {
+    return {
+      ok: false,
+      error: badRequest(
+        `too many events: ${items.length} in one request, at most ${max}`,
+        { count: items.length, max },
+        "too_many_events",
+      ),
+    };
+  }
+
+  const { now, retentionMs } = options;
+  const generate = options.generateId ?? uuidv7;
+  const oldest = now - retentionMs;
+  const newest = now + MAX_FUTURE_SKEW_MS;
+  const problems: Problem[] = [];
+  const events: AcceptedEvent[] = [];
+  const serialized: string[] = [];
+  for (let index = 0; index < items.length; index++) {
+    const parsed = EventInputSchema.safeParse(items[index]);
+    if (!parsed.success) {
+      problems.push(...problemsOf(index, parsed.error));
+      continue;
+    }
+    const input = parsed.data;
+    const timestamp = normalizeTimestamp(input.timestamp);
+    if (timestamp === undefined) {
+      problems.push({ index, field: "timestamp", message: "is not a valid date" });
+      continue;
+    }
+    if (timestamp > newest) {
+      problems.push({ index, field: "timestamp", message: "is more than 5 minutes in the future" });
+      continue;
+    }
+    if (timestamp < oldest) {
+      problems.push({
+        index,
+        field: "timestamp",
+        message: `is older than the retention horizon (${Math.round(retentionMs / 86_400_000)} days)`,
+      });
+      continue;
+    }
+    const event: AcceptedEvent = {
+      event_id: input.event_id ?? generate(now),
+      user_id: input.user_id,
+      ...(input.session_id !== undefined ? { session_id: input.session_id } : {}),
+      event_type: input.event_type,
+      timestamp,
+      ...(input.page_url !== undefined ? { page_url: input.page_url } : {}),
+      ...(input.properties !== undefined ? { properties: input.properties } : {}),
+      ...(input.metadata !== undefined ? { metadata: input.metadata } : {}),
+      received_at: now,
+    };
+    const json = JSON.stringify(event);
+    const bytes = Buffer.byteLength(json);
+    if (bytes > MAX_EVENT_BYTES) {
+      problems.push({
+        index,
+        field: "(event)",
+        message: `is ${bytes} bytes serialized; at most ${MAX_EVENT_BYTES}`,
+      });
+      continue;
+    }
+    events.push(event);
+    serialized.push(json);
+  }
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 1000);
+    return {
+      ok: false,
+      error: badRequest(
+        `${problems.length} problem(s) in ${new Set(problems.map((p) => p.index)).size} event(s); nothing was accepted`,
+        {
+          problems: shown,
+          ...(problems.length > shown.length ? { truncated: problems.length - shown.length } : {}),
+        },
+        "invalid_events",
+      ),
+    };
+  }
+  return { ok: true, events, serialized };
+}
+
+function isEnvelope(body: unknown): body is { events: unknown[] } {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) return false;
+  const keys = Object.keys(body);
+  return keys.length === 1 && keys[0] === "events" && Array.isArray((body as { events: unknown }).events);
+}
+
+/**
+ * Reads an event back from Kafka or the archive. These were validated at ingest, so this only
+ * checks what consumers rely on (cheap: it runs for every record of every batch).
+ */
+export function parseStoredEvent(
+  json: string,
+): { ok: true; event: AcceptedEvent } | { ok: false; reason: string } {
+  let value: unknown;
+  try {
+    value = JSON.parse(json);
+  } catch (error) {
+    return { ok: false, reason: `not JSON: ${(error as Error).message}` };
+  }
+  if (value === null || typeof value !== "object" || Array.isArray(value))
+    return { ok: false, reason: "not an object" };
+  const e = value as Record<string, unknown>;
+  if (typeof e.event_id !== "string" || e.event_id === "") return { ok: false, reason: "event_id missing" };
+  if (typeof e.user_id !== "string" || e.user_id === "") return { ok: false, reason: "user_id missing" };
+  if (typeof e.event_type !== "string" || !EVENT_TYPE_PATTERN.test(e.event_type)) {
+    return { ok: false, reason: "event_type missing or invalid" };
+  }
+  if (typeof e.timestamp !== "number" || !Number.isFinite(e.timestamp))
+    return { ok: false, reason: "timestamp missing" };
+  if (typeof e.received_at !== "number") return { ok: false, reason: "received_at missing" };
+  return { ok: true, event: e as AcceptedEvent };
+}

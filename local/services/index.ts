@@ -1,0 +1,440 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
+import { Kafka, logLevel } from "kafkajs";
+// @ts-expect-error -- plain ESM script shared with `npm run services:install`, no type declarations
+import { installServices, serviceLibDir } from "./install.mjs";
+
+/**
+ * The real backing services of the local runtime, each a JVM fetched from Maven Central:
+ * Apache Kafka (KRaft, single node), AWS DynamoDB Local and Adobe S3Mock. Started in parallel,
+ * health-checked through their own protocols, and never left behind: stop() on request, on
+ * SIGINT/SIGTERM/exit of this process, and a watchdog that kills them if this process dies
+ * without a chance to clean up (SIGKILL). See docs/local-runtime.md.
+ */
+export interface ServiceEndpoints {
+  kafkaBrokers: string[];
+  dynamodbEndpoint: string;
+  s3Endpoint: string;
+}
+
+export interface ServiceHealth {
+  ok: boolean;
+  detail: string;
+}
+
+export type ServiceName = "kafka" | "dynamodb" | "s3";
+
+export interface RunningServices {
+  endpoints: ServiceEndpoints;
+  health(): Promise<Record<ServiceName, ServiceHealth>>;
+  /** RSS in bytes of each service process this module started. */
+  memory(): Promise<Record<string, number>>;
+  /** Stops everything it started and waits for the processes to exit. */
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Where the services keep their data (default `.cache/data`). */
+  readonly dataDir?: string;
+  /** Wipe the data first. */
+  readonly fresh?: boolean;
+  readonly log?: (line: string) => void;
+  /** How long each service may take to become healthy (default 90 s). */
+  readonly startTimeoutMs?: number;
+}
+
+const repoRoot = resolve(fileURLToPath(new URL(".", import.meta.url)), "../..");
+const cacheRoot = join(repoRoot, ".cache");
+
+function port(name: string, fallback: number): number {
+  const value = Number(process.env[name] ?? fallback);
+  if (!Number.isInteger(value) || value <= 0 || value > 65535) throw new Error(`${name} must be a TCP port`);
+  return value;
+}
+
+/** Ports (overridable) chosen away from the common defaults (9092, 8000, 9090, 4566). */
+export function configuredEndpoints(): ServiceEndpoints & { external: Record<ServiceName, boolean> } {
+  const kafkaPort = port("TIDEMARK_KAFKA_PORT", 19092);
+  const dynamoPort = port("TIDEMARK_DYNAMODB_PORT", 18000);
+  const s3Port = port("TIDEMARK_S3_PORT", 19090);
+  const kafkaExternal = process.env.TIDEMARK_KAFKA_BROKERS;
+  const dynamoExternal = process.env.TIDEMARK_DYNAMODB_ENDPOINT;
+  const s3External = process.env.TIDEMARK_S3_ENDPOINT;
+  return {
+    kafkaBrokers: kafkaExternal ? kafkaExternal.split(",").map((b) => b.trim()) : [`127.0.0.1:${kafkaPort}`],
+    dynamodbEndpoint: dynamoExternal ?? `http://127.0.0.1:${dynamoPort}`,
+    s3Endpoint: s3External ?? `http://127.0.0.1:${s3Port}`,
+    external: { kafka: !!kafkaExternal, dynamodb: !!dynamoExternal, s3: !!s3External },
+  };
+}
+
+interface Started {
+  readonly name: ServiceName;
+  readonly child: ChildProcess;
+  readonly exited: Promise<void>;
+  readonly logFile: string;
+}
+
+const pidFile = (name: ServiceName) => join(cacheRoot, "run", `${name}.pid`);
+
+/** Kills a service left running by an earlier process that died without stopping it. */
+function killStale(name: ServiceName): void {
+  const file = pidFile(name);
+  if (!existsSync(file)) return;
+  const pid = Number(readFileSync(file, "utf8"));
+  rmSync(file, { force: true });
+  if (!Number.isInteger(pid) || pid <= 0) return;
+  try {
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8");
+    if (cmdline.includes(`tidemark.service=${name}`)) process.kill(pid, "SIGKILL");
+  } catch {
+    // already gone
+  }
+}
+
+function kafkaProperties(dataDir: string, brokerPort: number): string {
+  return [
+    "process.roles=broker,controller",
+    "node.id=1",
+    `controller.quorum.voters=1@127.0.0.1:${brokerPort + 1}`,
+    `listeners=PLAINTEXT://127.0.0.1:${brokerPort},CONTROLLER://127.0.0.1:${brokerPort + 1}`,
+    `advertised.listeners=PLAINTEXT://127.0.0.1:${brokerPort}`,
+    "controller.listener.names=CONTROLLER",
+    "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+    "inter.broker.listener.name=PLAINTEXT",
+    `log.dirs=${join(dataDir, "logs")}`,
+    "num.partitions=1",
+    "offsets.topic.replication.factor=1",
+    "offsets.topic.num.partitions=8",
+    "transaction.state.log.replication.factor=1",
+    "transaction.state.log.min.isr=1",
+    "share.coordinator.state.topic.replication.factor=1",
+    "share.coordinator.state.topic.min.isr=1",
+    "min.insync.replicas=1",
+    "auto.create.topics.enable=false",
+    "group.initial.rebalance.delay.ms=0",
+    "num.network.threads=2",
+    "num.io.threads=4",
+    "",
+  ].join("\n");
+}
+
+const log4j2 = `Configuration:
+  Appenders:
+    Console:
+      name: STDOUT
+      PatternLayout:
+        Pattern: "[%d] %p %m (%c)%n"
+  Loggers:
+    Root:
+      level: WARN
+      AppenderRef:
+        - ref: STDOUT
+    Logger:
+      - name: kafka.server.KafkaRaftServer
+        level: INFO
+`;
+
+function javaCommand(
+  name: ServiceName,
+  dataDir: string,
+  endpoints: ServiceEndpoints,
+): { args: string[]; prepare?: () => Promise<void> } {
+  const lib = serviceLibDir(name, cacheRoot) as string;
+  const marker = `-Dtidemark.service=${name}`;
+  if (name === "kafka") {
+    const brokerPort = Number(endpoints.kafkaBrokers[0]?.split(":")[1] ?? 19092);
+    const config = join(dataDir, "server.properties");
+    const logConfig = join(dataDir, "log4j2.yaml");
+    return {
+      prepare: async () => {
+        mkdirSync(dataDir, { recursive: true });
+        writeFileSync(config, kafkaProperties(dataDir, brokerPort));
+        writeFileSync(logConfig, log4j2);
+        if (!existsSync(join(dataDir, "logs", "meta.properties"))) {
+          const clusterId = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
+          await run("java", [
+            "-cp",
+            `${lib}/*`,
+            `-Dlog4j2.configurationFile=${logConfig}`,
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            clusterId,
+            "-c",
+            config,
+          ]);
+        }
+      },
+      args: [
+        marker,
+        "-Xms256m",
+        "-Xmx1g",
+        "-XX:+UseG1GC",
+        "-XX:MaxGCPauseMillis=20",
+        `-Dlog4j2.configurationFile=${logConfig}`,
+        "-cp",
+        `${lib}/*`,
+        "kafka.Kafka",
+        config,
+      ],
+    };
+  }
+  if (name === "dynamodb") {
+    const dynamoPort = new URL(endpoints.dynamodbEndpoint).port;
+    return {
+      prepare: async () => {
+        mkdirSync(dataDir, { recursive: true });
+      },
+      args: [
+        marker,
+        "-Xmx512m",
+        "-XX:+UseSerialGC",
+        `-Dsqlite4java.library.path=${lib}`,
+        "-cp",
+        `${lib}/*`,
+        "com.amazonaws.services.dynamodbv2.local.main.ServerRunner",
+        "-dbPath",
+        dataDir,
+        "-sharedDb",
+        "-port",
+        dynamoPort,
+      ],
+    };
+  }
+  const s3Port = new URL(endpoints.s3Endpoint).port;
+  return {
+    prepare: async () => {
+      mkdirSync(dataDir, { recursive: true });
+    },
+    args: [
+      marker,
+      "-Xmx512m",
+      "-XX:+UseSerialGC",
+      "-jar",
+      join(lib, "s3mock-4.12.4-exec.jar"),
+      `--com.adobe.testing.s3mock.httpPort=${s3Port}`,
+      // S3Mock also serves HTTPS; keep it off the common 9191.
+      `--server.port=${Number(s3Port) + 1}`,
+      `--com.adobe.testing.s3mock.store.root=${dataDir}`,
+      "--com.adobe.testing.s3mock.store.retainFilesOnExit=true",
+      "--logging.level.root=WARN",
+      "--spring.main.banner-mode=off",
+    ],
+  };
+}
+
+function run(command: string, args: string[]): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout?.on("data", (d: Buffer) => (output += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (output += d.toString()));
+    child.on("error", reject);
+    child.on("exit", (code) =>
+      code === 0 ? resolvePromise() : reject(new Error(`${command} exited ${code}: ${output.slice(-2000)}`)),
+    );
+  });
+}
+
+async function probe(name: ServiceName, endpoints: ServiceEndpoints): Promise<string> {
+  if (name === "kafka") {
+    const admin = new Kafka({
+      clientId: "tidemark-health",
+      brokers: endpoints.kafkaBrokers,
+      logLevel: logLevel.NOTHING,
+      retry: { retries: 0 },
+      connectionTimeout: 1_000,
+    }).admin();
+    try {
+      await admin.connect();
+      const cluster = await admin.describeCluster();
+      return `${cluster.brokers.length} broker(s) at ${endpoints.kafkaBrokers.join(",")}`;
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+  const credentials = { accessKeyId: "local", secretAccessKey: "local" };
+  if (name === "dynamodb") {
+    const client = new DynamoDBClient({
+      region: "us-east-1",
+      endpoint: endpoints.dynamodbEndpoint,
+      credentials,
+      maxAttempts: 1,
+    });
+    try {
+      const out = await client.send(new ListTablesCommand({}));
+      return `${out.TableNames?.length ?? 0} table(s) at ${endpoints.dynamodbEndpoint}`;
+    } finally {
+      client.destroy();
+    }
+  }
+  const client = new S3Client({
+    region: "us-east-1",
+    endpoint: endpoints.s3Endpoint,
+    forcePathStyle: true,
+    credentials,
+    maxAttempts: 1,
+  });
+  try {
+    const out = await client.send(new ListBucketsCommand({}));
+    return `${out.Buckets?.length ?? 0} bucket(s) at ${endpoints.s3Endpoint}`;
+  } finally {
+    client.destroy();
+  }
+}
+
+async function health(endpoints: ServiceEndpoints): Promise<Record<ServiceName, ServiceHealth>> {
+  const names: ServiceName[] = ["kafka", "dynamodb", "s3"];
+  const results = await Promise.all(
+    names.map(async (name) => {
+      try {
+        return [name, { ok: true, detail: await probe(name, endpoints) }] as const;
+      } catch (error) {
+        return [name, { ok: false, detail: error instanceof Error ? error.message : String(error) }] as const;
+      }
+    }),
+  );
+  return Object.fromEntries(results) as Record<ServiceName, ServiceHealth>;
+}
+
+async function waitHealthy(
+  name: ServiceName,
+  endpoints: ServiceEndpoints,
+  timeoutMs: number,
+  started?: Started,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  while (Date.now() < deadline) {
+    if (started && started.child.exitCode !== null) break;
+    try {
+      await probe(name, endpoints);
+      return;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  const tail =
+    started && existsSync(started.logFile) ? (await readFile(started.logFile, "utf8")).slice(-3000) : "";
+  throw new Error(
+    `${name} did not become healthy${started?.child.exitCode != null ? ` (exited ${started.child.exitCode})` : ` within ${timeoutMs} ms`}: ${last}${tail ? `\n--- ${started?.logFile} ---\n${tail}` : ""}`,
+  );
+}
+
+/** A shell loop that kills the services if this process disappears without stopping them. */
+function startWatchdog(pids: number[]): ChildProcess {
+  const script = `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 ${pids.join(" ")} 2>/dev/null; exit 0`;
+  const watchdog = spawn("sh", ["-c", script], { stdio: "ignore", detached: true });
+  watchdog.unref();
+  return watchdog;
+}
+
+export async function startServices(options: StartOptions = {}): Promise<RunningServices> {
+  const log = options.log ?? (() => undefined);
+  const { external, ...endpoints } = configuredEndpoints();
+  const dataRoot = options.dataDir ?? join(cacheRoot, "data");
+  const toStart = (["kafka", "dynamodb", "s3"] as const).filter((n) => !external[n]);
+  if (toStart.length > 0) installServices({ cacheRoot, log });
+  mkdirSync(join(cacheRoot, "run"), { recursive: true });
+  mkdirSync(join(cacheRoot, "logs"), { recursive: true });
+
+  const started: Started[] = [];
+  let watchdog: ChildProcess | undefined;
+  let stopping: Promise<void> | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    void stop().finally(() => {
+      process.off(signal, onSignal);
+      process.kill(process.pid, signal);
+    });
+  };
+  const onExit = () => {
+    for (const s of started) if (s.child.exitCode === null) s.child.kill("SIGKILL");
+  };
+
+  async function stop(): Promise<void> {
+    stopping ??= (async () => {
+      for (const s of started) if (s.child.exitCode === null) s.child.kill("SIGTERM");
+      await Promise.all(
+        started.map(async (s) => {
+          const timer = setTimeout(() => s.child.kill("SIGKILL"), 15_000);
+          await s.exited;
+          clearTimeout(timer);
+          rmSync(pidFile(s.name), { force: true });
+        }),
+      );
+      watchdog?.kill("SIGKILL");
+      process.off("SIGINT", onSignal);
+      process.off("SIGTERM", onSignal);
+      process.off("exit", onExit);
+    })();
+    return stopping;
+  }
+
+  try {
+    await Promise.all(
+      toStart.map(async (name) => {
+        killStale(name);
+        const dataDir = join(dataRoot, name);
+        if (options.fresh) rmSync(dataDir, { recursive: true, force: true });
+        const command = javaCommand(name, dataDir, endpoints);
+        await command.prepare?.();
+        const logFile = join(cacheRoot, "logs", `${name}.log`);
+        const out = createWriteStream(logFile);
+        const child = spawn("java", command.args, { cwd: dataDir, stdio: ["ignore", "pipe", "pipe"] });
+        child.stdout?.pipe(out);
+        child.stderr?.pipe(out);
+        const exited = new Promise<void>((r) => child.once("exit", () => r()));
+        if (child.pid) writeFileSync(pidFile(name), String(child.pid));
+        started.push({ name, child, exited, logFile });
+        log(`[services] starting ${name} (pid ${child.pid}, log ${logFile})`);
+      }),
+    );
+    watchdog = startWatchdog(started.flatMap((s) => (s.child.pid ? [s.child.pid] : [])));
+    process.on("SIGINT", onSignal);
+    process.on("SIGTERM", onSignal);
+    process.on("exit", onExit);
+    const timeout = options.startTimeoutMs ?? 90_000;
+    await Promise.all(
+      (["kafka", "dynamodb", "s3"] as const).map((name) =>
+        waitHealthy(
+          name,
+          endpoints,
+          timeout,
+          started.find((s) => s.name === name),
+        ),
+      ),
+    );
+    log(
+      `[services] healthy: kafka ${endpoints.kafkaBrokers.join(",")}, dynamodb ${endpoints.dynamodbEndpoint}, s3 ${endpoints.s3Endpoint}`,
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+
+  return {
+    endpoints,
+    health: () => health(endpoints),
+    async memory() {
+      const out: Record<string, number> = {};
+      for (const s of started) {
+        try {
+          const status = await readFile(`/proc/${s.child.pid}/status`, "utf8");
+          const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+          out[s.name] = kb * 1024;
+        } catch {
+          out[s.name] = 0;
+        }
+      }
+      return out;
+    },
+    stop,
+  };
+}
