@@ -104,7 +104,14 @@ export class LocalEventSourceMapping {
         const messages = batch.messages;
         for (let start = 0; start < messages.length && active(); start += this.#options.spec.batchSize) {
           const chunk = messages.slice(start, start + this.#options.spec.batchSize);
-          const done = await this.#deliver(batch.topic, batch.partition, chunk, heartbeat, active, resolveOffset);
+          const done = await this.#deliver(
+            batch.topic,
+            batch.partition,
+            chunk,
+            heartbeat,
+            active,
+            resolveOffset,
+          );
           if (!done) return; // stopped or rebalanced mid-batch: nothing more is committed
         }
       },
@@ -149,7 +156,8 @@ export class LocalEventSourceMapping {
       lastError = outcome.reason;
       if (outcome.kind === "partial") {
         // Records before the lowest failed offset are done: commit them, retry from there.
-        if (outcome.firstFailedOffset > Number(firstOffset(pending))) await complete(outcome.firstFailedOffset);
+        if (outcome.firstFailedOffset > Number(firstOffset(pending)))
+          await complete(outcome.firstFailedOffset);
         pending = pending.filter((m) => Number(m.offset) >= outcome.firstFailedOffset);
       }
       this.#options.log?.(

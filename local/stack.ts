@@ -2,17 +2,8 @@ import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
-import type { MSKEvent } from "aws-lambda";
 import { Kafka, logLevel } from "kafkajs";
-import {
-  buckets,
-  eventSourceMappings,
-  type FunctionName,
-  type RouteSpec,
-  tables,
-  topicEnvVar,
-  topics,
-} from "../lib/topology.ts";
+import { buckets, type FunctionName, type RouteSpec, tables, topicEnvVar, topics } from "../lib/topology.ts";
 import { LocalApiGateway } from "./api-gateway.ts";
 import { bootstrap, localNames } from "./bootstrap.ts";
 import type { LocalEventSourceMapping } from "./event-source-mapping.ts";
