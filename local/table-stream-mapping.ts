@@ -117,7 +117,7 @@ export class LocalTableStreamMapping {
           | undefined;
         const failures = this.#o.spec.reportBatchItemFailures ? (result?.batchItemFailures ?? []) : [];
         if (failures.length === 0) return;
-        const lowest = failures.map((f) => BigInt(f.itemIdentifier ?? "0")).reduce((a, b) => Math.min(a, b));
+        const lowest = failures.map((f) => BigInt(f.itemIdentifier ?? "0")).reduce((a, b) => (b < a ? b : a));
         pending = pending.filter((r) => BigInt(r.dynamodb?.SequenceNumber ?? "0") >= lowest);
       } catch (error) {
         this.#o.log?.(`[stream ${this.#o.spec.id}] attempt ${attempt + 1} failed: ${String(error)}`);

@@ -2,9 +2,18 @@
  * Where an event lives in the archive: Hive-style partitions that Athena (partition projection)
  * and DuckDB (hive_partitioning) both understand:
  *   events/event_type=<t>/dt=<YYYY-MM-DD>/hour=<HH>/<topic>-<partition>-<first offset>.ndjson.gz
- * The object name is a function of the batch alone (source partition and the batch's first
- * offset), so a replayed or retried batch overwrites its own objects instead of adding copies.
+ * The object name depends only on the record itself: its source partition and the fixed block of
+ * offsets it falls in (`ARCHIVE_BLOCK_OFFSETS`), never on how the records happened to be batched.
+ * An object holds, in offset order, the records of its block seen so far, and remembers the
+ * highest offset it holds; a writer appends only records above it. So a retried batch, a
+ * replay from an earlier offset, or a replay with different batch boundaries rewrites the same
+ * objects with the same content and never adds a copy.
  */
+export const ARCHIVE_BLOCK_OFFSETS = 10_000;
+
+export function blockStart(offset: number): number {
+  return Math.floor(offset / ARCHIVE_BLOCK_OFFSETS) * ARCHIVE_BLOCK_OFFSETS;
+}
 export interface ArchivePartition {
   readonly eventType: string;
   /** `YYYY-MM-DD` (UTC). */
@@ -25,9 +34,10 @@ export function partitionPrefix(prefix: string, p: ArchivePartition): string {
 export function archiveObjectKey(
   prefix: string,
   p: ArchivePartition,
-  source: { readonly topic: string; readonly partition: number; readonly firstOffset: number },
+  source: { readonly topic: string; readonly partition: number; readonly offset: number },
 ): string {
-  return `${partitionPrefix(prefix, p)}${source.topic}-${source.partition}-${String(source.firstOffset).padStart(19, "0")}.ndjson.gz`;
+  const block = String(blockStart(source.offset)).padStart(19, "0");
+  return `${partitionPrefix(prefix, p)}${source.topic}-${source.partition}-${block}.ndjson.gz`;
 }
 
 /** Every `(dt, hour)` between two instants, inclusive, in UTC. */

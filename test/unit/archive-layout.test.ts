@@ -1,24 +1,39 @@
 import { describe, expect, it } from "vitest";
 import { buildEventsSql, decodeCursor, encodeCursor } from "../../lib/archive/events-sql.ts";
-import { archiveObjectKey, hoursBetween, partitionOf } from "../../lib/archive/layout.ts";
+import {
+  ARCHIVE_BLOCK_OFFSETS,
+  archiveObjectKey,
+  hoursBetween,
+  partitionOf,
+} from "../../lib/archive/layout.ts";
 
 describe("archive layout", () => {
   it("puts an event under Hive partitions of its event time (UTC)", () => {
     const p = partitionOf("page_view", Date.UTC(2026, 10, 22, 23, 59, 59));
     expect(p).toEqual({ eventType: "page_view", dt: "2026-11-22", hour: "23" });
-    const key = archiveObjectKey("events/", p, { topic: "events.raw", partition: 3, firstOffset: 42 });
+    const key = archiveObjectKey("events/", p, { topic: "events.raw", partition: 3, offset: 12_345 });
     expect(key).toBe(
-      "events/event_type=page_view/dt=2026-11-22/hour=23/events.raw-3-0000000000000000042.ndjson.gz",
+      "events/event_type=page_view/dt=2026-11-22/hour=23/events.raw-3-0000000000000010000.ndjson.gz",
     );
   });
 
-  it("names objects by the batch alone, so a replayed batch gets the same names", () => {
+  it("names objects by source partition and offset block, whatever the batching", () => {
     const p = partitionOf("click", Date.UTC(2026, 0, 1, 5));
-    const a = archiveObjectKey("events/", p, { topic: "events.raw", partition: 0, firstOffset: 100 });
-    const b = archiveObjectKey("events/", p, { topic: "events.raw", partition: 0, firstOffset: 100 });
-    const c = archiveObjectKey("events/", p, { topic: "events.raw", partition: 1, firstOffset: 100 });
+    const a = archiveObjectKey("events/", p, { topic: "events.raw", partition: 0, offset: 100 });
+    const b = archiveObjectKey("events/", p, {
+      topic: "events.raw",
+      partition: 0,
+      offset: ARCHIVE_BLOCK_OFFSETS - 1,
+    });
+    const c = archiveObjectKey("events/", p, { topic: "events.raw", partition: 1, offset: 100 });
+    const d = archiveObjectKey("events/", p, {
+      topic: "events.raw",
+      partition: 0,
+      offset: ARCHIVE_BLOCK_OFFSETS,
+    });
     expect(a).toBe(b);
     expect(a).not.toBe(c);
+    expect(a).not.toBe(d);
   });
 
   it("lists every hour of a range, inclusive, across midnight", () => {

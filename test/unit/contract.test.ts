@@ -51,11 +51,19 @@ describe("event contract", () => {
   });
 
   it("rejects an ISO timestamp without a zone", () => {
-    expect(problems(parse({ ...valid, timestamp: "2026-11-22T12:00:00" }))[0]).toMatchObject({ index: 0, field: "timestamp" });
+    expect(problems(parse({ ...valid, timestamp: "2026-11-22T12:00:00" }))[0]).toMatchObject({
+      index: 0,
+      field: "timestamp",
+    });
   });
 
   it("rejects timestamps more than 5 minutes ahead or older than the retention horizon", () => {
-    const p = problems(parse([{ ...valid, timestamp: now + 6 * 60_000 }, { ...valid, timestamp: now - retentionMs - 1 }]));
+    const p = problems(
+      parse([
+        { ...valid, timestamp: now + 6 * 60_000 },
+        { ...valid, timestamp: now - retentionMs - 1 },
+      ]),
+    );
     expect(p).toEqual([
       { index: 0, field: "timestamp", message: "is more than 5 minutes in the future" },
       { index: 1, field: "timestamp", message: "is older than the retention horizon (365 days)" },
@@ -70,10 +78,20 @@ describe("event contract", () => {
   });
 
   it("lists every problem of a batch by index and field, and accepts nothing", () => {
-    const result = parse([valid, { ...valid, user_id: "" }, { event_type: "Bad Type", timestamp: "x" }, valid]);
+    const result = parse([
+      valid,
+      { ...valid, user_id: "" },
+      { event_type: "Bad Type", timestamp: "x" },
+      valid,
+    ]);
     expect(result.ok).toBe(false);
     const p = problems(result);
-    expect(p.map((x) => `${x.index}:${x.field}`)).toEqual(["1:user_id", "2:user_id", "2:event_type", "2:timestamp"]);
+    expect(p.map((x) => `${x.index}:${x.field}`)).toEqual([
+      "1:user_id",
+      "2:user_id",
+      "2:event_type",
+      "2:timestamp",
+    ]);
     expect(p.find((x) => x.index === 2 && x.field === "user_id")?.message).toBe("is required");
   });
 
@@ -86,7 +104,12 @@ describe("event contract", () => {
         { ...valid, session_id: "s".repeat(129) },
       ]),
     );
-    expect(p.map((x) => `${x.index}:${x.field}`)).toEqual(["0:user_id", "1:properties", "2:page_url", "3:session_id"]);
+    expect(p.map((x) => `${x.index}:${x.field}`)).toEqual([
+      "0:user_id",
+      "1:properties",
+      "2:page_url",
+      "3:session_id",
+    ]);
   });
 
   it("rejects an event larger than 32 KiB serialized", () => {
@@ -111,7 +134,10 @@ describe("event contract", () => {
   it("reads stored events back and flags records that are not events", () => {
     expect(parseStoredEvent(JSON.stringify({ ...valid, event_id: "e", received_at: now })).ok).toBe(true);
     expect(parseStoredEvent("garbage")).toMatchObject({ ok: false });
-    expect(parseStoredEvent(JSON.stringify({ event_id: "e" }))).toMatchObject({ ok: false, reason: "user_id missing" });
+    expect(parseStoredEvent(JSON.stringify({ event_id: "e" }))).toMatchObject({
+      ok: false,
+      reason: "user_id missing",
+    });
   });
 });
 
@@ -120,16 +146,27 @@ describe("query parameters", () => {
     expect(parseEventsQuery({}, now).ok).toBe(false);
     const q = parseEventsQuery({ event_type: "click" }, now);
     expect(q.ok && q.value).toMatchObject({ from: now - 3_600_000, to: now, limit: 100 });
-    const iso = parseEventsQuery({ user_id: "u", from: "2026-11-20T00:00:00Z", to: String(now), limit: "5" }, now);
+    const iso = parseEventsQuery(
+      { user_id: "u", from: "2026-11-20T00:00:00Z", to: String(now), limit: "5" },
+      now,
+    );
     expect(iso.ok && iso.value).toMatchObject({ from: Date.UTC(2026, 10, 20), to: now, limit: 5 });
-    expect(parseEventsQuery({ user_id: "u", from: "2026-11-01T00:00:00Z" }, now)).toMatchObject({ ok: false });
+    expect(parseEventsQuery({ user_id: "u", from: "2026-11-01T00:00:00Z" }, now)).toMatchObject({
+      ok: false,
+    });
     expect(parseEventsQuery({ user_id: "u", limit: "5000" }, now).ok).toBe(false);
     expect(parseEventsQuery({ user_id: "u", from: String(now), to: String(now - 1) }, now).ok).toBe(false);
   });
 
   it("GET /stats parses the interval and rejects unknown ones", () => {
-    const q = parseStatsQuery({ event_type: "click", interval: "15m", group_by: "properties.country, page_url" }, now);
-    expect(q.ok && q.value).toMatchObject({ intervalMs: 15 * 60_000, group_by: ["properties.country", "page_url"] });
+    const q = parseStatsQuery(
+      { event_type: "click", interval: "15m", group_by: "properties.country, page_url" },
+      now,
+    );
+    expect(q.ok && q.value).toMatchObject({
+      intervalMs: 15 * 60_000,
+      group_by: ["properties.country", "page_url"],
+    });
     expect(parseStatsQuery({ event_type: "click", interval: "7w" }, now).ok).toBe(false);
     expect(parseStatsQuery({ interval: "5m" }, now).ok).toBe(false);
   });
