@@ -53,7 +53,13 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
   }
 
   async #connect(): Promise<DuckDBConnection> {
-    this.#connection ??= DuckDBInstance.create(":memory:").then((db) => db.connect());
+    this.#connection ??= DuckDBInstance.create(":memory:").then(async (db) => {
+      const connection = await db.connect();
+      // DuckDB 1.5's top-N window rewrite fails an internal assertion on the shared dedupe
+      // query (row_number() = 1 under ORDER BY … LIMIT); the plain plan is fast enough here.
+      await connection.run("SET disabled_optimizers = 'top_n_window_elimination'");
+      return connection;
+    });
     return this.#connection;
   }
 

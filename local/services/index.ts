@@ -36,6 +36,10 @@ export interface RunningServices {
   memory(): Promise<Record<string, number>>;
   /** Stops everything it started and waits for the processes to exit. */
   stop(): Promise<void>;
+  /** Stops one service this module started (its data stays), e.g. to test a broker outage. */
+  stopService(name: ServiceName): Promise<void>;
+  /** Starts a service stopped by stopService again, on the same data, and waits until healthy. */
+  startService(name: ServiceName): Promise<void>;
 }
 
 export interface StartOptions {
@@ -80,11 +84,16 @@ interface Started {
   readonly logFile: string;
 }
 
-const pidFile = (name: ServiceName) => join(cacheRoot, "run", `${name}.pid`);
+function servicePort(name: ServiceName, endpoints: ServiceEndpoints): string {
+  if (name === "kafka") return endpoints.kafkaBrokers[0]?.split(":")[1] ?? "0";
+  return new URL(name === "dynamodb" ? endpoints.dynamodbEndpoint : endpoints.s3Endpoint).port;
+}
 
-/** Kills a service left running by an earlier process that died without stopping it. */
-function killStale(name: ServiceName): void {
-  const file = pidFile(name);
+const pidFile = (name: ServiceName, port: string) => join(cacheRoot, "run", `${name}-${port}.pid`);
+
+/** Kills a service left running on this port by an earlier process that died without stopping it. */
+function killStale(name: ServiceName, port: string): void {
+  const file = pidFile(name, port);
   if (!existsSync(file)) return;
   const pid = Number(readFileSync(file, "utf8"));
   rmSync(file, { force: true });
@@ -346,7 +355,7 @@ export async function startServices(options: StartOptions = {}): Promise<Running
   mkdirSync(join(cacheRoot, "logs"), { recursive: true });
 
   const started: Started[] = [];
-  let watchdog: ChildProcess | undefined;
+  const watchdogs: ChildProcess[] = [];
   let stopping: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
     void stop().finally(() => {
@@ -357,19 +366,43 @@ export async function startServices(options: StartOptions = {}): Promise<Running
   const onExit = () => {
     for (const s of started) if (s.child.exitCode === null) s.child.kill("SIGKILL");
   };
+  const timeout = options.startTimeoutMs ?? 90_000;
+
+  async function launch(name: ServiceName, wipe: boolean): Promise<Started> {
+    const port = servicePort(name, endpoints);
+    killStale(name, port);
+    const dataDir = join(dataRoot, name);
+    if (wipe) rmSync(dataDir, { recursive: true, force: true });
+    const command = javaCommand(name, dataDir, endpoints);
+    await command.prepare?.();
+    const logFile = join(cacheRoot, "logs", `${name}-${port}.log`);
+    const out = createWriteStream(logFile);
+    const child = spawn("java", command.args, { cwd: dataDir, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout?.pipe(out);
+    child.stderr?.pipe(out);
+    const exited = new Promise<void>((r) => child.once("exit", () => r()));
+    if (child.pid) {
+      writeFileSync(pidFile(name, port), String(child.pid));
+      watchdogs.push(startWatchdog([child.pid]));
+    }
+    const entry = { name, child, exited, logFile, port };
+    started.push(entry);
+    log(`[services] starting ${name} (pid ${child.pid}, log ${logFile})`);
+    return entry;
+  }
+
+  async function halt(s: Started & { port: string }): Promise<void> {
+    if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill("SIGTERM");
+    const timer = setTimeout(() => s.child.kill("SIGKILL"), 15_000);
+    await s.exited;
+    clearTimeout(timer);
+    rmSync(pidFile(s.name, s.port), { force: true });
+  }
 
   async function stop(): Promise<void> {
     stopping ??= (async () => {
-      for (const s of started) if (s.child.exitCode === null) s.child.kill("SIGTERM");
-      await Promise.all(
-        started.map(async (s) => {
-          const timer = setTimeout(() => s.child.kill("SIGKILL"), 15_000);
-          await s.exited;
-          clearTimeout(timer);
-          rmSync(pidFile(s.name), { force: true });
-        }),
-      );
-      watchdog?.kill("SIGKILL");
+      await Promise.all((started as (Started & { port: string })[]).map(halt));
+      for (const w of watchdogs) w.kill("SIGKILL");
       process.off("SIGINT", onSignal);
       process.off("SIGTERM", onSignal);
       process.off("exit", onExit);
@@ -378,29 +411,10 @@ export async function startServices(options: StartOptions = {}): Promise<Running
   }
 
   try {
-    await Promise.all(
-      toStart.map(async (name) => {
-        killStale(name);
-        const dataDir = join(dataRoot, name);
-        if (options.fresh) rmSync(dataDir, { recursive: true, force: true });
-        const command = javaCommand(name, dataDir, endpoints);
-        await command.prepare?.();
-        const logFile = join(cacheRoot, "logs", `${name}.log`);
-        const out = createWriteStream(logFile);
-        const child = spawn("java", command.args, { cwd: dataDir, stdio: ["ignore", "pipe", "pipe"] });
-        child.stdout?.pipe(out);
-        child.stderr?.pipe(out);
-        const exited = new Promise<void>((r) => child.once("exit", () => r()));
-        if (child.pid) writeFileSync(pidFile(name), String(child.pid));
-        started.push({ name, child, exited, logFile });
-        log(`[services] starting ${name} (pid ${child.pid}, log ${logFile})`);
-      }),
-    );
-    watchdog = startWatchdog(started.flatMap((s) => (s.child.pid ? [s.child.pid] : [])));
+    await Promise.all(toStart.map((name) => launch(name, options.fresh === true)));
     process.on("SIGINT", onSignal);
     process.on("SIGTERM", onSignal);
     process.on("exit", onExit);
-    const timeout = options.startTimeoutMs ?? 90_000;
     await Promise.all(
       (["kafka", "dynamodb", "s3"] as const).map((name) =>
         waitHealthy(
@@ -419,12 +433,15 @@ export async function startServices(options: StartOptions = {}): Promise<Running
     throw error;
   }
 
+  const current = (name: ServiceName) =>
+    [...started].reverse().find((s) => s.name === name) as (Started & { port: string }) | undefined;
   return {
     endpoints,
     health: () => health(endpoints),
     async memory() {
       const out: Record<string, number> = {};
       for (const s of started) {
+        if (s.child.exitCode !== null || s.child.signalCode !== null) continue;
         try {
           const status = await readFile(`/proc/${s.child.pid}/status`, "utf8");
           const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
@@ -436,5 +453,17 @@ export async function startServices(options: StartOptions = {}): Promise<Running
       return out;
     },
     stop,
+    async stopService(name) {
+      const s = current(name);
+      if (!s) throw new Error(`${name} was not started by this process`);
+      await halt(s);
+    },
+    async startService(name) {
+      const s = current(name);
+      if (!s) throw new Error(`${name} was not started by this process`);
+      if (s.child.exitCode === null && s.child.signalCode === null) return;
+      const again = await launch(name, false);
+      await waitHealthy(name, endpoints, timeout, again);
+    },
   };
 }
