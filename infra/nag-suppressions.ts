@@ -1,7 +1,5 @@
 import type { Stack } from "aws-cdk-lib";
-import cdkNag from "cdk-nag";
-
-const { NagSuppressions } = cdkNag;
+import { NagSuppressions } from "cdk-nag";
 
 /** Every cdk-nag finding we accept, each with the reason. Anything not listed fails synth. */
 export function applySuppressions(stack: Stack): void {
