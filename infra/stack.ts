@@ -22,7 +22,13 @@ import {
 } from "aws-cdk-lib/aws-cloudwatch";
 import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
 import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
-import { FlowLogDestination, GatewayVpcEndpointAwsService, SubnetType, Vpc } from "aws-cdk-lib/aws-ec2";
+import {
+  FlowLogDestination,
+  GatewayVpcEndpointAwsService,
+  SecurityGroup,
+  SubnetType,
+  Vpc,
+} from "aws-cdk-lib/aws-ec2";
 import { CfnDatabase, CfnTable } from "aws-cdk-lib/aws-glue";
 import { PolicyStatement } from "aws-cdk-lib/aws-iam";
 import { Key } from "aws-cdk-lib/aws-kms";
@@ -45,7 +51,7 @@ import {
   topics,
 } from "../lib/topology.ts";
 import { consumeFrom, produceTo, useBucket, useKafkaCluster, useTable } from "./constructs/grants.ts";
-import { KafkaCluster } from "./constructs/kafka-cluster.ts";
+import { type KafkaAccess, KafkaCluster, SelfManagedKafka } from "./constructs/kafka-cluster.ts";
 import { TidemarkFunction } from "./constructs/tidemark-function.ts";
 import type { StageConfig } from "./stages.ts";
 
@@ -57,6 +63,11 @@ export interface TidemarkStackProps extends StackProps {
   readonly archiveGlacierDays?: number;
   /** Days before archived events expire. @default topology (365) */
   readonly archiveExpireDays?: number;
+  /**
+   * Use these Kafka brokers (plain, no IAM) instead of creating MSK Serverless: for LocalStack,
+   * whose MSK emulation is licensed-only. @default MSK Serverless
+   */
+  readonly selfManagedKafkaBrokers?: readonly string[];
 }
 
 const ATTRIBUTE_TYPES = { S: AttributeType.STRING, N: AttributeType.NUMBER } as const;
@@ -91,12 +102,19 @@ export class TidemarkStack extends Stack {
       flowLogs: { All: { destination: FlowLogDestination.toCloudWatchLogs(flowLogs) } },
     });
 
-    const cluster = new KafkaCluster(this, "Kafka", {
+    const clientSecurityGroup = new SecurityGroup(this, "KafkaClientSecurityGroup", {
       vpc,
-      topics: Object.values(topics),
-      logRetention: stage.logRetention,
-      removalPolicy: stage.removalPolicy,
+      description: "Tidemark functions (Kafka clients)",
     });
+    const cluster: KafkaAccess = props.selfManagedKafkaBrokers
+      ? new SelfManagedKafka(props.selfManagedKafkaBrokers)
+      : new KafkaCluster(this, "Kafka", {
+          vpc,
+          clientSecurityGroup,
+          topics: Object.values(topics),
+          logRetention: stage.logRetention,
+          removalPolicy: stage.removalPolicy,
+        });
 
     // Tables.
     const tableConstructs = {} as Record<keyof typeof tables, Table>;
@@ -240,7 +258,7 @@ export class TidemarkStack extends Stack {
       const f = new TidemarkFunction(this, `${pascal(name)}Function`, {
         spec,
         vpc,
-        securityGroups: [cluster.clientSecurityGroup],
+        securityGroups: [clientSecurityGroup],
         logRetention: stage.logRetention,
         removalPolicy: stage.removalPolicy,
       });
@@ -303,9 +321,8 @@ export class TidemarkStack extends Stack {
       produceTo(target, cluster, spec.onFailure, topics[spec.onFailure]);
       new CfnEventSourceMapping(this, spec.id, {
         functionName: target.functionName,
-        eventSourceArn: cluster.clusterArn,
+        ...cluster.eventSource(spec.consumerGroup),
         topics: [topics[spec.topic].name],
-        amazonManagedKafkaEventSourceConfig: { consumerGroupId: spec.consumerGroup },
         batchSize: spec.batchSize,
         maximumBatchingWindowInSeconds: spec.maximumBatchingWindowSeconds,
         startingPosition: spec.startingPosition,
@@ -425,7 +442,7 @@ export class TidemarkStack extends Stack {
     const deadLetters = new Metric({
       namespace: "AWS/Kafka",
       metricName: "MessagesInPerSec",
-      dimensionsMap: { "Cluster Name": cluster.clusterName, Topic: topics.deadLetter.name },
+      dimensionsMap: { "Cluster Name": cluster.clusterName ?? "self-managed", Topic: topics.deadLetter.name },
       statistic: "Sum",
       period: Duration.minutes(5),
     });
@@ -450,7 +467,8 @@ export class TidemarkStack extends Stack {
       description: "aws apigateway get-api-key --include-value --api-key <id> prints the key",
     });
     new CfnOutput(this, "ArchiveBucketName", { value: archive.bucketName });
-    new CfnOutput(this, "KafkaClusterArn", { value: cluster.clusterArn });
+    if (cluster instanceof KafkaCluster)
+      new CfnOutput(this, "KafkaClusterArn", { value: cluster.clusterArn });
     new CfnOutput(this, "AthenaWorkGroupName", { value: workGroup.name });
   }
 

@@ -1,9 +1,8 @@
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
-import { PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { Function as LambdaFunction } from "aws-cdk-lib/aws-lambda";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
 import { type TableSpec, type TopicSpec, topicEnvVar, type topics } from "../../lib/topology.ts";
-import type { KafkaCluster } from "./kafka-cluster.ts";
+import type { KafkaAccess } from "./kafka-cluster.ts";
 
 /**
  * Access and configuration go together: each helper grants the least a function needs on a
@@ -33,66 +32,23 @@ export function useBucket(
   fn.addEnvironment(envVar, bucket.bucketName);
 }
 
-/** Connect to the cluster and resolve its bootstrap brokers (every Kafka client needs this). */
-export function useKafkaCluster(fn: LambdaFunction, cluster: KafkaCluster): void {
-  fn.addToRolePolicy(
-    new PolicyStatement({
-      actions: ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
-      resources: [cluster.clusterArn],
-    }),
-  );
-  fn.addToRolePolicy(
-    new PolicyStatement({ actions: ["kafka:GetBootstrapBrokers"], resources: [cluster.clusterArn] }),
-  );
-  fn.addEnvironment("KAFKA_AUTH", "iam");
-  fn.addEnvironment("KAFKA_CLUSTER_ARN", cluster.clusterArn);
+/** Connect to the Kafka cluster (every Kafka client needs this). */
+export function useKafkaCluster(fn: LambdaFunction, kafka: KafkaAccess): void {
+  kafka.grantConnect(fn);
 }
 
 /** Produce to one topic. */
 export function produceTo(
   fn: LambdaFunction,
-  cluster: KafkaCluster,
+  kafka: KafkaAccess,
   key: keyof typeof topics,
   topic: TopicSpec,
 ): void {
-  useKafkaCluster(fn, cluster);
-  fn.addToRolePolicy(
-    new PolicyStatement({
-      actions: ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"],
-      resources: [cluster.topicArn(topic.name)],
-    }),
-  );
+  kafka.grantProduce(fn, topic.name);
   fn.addEnvironment(topicEnvVar(key), topic.name);
 }
 
-/** What an MSK event-source mapping's poller needs, through the function's role, for one topic and group. */
-export function consumeFrom(
-  fn: LambdaFunction,
-  cluster: KafkaCluster,
-  topic: TopicSpec,
-  group: string,
-): void {
-  useKafkaCluster(fn, cluster);
-  fn.addToRolePolicy(
-    new PolicyStatement({
-      actions: [
-        "kafka-cluster:DescribeTopic",
-        "kafka-cluster:ReadData",
-        "kafka-cluster:DescribeTopicDynamicConfiguration",
-      ],
-      resources: [cluster.topicArn(topic.name)],
-    }),
-  );
-  fn.addToRolePolicy(
-    new PolicyStatement({
-      actions: ["kafka-cluster:AlterGroup", "kafka-cluster:DescribeGroup"],
-      resources: [cluster.groupArn(group)],
-    }),
-  );
-  fn.addToRolePolicy(
-    new PolicyStatement({
-      actions: ["kafka:DescribeClusterV2", "kafka:DescribeCluster"],
-      resources: [cluster.clusterArn],
-    }),
-  );
+/** What an event-source mapping's poller needs, through the function's role, for one topic and group. */
+export function consumeFrom(fn: LambdaFunction, kafka: KafkaAccess, topic: TopicSpec, group: string): void {
+  kafka.grantConsume(fn, topic.name, group);
 }

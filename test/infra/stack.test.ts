@@ -242,3 +242,15 @@ describe("CDK stack (prod)", () => {
     template.hasResource("AWS::S3::Bucket", { DeletionPolicy: "Retain" });
   }, 180_000);
 });
+
+describe("CDK stack with a self-managed Kafka (LocalStack)", () => {
+  it("uses self-managed Kafka event sources and no MSK cluster", () => {
+    const app = new App({ context: { stage: "dev", kafkaBrokers: "kafka:9092" } });
+    const template = Template.fromStack(buildTidemark(app));
+    template.resourceCountIs("AWS::MSK::ServerlessCluster", 0);
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      SelfManagedEventSource: { Endpoints: { KafkaBootstrapServers: ["kafka:9092"] } },
+      SelfManagedKafkaEventSourceConfig: { ConsumerGroupId: eventSourceMappings[0]?.consumerGroup },
+    });
+  }, 180_000);
+});
