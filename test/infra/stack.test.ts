@@ -142,7 +142,7 @@ describe("CDK stack (dev)", () => {
     }
     const writesRaw = ofType("AWS::IAM::Policy")
       .filter(([, r]) =>
-        ((r.Properties?.PolicyDocument as { Statement: Statement[] }).Statement ?? []).some(
+        ((r.Properties?.PolicyDocument as { Statement?: Statement[] } | undefined)?.Statement ?? []).some(
           (st) =>
             [st.Action].flat().includes("kafka-cluster:WriteData") &&
             JSON.stringify(st.Resource).includes(`/${topics.eventsRaw.name}"`),

@@ -1,0 +1,138 @@
+import type { AcceptedEvent } from "../contract/event.ts";
+
+/**
+ * Aggregation rules: which events (event_type filter), what to compute (metric over a field),
+ * per which groups (group_by paths), over which window. Every rule is folded into one-minute
+ * base windows (and hourly roll-ups); larger tumbling and sliding windows are merges of those at
+ * read time, so a rule's window changes how it is read, never what is stored.
+ */
+export type Metric = "count" | "sum" | "avg" | "min" | "max" | "unique";
+
+export interface AggregationRule {
+  readonly rule_id: string;
+  readonly name?: string;
+  /** An event type, or `*` for all. */
+  readonly event_type: string;
+  readonly metric: Metric;
+  /** Dotted path of the numeric field (sum/avg/min/max) or of the value counted (unique; default user_id). */
+  readonly field?: string;
+  readonly group_by: readonly string[];
+  readonly window: {
+    readonly type: "tumbling" | "sliding" | "session";
+    readonly size?: string;
+    readonly slide?: string;
+    readonly gap?: string;
+  };
+  readonly active: boolean;
+  /** Built-in rules also keep unique users and per-numeric-property stats per group. */
+  readonly detailed?: boolean;
+}
+
+/** The built-in metrics of brief section 4, as rules. */
+export const BUILT_IN_RULES: readonly AggregationRule[] = [
+  {
+    rule_id: "events_by_type",
+    name: "Events by type (with unique users and numeric properties)",
+    event_type: "*",
+    metric: "count",
+    group_by: ["event_type"],
+    window: { type: "tumbling", size: "1m" },
+    active: true,
+    detailed: true,
+  },
+  {
+    rule_id: "unique_users",
+    name: "Unique users",
+    event_type: "*",
+    metric: "unique",
+    field: "user_id",
+    group_by: [],
+    window: { type: "tumbling", size: "1m" },
+    active: true,
+  },
+  {
+    rule_id: "active_users",
+    name: "Active users, last 5 minutes",
+    event_type: "*",
+    metric: "unique",
+    field: "user_id",
+    group_by: [],
+    window: { type: "sliding", size: "5m", slide: "1m" },
+    active: true,
+  },
+  {
+    rule_id: "page_views_by_url",
+    name: "Page views by URL, last 15 minutes (top N)",
+    event_type: "page_view",
+    metric: "count",
+    group_by: ["page_url"],
+    window: { type: "sliding", size: "15m", slide: "1m" },
+    active: true,
+  },
+  {
+    rule_id: "active_sessions_per_user",
+    name: "Active sessions per user, last 5 minutes",
+    event_type: "*",
+    metric: "unique",
+    field: "session_id",
+    group_by: ["user_id"],
+    window: { type: "sliding", size: "5m", slide: "1m" },
+    active: true,
+  },
+  {
+    rule_id: "revenue_by_currency",
+    name: "Revenue per minute by currency",
+    event_type: "purchase_completed",
+    metric: "sum",
+    field: "properties.amount",
+    group_by: ["properties.currency"],
+    window: { type: "tumbling", size: "1m" },
+    active: true,
+  },
+];
+
+export const LATE_EVENTS_RULE: AggregationRule = {
+  rule_id: "late_events",
+  name: "Events later than the watermark (by type)",
+  event_type: "*",
+  metric: "count",
+  group_by: ["event_type"],
+  window: { type: "tumbling", size: "1m" },
+  active: true,
+};
+
+export function matches(rule: AggregationRule, event: AcceptedEvent): boolean {
+  return rule.active && (rule.event_type === "*" || rule.event_type === event.event_type);
+}
+
+/** Reads a dotted path (`properties.amount`, `user_id`) from an event. */
+export function valueAt(event: AcceptedEvent, path: string): unknown {
+  let value: unknown = event;
+  for (const part of path.split(".")) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+/** The group of an event under a rule: group-by values joined by U+001F (absent values are empty). */
+export function groupKey(rule: AggregationRule, event: AcceptedEvent): string {
+  if (rule.group_by.length === 0) return "";
+  return rule.group_by
+    .map((path) => {
+      const v = valueAt(event, path);
+      return v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+    })
+    .join("\u001f");
+}
+
+export function splitGroupKey(rule: Pick<AggregationRule, "group_by">, key: string): Record<string, string> {
+  const values = key.split("\u001f");
+  return Object.fromEntries(rule.group_by.map((path, i) => [path, values[i] ?? ""]));
+}
+
+export function numericValue(event: AcceptedEvent, path: string | undefined): number | undefined {
+  if (!path) return undefined;
+  const v = valueAt(event, path);
+  return typeof v === "number" && Number.isFinite(v) ? v : undefined;
+}
