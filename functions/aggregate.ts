@@ -1,25 +1,48 @@
 import type { MSKEvent } from "aws-lambda";
 import { z } from "zod";
-import { DynamoAggregateStore } from "../lib/adapters/aggregate-store.ts";
 import { createDynamoDb } from "../lib/adapters/aws-clients.ts";
-import { awsEndpointsEnv, readConfig } from "../lib/config.ts";
+import { createKafka } from "../lib/adapters/kafka.ts";
+import { CachedRules, DynamoRulesStore } from "../lib/adapters/rules-store.ts";
+import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
+import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";
 import { parseStoredEvent } from "../lib/contract/event.ts";
-import { aggregateBatch, type SourcedEvent } from "../lib/pipeline/aggregate-batch.ts";
+import { lazy } from "../lib/lazy.ts";
+import { aggregateBatch, RecentEventIds } from "../lib/pipeline/aggregate-batch.ts";
+import type { SourcedEvent } from "../lib/stream/fold.ts";
+import { BUILT_IN_RULES } from "../lib/stream/rules.ts";
 import { logger } from "./shared/http.ts";
 import { decodeMskEvent } from "./shared/msk.ts";
 
 /**
- * events.raw consumer (MSK event-source mapping): folds each batch into partial aggregates.
- * Any failure throws, so the mapping retries the whole batch; offset fencing in the store makes
- * the retry change no number.
+ * events.raw consumer (MSK event-source mapping): event-time windows into partial aggregates
+ * with an exactly-once effect (see lib/pipeline/aggregate-batch.ts). Any failure throws, so the
+ * mapping retries the batch; offset fencing makes the retry change no number.
  */
-const config = readConfig(awsEndpointsEnv.extend({ AGGREGATES_TABLE: z.string().min(1) }));
-const store = new DynamoAggregateStore(createDynamoDb(config), config.AGGREGATES_TABLE);
+const config = readConfig(
+  kafkaEnv.extend(awsEndpointsEnv.shape).extend({
+    AGGREGATES_TABLE: z.string().min(1),
+    RULES_TABLE: z.string().min(1),
+    STREAM_STATE_TABLE: z.string().min(1),
+    TOPIC_EVENTS_LATE: z.string().min(1),
+    ALLOWED_LATENESS_SECONDS: z.coerce.number().int().min(0).default(120),
+  }),
+);
+const db = createDynamoDb(config);
+const store = new DynamoWindowStore(db, config.AGGREGATES_TABLE, config.STREAM_STATE_TABLE);
+const rules = new CachedRules(new DynamoRulesStore(db, config.RULES_TABLE), BUILT_IN_RULES);
+const recent = new RecentEventIds();
+const lateProducer = lazy(async () => {
+  const producer = (await createKafka(config)).producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  return producer;
+});
 
 export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] }> => {
   const sourced: SourcedEvent[] = [];
+  let topic = "";
   let unreadable = 0;
   for (const record of decodeMskEvent(event)) {
+    topic = record.topic;
     const parsed = parseStoredEvent(record.value);
     if (!parsed.ok) {
       unreadable++; // the archive consumer sends these to the dead-letter topic
@@ -28,6 +51,19 @@ export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] 
     sourced.push({ partition: record.partition, offset: record.offset, event: parsed.event });
   }
   if (unreadable > 0) logger.warn("unreadable records skipped", { unreadable });
-  await aggregateBatch(sourced, store);
+  if (sourced.length === 0) return { batchItemFailures: [] };
+  await aggregateBatch(topic, sourced, {
+    store,
+    rules: await rules.current(),
+    recent,
+    allowedLatenessMs: config.ALLOWED_LATENESS_SECONDS * 1000,
+    publishLate: async (late) => {
+      await (await lateProducer()).send({
+        topic: config.TOPIC_EVENTS_LATE,
+        acks: -1,
+        messages: late.map((r) => ({ key: r.event.user_id, value: JSON.stringify(r.event) })),
+      });
+    },
+  });
   return { batchItemFailures: [] };
 };

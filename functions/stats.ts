@@ -1,18 +1,44 @@
 import { z } from "zod";
-import { DynamoAggregateStore } from "../lib/adapters/aggregate-store.ts";
 import { createDynamoDb } from "../lib/adapters/aws-clients.ts";
+import { CachedRules, DynamoRulesStore } from "../lib/adapters/rules-store.ts";
+import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, readConfig } from "../lib/config.ts";
 import { parseStatsQuery } from "../lib/contract/api.ts";
-import { readEventTypeStats } from "../lib/pipeline/stats-query.ts";
+import { badRequest, notFound } from "../lib/contract/errors.ts";
+import { readStats, StatsQueryError } from "../lib/pipeline/stats-service.ts";
+import { BUILT_IN_RULES } from "../lib/stream/rules.ts";
 import { apiHandler, errorResponse, json, queryOf } from "./shared/http.ts";
 
-/** GET /stats: merges the partial aggregates of the requested windows. */
-const config = readConfig(awsEndpointsEnv.extend({ AGGREGATES_TABLE: z.string().min(1) }));
-const store = new DynamoAggregateStore(createDynamoDb(config), config.AGGREGATES_TABLE);
+/** GET /stats: live statistics merged from the partial aggregates of every source partition. */
+const config = readConfig(
+  awsEndpointsEnv.extend({
+    AGGREGATES_TABLE: z.string().min(1),
+    RULES_TABLE: z.string().min(1),
+    STREAM_STATE_TABLE: z.string().min(1).default("unused"),
+  }),
+);
+const db = createDynamoDb(config);
+const store = new DynamoWindowStore(db, config.AGGREGATES_TABLE, config.STREAM_STATE_TABLE);
+const rulesStore = new DynamoRulesStore(db, config.RULES_TABLE);
+const rules = new CachedRules(rulesStore, BUILT_IN_RULES);
 
 export const handler = apiHandler(async (event) => {
   const now = Date.now();
   const query = parseStatsQuery(queryOf(event), now);
   if (!query.ok) return errorResponse(query.error);
-  return json(200, await readEventTypeStats(store, query.value, now));
+  try {
+    const current = await rules.current(now);
+    const q = query.value;
+    // A disabled rule's windows stay readable by rule_id.
+    const extra =
+      q.kind === "rule" && !current.some((r) => r.rule_id === q.rule_id)
+        ? await rulesStore.get(q.rule_id)
+        : undefined;
+    return json(200, await readStats(store, extra ? [...current, extra] : current, q, now));
+  } catch (error) {
+    if (error instanceof StatsQueryError) {
+      return errorResponse(error.status === 404 ? notFound(error.message) : badRequest(error.message));
+    }
+    throw error;
+  }
 });

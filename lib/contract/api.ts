@@ -125,18 +125,37 @@ export const StatsQuerySchema = z
   })
   .meta({ id: "StatsQuery" });
 
-export interface StatsQuery {
-  readonly event_type: string;
-  readonly interval: string;
-  readonly intervalMs: number;
-  readonly field?: string;
-  readonly group_by: string[];
-}
+export type StatsQuery =
+  | {
+      readonly kind: "event_type";
+      readonly event_type: string;
+      readonly interval: string;
+      readonly intervalMs: number;
+      readonly field?: string;
+      readonly group_by: string[];
+    }
+  | { readonly kind: "rule"; readonly rule_id: string; readonly from: number; readonly to: number };
 
-export function parseStatsQuery(query: Record<string, string | undefined>, _now: number): Parsed<StatsQuery> {
+export const MAX_RULE_RANGE_MS = 7 * 24 * 60 * MINUTE;
+
+export function parseStatsQuery(query: Record<string, string | undefined>, now: number): Parsed<StatsQuery> {
   const parsed = StatsQuerySchema.safeParse(query);
   if (!parsed.success) return { ok: false, error: zodProblem(parsed.error) };
   const q = parsed.data;
+  if (q.rule_id !== undefined) {
+    const to = q.to === undefined ? now : instant(q.to);
+    const from = q.from === undefined ? (to ?? now) - 60 * MINUTE : instant(q.from);
+    if (to === undefined || from === undefined || from >= to) {
+      return {
+        ok: false,
+        error: badRequest("from/to: ISO-8601 or epoch ms, from before to", undefined, "invalid_query"),
+      };
+    }
+    if (to - from > MAX_RULE_RANGE_MS) {
+      return { ok: false, error: badRequest("the range is limited to 7 days", undefined, "range_too_large") };
+    }
+    return { ok: true, value: { kind: "rule", rule_id: q.rule_id, from, to } };
+  }
   if (q.event_type === undefined) {
     return {
       ok: false,
@@ -146,6 +165,7 @@ export function parseStatsQuery(query: Record<string, string | undefined>, _now:
   return {
     ok: true,
     value: {
+      kind: "event_type",
       event_type: q.event_type,
       interval: q.interval,
       intervalMs: parseDuration(q.interval) ?? 5 * MINUTE,
@@ -184,7 +204,20 @@ export const StatsResponseSchema = z
     max: z.number().optional(),
     rate_per_second: z.number(),
     series: z.array(SeriesPointSchema),
-    groups: z.array(z.object({ group: z.record(z.string(), z.string()), count: z.number() })).optional(),
+    groups: z
+      .array(
+        z.object({
+          group: z.record(z.string(), z.string()),
+          count: z.number(),
+          sum: z.number().optional(),
+          avg: z.number().optional(),
+          min: z.number().optional(),
+          max: z.number().optional(),
+          unique: z.number().optional(),
+        }),
+      )
+      .optional(),
+    late_events: z.number().optional(),
   })
   .meta({ id: "Stats" });
 

@@ -1,91 +1,109 @@
-import {
-  type AggregateStore,
-  itemKey,
-  type PartialValue,
-  type StoredPartial,
-} from "../adapters/aggregate-store.ts";
+import type { WindowStore } from "../adapters/window-store.ts";
+import { foldBatch, itemId, type SourcedEvent, touchedKeys, type WindowItem } from "../stream/fold.ts";
+import { type AggregationRule, LATE_EVENTS_RULE } from "../stream/rules.ts";
+import { advance, DEFAULT_ALLOWED_LATENESS_MS, isLate } from "../stream/watermark.ts";
 
-/** An event as the aggregator sees it, with where it came from in Kafka. */
-export interface SourcedEvent {
-  readonly partition: number;
-  readonly offset: number;
-  readonly event: {
-    readonly event_id: string;
-    readonly user_id: string;
-    readonly event_type: string;
-    readonly timestamp: number;
-  };
+/**
+ * Remembers which offset first carried each recent event_id of a partition, so that a client's
+ * resend of an accepted event (same event_id, later offset) counts once. Bounded: ids older than
+ * the last `capacity` events of the partition are forgotten (documented in docs/stream-processing.md).
+ */
+export class RecentEventIds {
+  readonly #byPartition = new Map<number, Map<string, number>>();
+  constructor(private readonly capacity = 200_000) {}
+
+  /** True when `eventId` was first seen at a lower offset of this partition. */
+  isDuplicate(partition: number, eventId: string, offset: number): boolean {
+    let ids = this.#byPartition.get(partition);
+    if (!ids) {
+      ids = new Map();
+      this.#byPartition.set(partition, ids);
+    }
+    const first = ids.get(eventId);
+    if (first !== undefined) return first < offset;
+    ids.set(eventId, offset);
+    if (ids.size > this.capacity) {
+      const oldest = ids.keys().next().value;
+      if (oldest !== undefined) ids.delete(oldest);
+    }
+    return false;
+  }
 }
 
-const MINUTE = 60_000;
-/** Per-minute partials live two days; hourly roll-ups (issue 4) live longer. */
-export const MINUTE_TTL_SECONDS = 2 * 86_400;
-
-export function eventsByTypeKey(eventType: string, windowStart: number): string {
-  return `events_by_type#${eventType}#m#${windowStart}`;
+export interface AggregateDeps {
+  readonly store: WindowStore;
+  readonly rules: readonly AggregationRule[];
+  /** Publishes late events (to `events.late`). */
+  readonly publishLate: (late: readonly SourcedEvent[]) => Promise<void>;
+  readonly recent: RecentEventIds;
+  readonly allowedLatenessMs?: number;
 }
 
-interface Contribution {
-  readonly pk: string;
-  readonly sk: string;
-  readonly attributes: Record<string, string | number>;
-  readonly offsets: number[];
+export interface AggregateOutcome {
+  itemsWritten: number;
+  onTime: number;
+  late: number;
+  duplicates: number;
 }
 
 /**
- * Folds a batch into per-minute, per-type, per-partition partial counts with an exactly-once
- * effect: each item only takes records above its stored `last_offset`.
+ * One batch of `events.raw` into the aggregates, per source partition: classify each record
+ * against the partition's watermark (in offset order), fold on-time records into every matching
+ * rule and late ones into `late_events`, write the changed items fenced by offset, publish late
+ * events, and only then save the watermark — so a retry classifies exactly as before.
  */
 export async function aggregateBatch(
+  topic: string,
   records: readonly SourcedEvent[],
-  store: AggregateStore,
-): Promise<number> {
-  const seen = new Set<string>();
-  const contributions = new Map<string, Contribution>();
-  for (const { partition, offset, event } of records) {
-    if (seen.has(event.event_id)) continue; // a duplicated event_id inside the batch counts once
-    seen.add(event.event_id);
-    const windowStart = Math.floor(event.timestamp / MINUTE) * MINUTE;
-    const pk = eventsByTypeKey(event.event_type, windowStart);
-    const sk = `p${partition}`;
-    const key = itemKey(pk, sk);
-    let c = contributions.get(key);
-    if (!c) {
-      c = {
-        pk,
-        sk,
-        attributes: {
-          rule_id: "events_by_type",
-          group: event.event_type,
-          window_start: windowStart,
-          granularity: "m",
-        },
-        offsets: [],
-      };
-      contributions.set(key, c);
-    }
-    c.offsets.push(offset);
+  deps: AggregateDeps,
+): Promise<AggregateOutcome> {
+  const byPartition = new Map<number, SourcedEvent[]>();
+  for (const r of records) {
+    const list = byPartition.get(r.partition) ?? [];
+    list.push(r);
+    byPartition.set(r.partition, list);
   }
-  if (contributions.size === 0) return 0;
-  const existing = await store.getMany([...contributions.values()]);
-  let written = 0;
+  const outcome: AggregateOutcome = { itemsWritten: 0, onTime: 0, late: 0, duplicates: 0 };
   await Promise.all(
-    [...contributions.entries()].map(async ([key, c]) => {
-      const previous = existing.get(key);
-      const fresh = c.offsets.filter((o) => previous === undefined || o > previous.lastOffset);
-      if (fresh.length === 0) return;
-      const value: PartialValue = { count: (previous?.value.count ?? 0) + fresh.length };
-      const item: StoredPartial = {
-        pk: c.pk,
-        sk: c.sk,
-        lastOffset: Math.max(...fresh),
-        value,
-        expiresAt: Math.floor(Number(c.attributes.window_start) / 1000) + MINUTE_TTL_SECONDS,
-        attributes: c.attributes,
-      };
-      await store.putFenced(item, previous?.lastOffset);
-      written++;
+    [...byPartition].map(async ([partition, list]) => {
+      list.sort((a, b) => a.offset - b.offset);
+      const stored = await deps.store.getWatermark(topic, partition);
+      let state = stored;
+      const onTime: SourcedEvent[] = [];
+      const late: SourcedEvent[] = [];
+      const inBatch = new Set<string>();
+      for (const r of list) {
+        const duplicate =
+          inBatch.has(r.event.event_id) || deps.recent.isDuplicate(partition, r.event.event_id, r.offset);
+        inBatch.add(r.event.event_id);
+        if (duplicate) {
+          outcome.duplicates++;
+          continue;
+        }
+        if (isLate(r.event.timestamp, state, deps.allowedLatenessMs ?? DEFAULT_ALLOWED_LATENESS_MS))
+          late.push(r);
+        else onTime.push(r);
+        state = advance(state, r.event.timestamp, r.offset);
+      }
+      const keys = [...touchedKeys(onTime, deps.rules), ...touchedKeys(late, [LATE_EVENTS_RULE])];
+      const existing = await deps.store.getMany(keys);
+      const changed = new Map<string, WindowItem>([
+        ...foldBatch(onTime, deps.rules, existing),
+        ...foldBatch(late, [LATE_EVENTS_RULE], existing),
+      ]);
+      await Promise.all(
+        [...changed.values()].map((item) =>
+          deps.store.putFenced(item, existing.get(itemId(item.pk, item.sk))?.lastOffset),
+        ),
+      );
+      // Late events are published the first time their offset is processed.
+      const firstTime = late.filter((r) => r.offset > stored.lastOffset);
+      if (firstTime.length > 0) await deps.publishLate(firstTime);
+      await deps.store.putWatermark(topic, partition, state);
+      outcome.itemsWritten += changed.size;
+      outcome.onTime += onTime.length;
+      outcome.late += late.length;
     }),
   );
-  return written;
+  return outcome;
 }

@@ -1,9 +1,10 @@
-import type { StoredPartial } from "../adapters/aggregate-store.ts";
+import type { WindowItem } from "../stream/fold.ts";
+import { GRANULARITY_MS } from "../stream/fold.ts";
+import { figures, isOtherGroup, mergeByWindowAndGroup } from "../stream/read.ts";
 
 /**
- * The message on `analytics.stats` (documented in docs/stats-topic.md): the merged value of one
- * window of one rule and group, as of `updated_at`. Keyed by `window_id`; later messages for the
- * same key supersede earlier ones.
+ * The message on `analytics.stats` (docs/stats-topic.md): the merged value of one window of one
+ * rule and group, as of `updated_at`. Keyed by `window_id`; later messages supersede earlier ones.
  */
 export interface StatsMessage {
   schema: "tidemark.stats.v1";
@@ -14,6 +15,7 @@ export interface StatsMessage {
   window_start: string;
   window_end: string;
   count: number;
+  unique_users?: number;
   sum?: number;
   avg?: number;
   min?: number;
@@ -21,45 +23,34 @@ export interface StatsMessage {
   updated_at: string;
 }
 
-const WINDOW_MS: Record<string, number> = { m: 60_000, h: 3_600_000 };
-
-export function statsMessagesFor(partials: readonly StoredPartial[], now: number): StatsMessage[] {
-  const byWindow = new Map<string, StoredPartial[]>();
-  for (const p of partials) {
-    const list = byWindow.get(p.pk) ?? [];
-    list.push(p);
-    byWindow.set(p.pk, list);
-  }
+/** One message per (window, group) of the given items; `groups` limits which groups (changed ones). */
+export function statsMessagesFor(
+  items: readonly WindowItem[],
+  now: number,
+  changedGroups?: ReadonlySet<string>,
+): StatsMessage[] {
+  const byPk = new Map<string, WindowItem[]>();
+  for (const i of items) byPk.set(i.pk, [...(byPk.get(i.pk) ?? []), i]);
   const out: StatsMessage[] = [];
-  for (const [pk, parts] of byWindow) {
+  for (const [pk, parts] of byPk) {
     const first = parts[0];
     if (!first) continue;
-    const granularity = String(first.attributes.granularity ?? "m");
-    const start = Number(first.attributes.window_start);
-    let count = 0;
-    let sum: number | undefined;
-    let min: number | undefined;
-    let max: number | undefined;
-    for (const p of parts) {
-      count += p.value.count;
-      if (p.value.sum !== undefined) sum = (sum ?? 0) + p.value.sum;
-      if (p.value.min !== undefined) min = min === undefined ? p.value.min : Math.min(min, p.value.min);
-      if (p.value.max !== undefined) max = max === undefined ? p.value.max : Math.max(max, p.value.max);
+    const merged = mergeByWindowAndGroup(parts).get(first.windowStart) ?? new Map();
+    for (const [group, m] of merged) {
+      if (isOtherGroup(group)) continue;
+      if (changedGroups && !changedGroups.has(`${pk}\u0000${group}`)) continue;
+      out.push({
+        schema: "tidemark.stats.v1",
+        window_id: `${pk}#${group}`,
+        rule_id: first.ruleId,
+        group,
+        granularity: first.granularity,
+        window_start: new Date(first.windowStart).toISOString(),
+        window_end: new Date(first.windowStart + GRANULARITY_MS[first.granularity]).toISOString(),
+        ...figures(m),
+        updated_at: new Date(now).toISOString(),
+      });
     }
-    out.push({
-      schema: "tidemark.stats.v1",
-      window_id: pk,
-      rule_id: String(first.attributes.rule_id ?? ""),
-      group: String(first.attributes.group ?? ""),
-      granularity,
-      window_start: new Date(start).toISOString(),
-      window_end: new Date(start + (WINDOW_MS[granularity] ?? 60_000)).toISOString(),
-      count,
-      ...(sum !== undefined ? { sum, avg: count > 0 ? sum / count : 0 } : {}),
-      ...(min !== undefined ? { min } : {}),
-      ...(max !== undefined ? { max } : {}),
-      updated_at: new Date(now).toISOString(),
-    });
   }
   return out;
 }

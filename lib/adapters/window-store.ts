@@ -1,0 +1,189 @@
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import {
+  BatchGetCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+} from "@aws-sdk/lib-dynamodb";
+import type { Granularity, GroupPartial, WindowItem } from "../stream/fold.ts";
+import { itemId } from "../stream/fold.ts";
+import { INITIAL_WATERMARK, type WatermarkState } from "../stream/watermark.ts";
+
+/** A write lost the race against another writer of the same item: retry the batch. */
+export class FenceConflictError extends Error {
+  override name = "FenceConflictError";
+}
+
+/** Partial aggregates and stream-processor state in DynamoDB (the aggregates and stream-state tables). */
+export interface WindowStore {
+  getMany(keys: readonly { pk: string; sk: string }[]): Promise<Map<string, WindowItem>>;
+  /** Writes the item if its stored `last_offset` is still `expected` (undefined: item absent). */
+  putFenced(item: WindowItem, expected: number | undefined): Promise<void>;
+  /** Every partial (all source partitions) of the given windows. */
+  readWindows(pks: readonly string[]): Promise<WindowItem[]>;
+  getWatermark(topic: string, partition: number): Promise<WatermarkState>;
+  putWatermark(topic: string, partition: number, state: WatermarkState): Promise<void>;
+}
+
+interface Row {
+  pk: string;
+  sk: string;
+  rule_id: string;
+  granularity: Granularity;
+  window_start: number;
+  partition: number;
+  last_offset: number;
+  groups: Record<string, GroupPartial>;
+  expires_at: number;
+}
+
+// Map keys may not be empty in DynamoDB; a rule without group_by has the group "".
+const encodeGroups = (groups: Record<string, GroupPartial>) =>
+  Object.fromEntries(Object.entries(groups).map(([k, v]) => [`g:${k}`, v]));
+const decodeGroups = (groups: Record<string, GroupPartial>) =>
+  Object.fromEntries(Object.entries(groups ?? {}).map(([k, v]) => [k.slice(2), normalize(v)]));
+
+function normalize(v: GroupPartial): GroupPartial {
+  // The document client returns numbers as numbers and binary as Uint8Array already.
+  return v;
+}
+
+function fromRow(r: Row): WindowItem {
+  return {
+    pk: r.pk,
+    sk: r.sk,
+    ruleId: r.rule_id,
+    granularity: r.granularity,
+    windowStart: Number(r.window_start),
+    partition: Number(r.partition),
+    lastOffset: Number(r.last_offset),
+    groups: decodeGroups(r.groups),
+    expiresAt: Number(r.expires_at),
+  };
+}
+
+function toRow(i: WindowItem): Row {
+  return {
+    pk: i.pk,
+    sk: i.sk,
+    rule_id: i.ruleId,
+    granularity: i.granularity,
+    window_start: i.windowStart,
+    partition: i.partition,
+    last_offset: i.lastOffset,
+    groups: encodeGroups(i.groups),
+    expires_at: i.expiresAt,
+  };
+}
+
+export class DynamoWindowStore implements WindowStore {
+  constructor(
+    private readonly db: DynamoDBDocumentClient,
+    private readonly aggregatesTable: string,
+    private readonly stateTable: string,
+  ) {}
+
+  async getMany(keys: readonly { pk: string; sk: string }[]): Promise<Map<string, WindowItem>> {
+    const out = new Map<string, WindowItem>();
+    const unique = [...new Map(keys.map((k) => [itemId(k.pk, k.sk), { pk: k.pk, sk: k.sk }])).values()];
+    const chunks: { pk: string; sk: string }[][] = [];
+    for (let i = 0; i < unique.length; i += 100) chunks.push(unique.slice(i, i + 100));
+    await Promise.all(
+      chunks.map(async (chunk) => {
+        let pending: { pk: string; sk: string }[] = chunk;
+        for (let attempt = 0; pending.length > 0; attempt++) {
+          if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt)));
+          const res = await this.db.send(
+            new BatchGetCommand({
+              RequestItems: { [this.aggregatesTable]: { Keys: pending, ConsistentRead: true } },
+            }),
+          );
+          for (const row of (res.Responses?.[this.aggregatesTable] ?? []) as Row[])
+            out.set(itemId(row.pk, row.sk), fromRow(row));
+          pending = (res.UnprocessedKeys?.[this.aggregatesTable]?.Keys ?? []) as { pk: string; sk: string }[];
+        }
+      }),
+    );
+    return out;
+  }
+
+  async putFenced(item: WindowItem, expected: number | undefined): Promise<void> {
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.aggregatesTable,
+          Item: toRow(item),
+          ...(expected === undefined
+            ? { ConditionExpression: "attribute_not_exists(pk)" }
+            : {
+                ConditionExpression: "last_offset = :expected",
+                ExpressionAttributeValues: { ":expected": expected },
+              }),
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException)
+        throw new FenceConflictError(`${item.pk}/${item.sk} moved`);
+      throw error;
+    }
+  }
+
+  async readWindows(pks: readonly string[]): Promise<WindowItem[]> {
+    const results = await Promise.all(
+      pks.map(async (pk) => {
+        const rows: WindowItem[] = [];
+        let start: Record<string, unknown> | undefined;
+        do {
+          const res = await this.db.send(
+            new QueryCommand({
+              TableName: this.aggregatesTable,
+              KeyConditionExpression: "pk = :pk",
+              ExpressionAttributeValues: { ":pk": pk },
+              ExclusiveStartKey: start,
+            }),
+          );
+          for (const row of (res.Items ?? []) as Row[]) rows.push(fromRow(row));
+          start = res.LastEvaluatedKey;
+        } while (start);
+        return rows;
+      }),
+    );
+    return results.flat();
+  }
+
+  async getWatermark(topic: string, partition: number): Promise<WatermarkState> {
+    const res = await this.db.send(
+      new GetCommand({
+        TableName: this.stateTable,
+        Key: { pk: `watermark#${topic}`, sk: `p${partition}` },
+        ConsistentRead: true,
+      }),
+    );
+    const item = res.Item as { max_event_time?: number; last_offset?: number } | undefined;
+    if (!item || item.max_event_time === undefined) return INITIAL_WATERMARK;
+    return { maxEventTime: Number(item.max_event_time), lastOffset: Number(item.last_offset ?? -1) };
+  }
+
+  async putWatermark(topic: string, partition: number, state: WatermarkState): Promise<void> {
+    if (!Number.isFinite(state.maxEventTime)) return;
+    try {
+      await this.db.send(
+        new PutCommand({
+          TableName: this.stateTable,
+          Item: {
+            pk: `watermark#${topic}`,
+            sk: `p${partition}`,
+            max_event_time: state.maxEventTime,
+            last_offset: state.lastOffset,
+          },
+          // Never move a watermark backwards (a stale retry must not reopen closed windows).
+          ConditionExpression: "attribute_not_exists(pk) OR last_offset <= :o",
+          ExpressionAttributeValues: { ":o": state.lastOffset },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+}

@@ -1,0 +1,109 @@
+import type { z } from "zod";
+import { RuleExistsError, RuleNotFoundError, type RulesStore } from "../adapters/rules-store.ts";
+import { RuleSchema } from "../contract/api.ts";
+import { type ApiError, badRequest, conflict, notFound } from "../contract/errors.ts";
+import { type AggregationRule, BUILT_IN_RULES, LATE_EVENTS_RULE } from "../stream/rules.ts";
+
+type Result<T> = { ok: true; value: T } | { ok: false; error: ApiError };
+
+const reserved = new Set([...BUILT_IN_RULES.map((r) => r.rule_id), LATE_EVENTS_RULE.rule_id]);
+
+/** Validates a rule body: the schema, then what the schema cannot say. */
+export function validateRule(body: unknown, pathRuleId?: string): Result<AggregationRule> {
+  const input =
+    typeof body === "object" && body !== null && pathRuleId ? { rule_id: pathRuleId, ...body } : body;
+  const parsed = RuleSchema.safeParse(input);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => ({
+      field: i.path.join(".") || "(rule)",
+      message: i.message,
+    }));
+    return {
+      ok: false,
+      error: badRequest(
+        problems.map((p) => `${p.field}: ${p.message}`).join("; "),
+        { problems },
+        "invalid_rule",
+      ),
+    };
+  }
+  const r: z.infer<typeof RuleSchema> = parsed.data;
+  const problems: string[] = [];
+  if (pathRuleId && r.rule_id !== pathRuleId) problems.push("rule_id: must match the path");
+  if (["sum", "avg", "min", "max"].includes(r.metric) && !r.field)
+    problems.push(`field: required for metric ${r.metric}`);
+  if (r.window.type === "sliding" && (!r.window.size || !r.window.slide))
+    problems.push("window: sliding needs size and slide");
+  if (r.window.type === "tumbling" && !r.window.size) problems.push("window: tumbling needs size");
+  if (r.window.type === "session") problems.push("window: session windows are not available for rules yet");
+  if (problems.length > 0)
+    return { ok: false, error: badRequest(problems.join("; "), { problems }, "invalid_rule") };
+  return {
+    ok: true,
+    value: {
+      rule_id: r.rule_id,
+      ...(r.name !== undefined ? { name: r.name } : {}),
+      event_type: r.event_type,
+      metric: r.metric,
+      ...(r.field !== undefined ? { field: r.field } : {}),
+      group_by: r.group_by,
+      window: r.window,
+      active: r.active,
+    },
+  };
+}
+
+export class RulesService {
+  constructor(private readonly store: RulesStore) {}
+
+  async list(): Promise<AggregationRule[]> {
+    return [...BUILT_IN_RULES, ...(await this.store.list())];
+  }
+
+  async get(ruleId: string): Promise<Result<AggregationRule>> {
+    const builtIn = BUILT_IN_RULES.find((r) => r.rule_id === ruleId);
+    if (builtIn) return { ok: true, value: builtIn };
+    const rule = await this.store.get(ruleId);
+    return rule ? { ok: true, value: rule } : { ok: false, error: notFound(`no rule ${ruleId}`) };
+  }
+
+  async create(body: unknown): Promise<Result<AggregationRule>> {
+    const rule = validateRule(body);
+    if (!rule.ok) return rule;
+    if (reserved.has(rule.value.rule_id))
+      return { ok: false, error: conflict(`${rule.value.rule_id} is a built-in rule`) };
+    try {
+      await this.store.create(rule.value);
+      return rule;
+    } catch (error) {
+      if (error instanceof RuleExistsError)
+        return { ok: false, error: conflict(`rule ${rule.value.rule_id} exists; PUT to change it`) };
+      throw error;
+    }
+  }
+
+  async update(ruleId: string, body: unknown): Promise<Result<AggregationRule>> {
+    if (reserved.has(ruleId))
+      return { ok: false, error: badRequest(`${ruleId} is a built-in rule and cannot change`) };
+    const rule = validateRule(body, ruleId);
+    if (!rule.ok) return rule;
+    try {
+      await this.store.replace(rule.value);
+      return rule;
+    } catch (error) {
+      if (error instanceof RuleNotFoundError) return { ok: false, error: notFound(`no rule ${ruleId}`) };
+      throw error;
+    }
+  }
+
+  /** Disables a rule: it stops counting; its windows stay readable. */
+  async disable(ruleId: string): Promise<Result<AggregationRule>> {
+    if (reserved.has(ruleId))
+      return { ok: false, error: badRequest(`${ruleId} is a built-in rule and cannot be disabled`) };
+    const rule = await this.store.get(ruleId);
+    if (!rule) return { ok: false, error: notFound(`no rule ${ruleId}`) };
+    const disabled = { ...rule, active: false };
+    await this.store.replace(disabled);
+    return { ok: true, value: disabled };
+  }
+}
