@@ -73,6 +73,9 @@ export async function aggregateBatch(
       const late: SourcedEvent[] = [];
       const inBatch = new Set<string>();
       for (const r of list) {
+        // At or below the saved watermark's offset: this record was fully processed before
+        // (the watermark is saved last), so a replay must not classify or count it again.
+        if (r.offset <= stored.lastOffset) continue;
         const duplicate =
           inBatch.has(r.event.event_id) || deps.recent.isDuplicate(partition, r.event.event_id, r.offset);
         inBatch.add(r.event.event_id);
@@ -96,9 +99,7 @@ export async function aggregateBatch(
           deps.store.putFenced(item, existing.get(itemId(item.pk, item.sk))?.lastOffset),
         ),
       );
-      // Late events are published the first time their offset is processed.
-      const firstTime = late.filter((r) => r.offset > stored.lastOffset);
-      if (firstTime.length > 0) await deps.publishLate(firstTime);
+      if (late.length > 0) await deps.publishLate(late);
       await deps.store.putWatermark(topic, partition, state);
       outcome.itemsWritten += changed.size;
       outcome.onTime += onTime.length;
