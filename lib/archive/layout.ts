@@ -9,7 +9,9 @@
  * replay from an earlier offset, or a replay with different batch boundaries rewrites the same
  * objects with the same content and never adds a copy.
  */
-export const ARCHIVE_BLOCK_OFFSETS = 10_000;
+// Small enough that a block spans few batches (each batch rewrites the block's open objects),
+// large enough to keep objects per hour few; a compaction job is the next step at scale.
+export const ARCHIVE_BLOCK_OFFSETS = 2_500;
 
 export function blockStart(offset: number): number {
   return Math.floor(offset / ARCHIVE_BLOCK_OFFSETS) * ARCHIVE_BLOCK_OFFSETS;

@@ -58,7 +58,7 @@ export async function readStats(
     if (!rule) throw new StatsQueryError(`no rule ${query.rule_id}`, 404);
     const granularity: Granularity = query.to - query.from > 6 * GRANULARITY_MS.h ? "h" : "m";
     const starts = windowStarts(query.from, query.to, granularity);
-    const items = await store.readWindows(windowKeys(rule.rule_id, granularity, starts));
+    const items = await store.readWindows(windowKeys(rule.reads ?? rule.rule_id, granularity, starts));
     const perWindow = mergeByWindowAndGroup(items);
     const all = mergeByGroup(items);
     const total = [...all.values()].reduce((n, m) => n + m.count, 0);

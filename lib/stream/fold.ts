@@ -129,21 +129,38 @@ export function foldBatch(
     }
     return hll;
   };
+  // Hot loop: items of this batch are found by a numeric key (window × rule × granularity ×
+  // partition) instead of building their string keys for every event.
+  const byNumber = new Map<number, { item: WindowItem; id: string; changed: boolean }>();
+  const ruleCount = rules.length;
   for (const { partition, offset, event } of records) {
-    for (const rule of rules) {
+    const minute = Math.floor(event.timestamp / MINUTE_MS);
+    for (let ri = 0; ri < ruleCount; ri++) {
+      const rule = rules[ri] as AggregationRule;
       if (!matches(rule, event)) continue;
-      for (const g of ["m", "h"] as const) {
-        const windowStart = windowStartOf(event.timestamp, g);
-        const pk = windowPk(rule.rule_id, g, windowStart);
-        const sk = partitionSk(partition);
-        const id = itemId(pk, sk);
-        let item = changed.get(id);
-        if (!item) {
-          const stored = existing.get(id);
-          item = stored ? structuredClone(stored) : emptyItem(rule.rule_id, g, windowStart, partition);
+      for (let gi = 0; gi < 2; gi++) {
+        const windowStart = gi === 0 ? minute * MINUTE_MS : Math.floor(event.timestamp / HOUR_MS) * HOUR_MS;
+        const numberKey = ((windowStart / MINUTE_MS) * ruleCount + ri) * 2048 + gi * 1024 + partition;
+        let entry = byNumber.get(numberKey);
+        if (!entry) {
+          const g: Granularity = gi === 0 ? "m" : "h";
+          const id = itemId(windowPk(rule.rule_id, g, windowStart), partitionSk(partition));
+          const stored = changed.get(id) ?? existing.get(id);
+          const item = stored
+            ? changed.has(id)
+              ? stored
+              : structuredClone(stored)
+            : emptyItem(rule.rule_id, g, windowStart, partition);
+          entry = { item, id, changed: changed.has(id) };
+          byNumber.set(numberKey, entry);
         }
+        const item = entry.item;
         if (offset <= item.lastOffset) continue; // already folded in: a replay or a retry
-        changed.set(id, item);
+        if (!entry.changed) {
+          changed.set(entry.id, item);
+          entry.changed = true;
+        }
+        const id = entry.id;
         item.lastOffset = offset;
         let group = groupKey(rule, event);
         if (!(group in item.groups) && Object.keys(item.groups).length >= MAX_GROUPS_PER_ITEM)

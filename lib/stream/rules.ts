@@ -26,6 +26,8 @@ export interface AggregationRule {
   readonly active: boolean;
   /** Built-in rules also keep unique users and per-numeric-property stats per group. */
   readonly detailed?: boolean;
+  /** A view: read the windows of this other rule (same data, another window), store nothing. */
+  readonly reads?: string;
 }
 
 /** The built-in metrics of brief section 4, as rules. */
@@ -52,7 +54,8 @@ export const BUILT_IN_RULES: readonly AggregationRule[] = [
   },
   {
     rule_id: "active_users",
-    name: "Active users, last 5 minutes",
+    name: "Active users, last 5 minutes (a 5-minute sliding view of unique_users)",
+    reads: "unique_users",
     event_type: "*",
     metric: "unique",
     field: "user_id",
@@ -102,7 +105,11 @@ export const LATE_EVENTS_RULE: AggregationRule = {
 };
 
 export function matches(rule: AggregationRule, event: AcceptedEvent): boolean {
-  return rule.active && (rule.event_type === "*" || rule.event_type === event.event_type);
+  return (
+    rule.active &&
+    rule.reads === undefined &&
+    (rule.event_type === "*" || rule.event_type === event.event_type)
+  );
 }
 
 /** Reads a dotted path (`properties.amount`, `user_id`) from an event. */
