@@ -131,7 +131,7 @@ export function foldBatch(
   };
   // Hot loop: items of this batch are found by a numeric key (window × rule × granularity ×
   // partition) instead of building their string keys for every event.
-  const byNumber = new Map<number, { item: WindowItem; id: string; changed: boolean }>();
+  const byNumber = new Map<number, { item: WindowItem; id: string; changed: boolean; groups: number }>();
   const ruleCount = rules.length;
   for (const { partition, offset, event } of records) {
     const minute = Math.floor(event.timestamp / MINUTE_MS);
@@ -151,7 +151,7 @@ export function foldBatch(
               ? stored
               : structuredClone(stored)
             : emptyItem(rule.rule_id, g, windowStart, partition);
-          entry = { item, id, changed: changed.has(id) };
+          entry = { item, id, changed: changed.has(id), groups: Object.keys(item.groups).length };
           byNumber.set(numberKey, entry);
         }
         const item = entry.item;
@@ -163,9 +163,16 @@ export function foldBatch(
         const id = entry.id;
         item.lastOffset = offset;
         let group = groupKey(rule, event);
-        if (!(group in item.groups) && Object.keys(item.groups).length >= MAX_GROUPS_PER_ITEM)
-          group = OTHER_GROUP;
-        const partial = (item.groups[group] ??= { c: 0 });
+        let partial = item.groups[group];
+        if (!partial) {
+          if (entry.groups >= MAX_GROUPS_PER_ITEM) group = OTHER_GROUP;
+          partial = item.groups[group];
+          if (!partial) {
+            partial = { c: 0 };
+            item.groups[group] = partial;
+            entry.groups++;
+          }
+        }
         partial.c++;
         const value = numericValue(event, rule.field);
         if (value !== undefined && rule.metric !== "unique" && rule.metric !== "count") {

@@ -95,7 +95,7 @@ export function mergeByGroup(items: readonly WindowItem[]): Map<string, Merged> 
       if (m.sum !== undefined) target.sum = (target.sum ?? 0) + m.sum;
       if (m.min !== undefined) target.min = target.min === undefined ? m.min : Math.min(target.min, m.min);
       if (m.max !== undefined) target.max = target.max === undefined ? m.max : Math.max(target.max, m.max);
-      if (m.hll) target.hll = target.hll ? target.hll.merge(m.hll) : new HyperLogLog(m.hll.registers.slice());
+      if (m.hll) target.hll = target.hll ? target.hll.merge(m.hll) : m.hll.clone();
       for (const [name, f] of Object.entries(m.fields)) {
         const t = target.fields[name];
         target.fields[name] = t
