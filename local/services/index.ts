@@ -1,5 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -226,7 +234,11 @@ function javaCommand(
       "-Xmx512m",
       "-XX:+UseSerialGC",
       "-jar",
-      join(lib, "s3mock-4.12.4-exec.jar"),
+      // The version is pinned once, in local/services/s3/pom.xml.
+      join(
+        lib,
+        readdirSync(lib).find((f) => f.startsWith("s3mock-") && f.endsWith("-exec.jar")) ?? "s3mock-exec.jar",
+      ),
       `--com.adobe.testing.s3mock.httpPort=${s3Port}`,
       // S3Mock also serves HTTPS; keep it off the common 9191.
       `--server.port=${Number(s3Port) + 1}`,
