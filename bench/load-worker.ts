@@ -11,6 +11,8 @@ interface LoadConfig {
   concurrency: number;
   batch: number;
   eventTypes: string[];
+  /** Events per second to pace at (all lanes together); 0 = as fast as possible. */
+  rate?: number;
 }
 
 const config = JSON.parse(process.env.BENCH_LOAD ?? "{}") as LoadConfig;
@@ -73,8 +75,11 @@ const started = performance.now();
 const deadline = started + config.seconds * 1000;
 let sent = 0;
 
+const pace = config.rate ? (config.batch * config.concurrency * 1000) / config.rate : 0;
+
 async function lane(): Promise<void> {
   while (performance.now() < deadline) {
+    const started = performance.now();
     const body = bodies[sent++ % bodies.length] as Buffer;
     const t0 = performance.now();
     try {
@@ -85,6 +90,8 @@ async function lane(): Promise<void> {
     } catch {
       statuses.error = (statuses.error ?? 0) + 1;
     }
+    const wait = pace - (performance.now() - started);
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   }
 }
 

@@ -1,10 +1,11 @@
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
   BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
+  TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
 import type { Granularity, GroupPartial, WindowItem } from "../stream/fold.ts";
 import { itemId } from "../stream/fold.ts";
@@ -24,6 +25,14 @@ export interface WindowStore {
   readWindows(pks: readonly string[]): Promise<WindowItem[]>;
   getWatermark(topic: string, partition: number): Promise<WatermarkState>;
   putWatermark(topic: string, partition: number, state: WatermarkState): Promise<void>;
+  /**
+   * Writes the items (each fenced on the `last_offset` it was read with) and then the
+   * partition's watermark, in as few round trips as the store allows; all-or-nothing per round trip.
+   */
+  commit(
+    items: readonly { item: WindowItem; expected: number | undefined }[],
+    watermark: { topic: string; partition: number; state: WatermarkState },
+  ): Promise<void>;
 }
 
 interface Row {
@@ -126,6 +135,66 @@ export class DynamoWindowStore implements WindowStore {
       if (error instanceof ConditionalCheckFailedException)
         throw new FenceConflictError(`${item.pk}/${item.sk} moved`);
       throw error;
+    }
+  }
+
+  /**
+   * One DynamoDB transaction per 99 items (the limit is 100 actions), the watermark riding in the
+   * last: a batch applies in one round trip instead of one per item, and a partially applied
+   * batch can only be cut between transactions, where the offset fence makes a retry exact.
+   */
+  async commit(
+    items: readonly { item: WindowItem; expected: number | undefined }[],
+    watermark: { topic: string; partition: number; state: WatermarkState },
+  ): Promise<void> {
+    const puts = items.map(({ item, expected }) => ({
+      Put: {
+        TableName: this.aggregatesTable,
+        Item: toRow(item),
+        ...(expected === undefined
+          ? { ConditionExpression: "attribute_not_exists(pk)" }
+          : {
+              ConditionExpression: "last_offset = :expected",
+              ExpressionAttributeValues: { ":expected": expected },
+            }),
+      },
+    }));
+    const chunks: (typeof puts)[] = [];
+    for (let i = 0; i < puts.length; i += 99) chunks.push(puts.slice(i, i + 99));
+    if (chunks.length === 0) chunks.push([]);
+    for (const [i, chunk] of chunks.entries()) {
+      const last = i === chunks.length - 1;
+      const actions = [
+        ...chunk,
+        ...(last && Number.isFinite(watermark.state.maxEventTime)
+          ? [
+              {
+                Put: {
+                  TableName: this.stateTable,
+                  Item: {
+                    pk: `watermark#${watermark.topic}`,
+                    sk: `p${watermark.partition}`,
+                    max_event_time: watermark.state.maxEventTime,
+                    last_offset: watermark.state.lastOffset,
+                  },
+                  ConditionExpression: "attribute_not_exists(pk) OR last_offset <= :o",
+                  ExpressionAttributeValues: { ":o": watermark.state.lastOffset },
+                },
+              },
+            ]
+          : []),
+      ];
+      if (actions.length === 0) continue;
+      try {
+        await this.db.send(new TransactWriteCommand({ TransactItems: actions }));
+      } catch (error) {
+        if (error instanceof TransactionCanceledException) {
+          throw new FenceConflictError(
+            `batch commit cancelled: ${JSON.stringify(error.CancellationReasons?.map((r) => r.Code))}`,
+          );
+        }
+        throw error;
+      }
     }
   }
 

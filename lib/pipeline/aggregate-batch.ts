@@ -49,8 +49,8 @@ export interface AggregateOutcome {
 /**
  * One batch of `events.raw` into the aggregates, per source partition: classify each record
  * against the partition's watermark (in offset order), fold on-time records into every matching
- * rule and late ones into `late_events`, write the changed items fenced by offset, publish late
- * events, and only then save the watermark — so a retry classifies exactly as before.
+ * rule and late ones into `late_events`, publish late events, then commit the changed items
+ * (fenced by offset) with the watermark last — so a retry classifies exactly as before.
  */
 export async function aggregateBatch(
   topic: string,
@@ -94,13 +94,14 @@ export async function aggregateBatch(
         ...foldBatch(onTime, deps.rules, existing),
         ...foldBatch(late, [LATE_EVENTS_RULE], existing),
       ]);
-      await Promise.all(
-        [...changed.values()].map((item) =>
-          deps.store.putFenced(item, existing.get(itemId(item.pk, item.sk))?.lastOffset),
-        ),
-      );
       if (late.length > 0) await deps.publishLate(late);
-      await deps.store.putWatermark(topic, partition, state);
+      await deps.store.commit(
+        [...changed.values()].map((item) => ({
+          item,
+          expected: existing.get(itemId(item.pk, item.sk))?.lastOffset,
+        })),
+        { topic, partition, state },
+      );
       outcome.itemsWritten += changed.size;
       outcome.onTime += onTime.length;
       outcome.late += late.length;

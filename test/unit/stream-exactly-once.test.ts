@@ -39,6 +39,14 @@ class MemoryWindowStore implements WindowStore {
   async putWatermark(topic: string, partition: number, state: WatermarkState) {
     this.watermarks.set(`${topic}/${partition}`, state);
   }
+  /** Item by item, so a crash can cut a batch anywhere (harsher than DynamoDB's per-transaction atomicity). */
+  async commit(
+    items: readonly { item: WindowItem; expected: number | undefined }[],
+    watermark: { topic: string; partition: number; state: WatermarkState },
+  ) {
+    for (const { item, expected } of items) await this.putFenced(item, expected);
+    await this.putWatermark(watermark.topic, watermark.partition, watermark.state);
+  }
 }
 
 /** Seeded PRNG (mulberry32): the same stream every run. */
