@@ -218,6 +218,13 @@ export const StatsResponseSchema = z
       )
       .optional(),
     late_events: z.number().optional(),
+    granularity: z.enum(["m", "h"]).optional(),
+    gap_seconds: z.number().optional().describe("session rules: the inactivity gap"),
+    sessions: z.number().optional(),
+    open_sessions: z.number().optional(),
+    closed_sessions: z.number().optional(),
+    avg_duration_seconds: z.number().optional(),
+    avg_events_per_session: z.number().optional(),
   })
   .meta({ id: "Stats" });
 

@@ -35,7 +35,7 @@ export function validateRule(body: unknown, pathRuleId?: string): Result<Aggrega
   if (r.window.type === "sliding" && (!r.window.size || !r.window.slide))
     problems.push("window: sliding needs size and slide");
   if (r.window.type === "tumbling" && !r.window.size) problems.push("window: tumbling needs size");
-  if (r.window.type === "session") problems.push("window: session windows are not available for rules yet");
+  if (r.window.type === "session" && r.group_by.length === 0) r.group_by = ["user_id"];
   if (problems.length > 0)
     return { ok: false, error: badRequest(problems.join("; "), { problems }, "invalid_rule") };
   return {
@@ -47,7 +47,7 @@ export function validateRule(body: unknown, pathRuleId?: string): Result<Aggrega
       metric: r.metric,
       ...(r.field !== undefined ? { field: r.field } : {}),
       group_by: r.group_by,
-      window: r.window,
+      window: r.window.type === "session" ? { ...r.window, gap: r.window.gap ?? "30m" } : r.window,
       active: r.active,
     },
   };

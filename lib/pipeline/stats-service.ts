@@ -1,5 +1,5 @@
 import type { WindowStore } from "../adapters/window-store.ts";
-import type { StatsQuery } from "../contract/api.ts";
+import { parseDuration, type StatsQuery } from "../contract/api.ts";
 import { GRANULARITY_MS, type Granularity } from "../stream/fold.ts";
 import {
   figures,
@@ -11,6 +11,7 @@ import {
   windowStarts,
 } from "../stream/read.ts";
 import { type AggregationRule, LATE_EVENTS_RULE, splitGroupKey } from "../stream/rules.ts";
+import { DEFAULT_SESSION_GAP_MS, sessionize, summarize } from "../stream/sessions.ts";
 
 export class StatsQueryError extends Error {
   override name = "StatsQueryError";
@@ -56,6 +57,7 @@ export async function readStats(
       rules.find((r) => r.rule_id === query.rule_id) ??
       (query.rule_id === LATE_EVENTS_RULE.rule_id ? LATE_EVENTS_RULE : undefined);
     if (!rule) throw new StatsQueryError(`no rule ${query.rule_id}`, 404);
+    if (rule.window.type === "session") return readSessions(store, rule, query.from, query.to, now);
     const granularity: Granularity = query.to - query.from > 6 * GRANULARITY_MS.h ? "h" : "m";
     const starts = windowStarts(query.from, query.to, granularity);
     const items = await store.readWindows(windowKeys(rule.reads ?? rule.rule_id, granularity, starts));
@@ -123,6 +125,53 @@ export async function readStats(
     }),
     late_events: late,
     ...(groups ? { groups } : {}),
+  };
+}
+
+const MAX_SESSION_RANGE_MS = 6 * GRANULARITY_MS.h;
+
+/** Session windows of a rule over a range, computed from its one-minute windows (lib/stream/sessions.ts). */
+async function readSessions(
+  store: WindowStore,
+  rule: AggregationRule,
+  from: number,
+  to: number,
+  now: number,
+) {
+  if (to - from > MAX_SESSION_RANGE_MS)
+    throw new StatsQueryError("session rules are read over at most 6 hours", 400);
+  const gap = parseDuration(rule.window.gap ?? "30m") ?? DEFAULT_SESSION_GAP_MS;
+  // Look back one gap so a session that began before `from` is seen whole.
+  const starts = windowStarts(from - gap, to, "m");
+  const items = await store.readWindows(windowKeys(rule.reads ?? rule.rule_id, "m", starts));
+  const activity = new Map<string, Map<number, number>>();
+  for (const [windowStart, groups] of mergeByWindowAndGroup(items)) {
+    for (const [group, m] of groups) {
+      if (isOtherGroup(group)) continue;
+      const minutes = activity.get(group) ?? new Map<number, number>();
+      minutes.set(windowStart, m.count);
+      activity.set(group, minutes);
+    }
+  }
+  const sessions = sessionize(activity, gap, Math.min(now, to)).filter((s) => s.end > from && s.start <= to);
+  const perKey = new Map<string, number>();
+  for (const s of sessions) perKey.set(s.key, (perKey.get(s.key) ?? 0) + 1);
+  return {
+    rule_id: rule.rule_id,
+    from: new Date(from).toISOString(),
+    to: new Date(to).toISOString(),
+    gap_seconds: gap / 1000,
+    count: sessions.reduce((n, s) => n + s.events, 0),
+    rate_per_second: sessions.reduce((n, s) => n + s.events, 0) / ((to - from) / 1000),
+    ...summarize(sessions),
+    series: windowStarts(from, to, "m").map((m) => ({
+      minute: new Date(m).toISOString(),
+      count: sessions.filter((s) => s.start === m).length,
+    })),
+    groups: [...perKey]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, TOP_GROUPS)
+      .map(([key, count]) => ({ group: splitGroupKey(rule, key), count })),
   };
 }
 

@@ -83,6 +83,16 @@ export const BUILT_IN_RULES: readonly AggregationRule[] = [
     active: true,
   },
   {
+    rule_id: "user_sessions",
+    name: "User sessions (closed after 30 minutes of inactivity)",
+    reads: "active_sessions_per_user",
+    event_type: "*",
+    metric: "count",
+    group_by: ["user_id"],
+    window: { type: "session", gap: "30m" },
+    active: true,
+  },
+  {
     rule_id: "revenue_by_currency",
     name: "Revenue per minute by currency",
     event_type: "purchase_completed",
