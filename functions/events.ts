@@ -1,5 +1,6 @@
 import { AthenaClient } from "@aws-sdk/client-athena";
 import { z } from "zod";
+import { listEventTypes } from "../lib/adapters/archive-listing.ts";
 import { createS3 } from "../lib/adapters/aws-clients.ts";
 import type { EventsQueryEngine } from "../lib/adapters/events-query.ts";
 import { decodeCursor, encodeCursor } from "../lib/archive/events-sql.ts";
@@ -32,10 +33,12 @@ const engine = lazy(async (): Promise<EventsQueryEngine> => {
   if (!config.ATHENA_WORKGROUP || !config.ATHENA_DATABASE || !config.ATHENA_TABLE) {
     throw new Error("ATHENA_WORKGROUP, ATHENA_DATABASE and ATHENA_TABLE are required with the athena engine");
   }
+  const s3 = createS3(config);
   return new AthenaEventsEngine(new AthenaClient({ region: config.AWS_REGION }), {
     workGroup: config.ATHENA_WORKGROUP,
     database: config.ATHENA_DATABASE,
     table: config.ATHENA_TABLE,
+    eventTypes: () => listEventTypes(s3, config.ARCHIVE_BUCKET, buckets.archive.prefix),
   });
 });
 

@@ -18,11 +18,19 @@ export class QueryTimeoutError extends Error {
 export class AthenaEventsEngine implements EventsQueryEngine {
   constructor(
     private readonly athena: AthenaClient,
-    private readonly options: { workGroup: string; database: string; table: string; deadlineMs?: number },
+    private readonly options: {
+      workGroup: string;
+      database: string;
+      table: string;
+      /** Lists the archive's event types for queries without one (partition projection needs them). */
+      eventTypes: () => Promise<string[]>;
+      deadlineMs?: number;
+    },
   ) {}
 
   async query(q: EventsSqlQuery): Promise<ArchivedEventRow[]> {
-    const { sql, params } = buildEventsSql(`"${this.options.database}"."${this.options.table}"`, q);
+    const withTypes = q.eventType === undefined ? { ...q, eventTypes: await this.options.eventTypes() } : q;
+    const { sql, params } = buildEventsSql(`"${this.options.database}"."${this.options.table}"`, withTypes);
     const started = await this.athena.send(
       new StartQueryExecutionCommand({
         QueryString: sql,

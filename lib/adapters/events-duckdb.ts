@@ -5,6 +5,7 @@ import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/
 import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 import { buildEventsSql, EVENT_COLUMNS, type EventsSqlQuery } from "../archive/events-sql.ts";
 import { hoursBetween } from "../archive/layout.ts";
+import { listEventTypes } from "./archive-listing.ts";
 import type { ArchivedEventRow, EventsQueryEngine } from "./events-query.ts";
 
 /**
@@ -24,7 +25,8 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
   ) {}
 
   async query(q: EventsSqlQuery): Promise<ArchivedEventRow[]> {
-    const types = q.eventType !== undefined ? [q.eventType] : await this.#eventTypes();
+    const types =
+      q.eventType !== undefined ? [q.eventType] : await listEventTypes(this.s3, this.bucket, this.prefix);
     const hours = hoursBetween(q.from, q.to - 1).reverse();
     const rows: ArchivedEventRow[] = [];
     for (const { dt, hour } of hours) {
@@ -61,27 +63,6 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
       return connection;
     });
     return this.#connection;
-  }
-
-  async #eventTypes(): Promise<string[]> {
-    const out: string[] = [];
-    let token: string | undefined;
-    do {
-      const res = await this.s3.send(
-        new ListObjectsV2Command({
-          Bucket: this.bucket,
-          Prefix: this.prefix,
-          Delimiter: "/",
-          ContinuationToken: token,
-        }),
-      );
-      for (const p of res.CommonPrefixes ?? []) {
-        const m = /event_type=([^/]+)\/$/.exec(p.Prefix ?? "");
-        if (m?.[1]) out.push(m[1]);
-      }
-      token = res.IsTruncated ? res.NextContinuationToken : undefined;
-    } while (token);
-    return out;
   }
 
   async #list(prefix: string): Promise<{ key: string; etag: string }[]> {

@@ -6,6 +6,8 @@
 export interface EventsSqlQuery {
   readonly userId?: string;
   readonly eventType?: string;
+  /** Without `eventType`: the event types to read (the archive's partitions). */
+  readonly eventTypes?: readonly string[];
   /** Inclusive lower bound, epoch ms. */
   readonly from: number;
   /** Exclusive upper bound, epoch ms. */
@@ -48,6 +50,12 @@ export function buildEventsSql(source: string, q: EventsSqlQuery): BuiltSql {
   if (q.eventType !== undefined) {
     where.push("event_type = ?");
     params.push(q.eventType);
+  } else if (q.eventTypes !== undefined) {
+    // An empty list must match nothing, not everything.
+    where.push(
+      q.eventTypes.length > 0 ? `event_type IN (${q.eventTypes.map(() => "?").join(", ")})` : "1 = 0",
+    );
+    params.push(...q.eventTypes);
   }
   if (q.after) {
     where.push('("timestamp" < ? OR ("timestamp" = ? AND event_id < ?))');

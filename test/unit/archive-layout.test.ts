@@ -90,3 +90,20 @@ describe("GET /events SQL", () => {
     expect(decodeCursor(Buffer.from('{"a":1}').toString("base64url"))).toBeUndefined();
   });
 });
+
+describe("GET /events SQL without an event type", () => {
+  it("reads the listed event types (Athena's injected projection needs them), and nothing when none", () => {
+    const some = buildEventsSql("events", {
+      userId: "u",
+      eventTypes: ["click", "page_view"],
+      from: 0,
+      to: 1,
+      limit: 5,
+    });
+    expect(some.sql).toContain("event_type IN (?, ?)");
+    expect(some.params).toEqual([0, 1, "1970-01-01", "1970-01-01", "u", "click", "page_view", 5]);
+    expect(buildEventsSql("events", { userId: "u", eventTypes: [], from: 0, to: 1, limit: 5 }).sql).toContain(
+      "1 = 0",
+    );
+  });
+});
