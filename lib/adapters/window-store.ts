@@ -1,9 +1,8 @@
-import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
   BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
-  PutCommand,
   QueryCommand,
   TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
@@ -19,12 +18,9 @@ export class FenceConflictError extends Error {
 /** Partial aggregates and stream-processor state in DynamoDB (the aggregates and stream-state tables). */
 export interface WindowStore {
   getMany(keys: readonly { pk: string; sk: string }[]): Promise<Map<string, WindowItem>>;
-  /** Writes the item if its stored `last_offset` is still `expected` (undefined: item absent). */
-  putFenced(item: WindowItem, expected: number | undefined): Promise<void>;
   /** Every partial (all source partitions) of the given windows. */
   readWindows(pks: readonly string[]): Promise<WindowItem[]>;
   getWatermark(topic: string, partition: number): Promise<WatermarkState>;
-  putWatermark(topic: string, partition: number, state: WatermarkState): Promise<void>;
   /**
    * Writes the items (each fenced on the `last_offset` it was read with) and then the
    * partition's watermark, in as few round trips as the store allows; all-or-nothing per round trip.
@@ -117,27 +113,6 @@ export class DynamoWindowStore implements WindowStore {
     return out;
   }
 
-  async putFenced(item: WindowItem, expected: number | undefined): Promise<void> {
-    try {
-      await this.db.send(
-        new PutCommand({
-          TableName: this.aggregatesTable,
-          Item: toRow(item),
-          ...(expected === undefined
-            ? { ConditionExpression: "attribute_not_exists(pk)" }
-            : {
-                ConditionExpression: "last_offset = :expected",
-                ExpressionAttributeValues: { ":expected": expected },
-              }),
-        }),
-      );
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException)
-        throw new FenceConflictError(`${item.pk}/${item.sk} moved`);
-      throw error;
-    }
-  }
-
   /**
    * One DynamoDB transaction per 99 items (the limit is 100 actions), the watermark riding in the
    * last: a batch applies in one round trip instead of one per item, and a partially applied
@@ -147,18 +122,7 @@ export class DynamoWindowStore implements WindowStore {
     items: readonly { item: WindowItem; expected: number | undefined }[],
     watermark: { topic: string; partition: number; state: WatermarkState },
   ): Promise<void> {
-    const puts = items.map(({ item, expected }) => ({
-      Put: {
-        TableName: this.aggregatesTable,
-        Item: toRow(item),
-        ...(expected === undefined
-          ? { ConditionExpression: "attribute_not_exists(pk)" }
-          : {
-              ConditionExpression: "last_offset = :expected",
-              ExpressionAttributeValues: { ":expected": expected },
-            }),
-      },
-    }));
+    const puts = items.map(({ item, expected }) => ({ Put: this.#fencedPut(item, expected) }));
     const chunks: (typeof puts)[] = [];
     for (let i = 0; i < puts.length; i += 99) chunks.push(puts.slice(i, i + 99));
     if (chunks.length === 0) chunks.push([]);
@@ -167,21 +131,7 @@ export class DynamoWindowStore implements WindowStore {
       const actions = [
         ...chunk,
         ...(last && Number.isFinite(watermark.state.maxEventTime)
-          ? [
-              {
-                Put: {
-                  TableName: this.stateTable,
-                  Item: {
-                    pk: `watermark#${watermark.topic}`,
-                    sk: `p${watermark.partition}`,
-                    max_event_time: watermark.state.maxEventTime,
-                    last_offset: watermark.state.lastOffset,
-                  },
-                  ConditionExpression: "attribute_not_exists(pk) OR last_offset <= :o",
-                  ExpressionAttributeValues: { ":o": watermark.state.lastOffset },
-                },
-              },
-            ]
+          ? [{ Put: this.#watermarkPut(watermark) }]
           : []),
       ];
       if (actions.length === 0) continue;
@@ -196,6 +146,35 @@ export class DynamoWindowStore implements WindowStore {
         throw error;
       }
     }
+  }
+
+  /** The item, on the condition that its stored `last_offset` is still `expected` (undefined: absent). */
+  #fencedPut(item: WindowItem, expected: number | undefined) {
+    return {
+      TableName: this.aggregatesTable,
+      Item: toRow(item),
+      ...(expected === undefined
+        ? { ConditionExpression: "attribute_not_exists(pk)" }
+        : {
+            ConditionExpression: "last_offset = :expected",
+            ExpressionAttributeValues: { ":expected": expected },
+          }),
+    };
+  }
+
+  /** The watermark, never moved backwards (a stale retry must not reopen closed windows). */
+  #watermarkPut(w: { topic: string; partition: number; state: WatermarkState }) {
+    return {
+      TableName: this.stateTable,
+      Item: {
+        pk: `watermark#${w.topic}`,
+        sk: `p${w.partition}`,
+        max_event_time: w.state.maxEventTime,
+        last_offset: w.state.lastOffset,
+      },
+      ConditionExpression: "attribute_not_exists(pk) OR last_offset <= :o",
+      ExpressionAttributeValues: { ":o": w.state.lastOffset },
+    };
   }
 
   async readWindows(pks: readonly string[]): Promise<WindowItem[]> {
@@ -232,27 +211,5 @@ export class DynamoWindowStore implements WindowStore {
     const item = res.Item as { max_event_time?: number; last_offset?: number } | undefined;
     if (!item || item.max_event_time === undefined) return INITIAL_WATERMARK;
     return { maxEventTime: Number(item.max_event_time), lastOffset: Number(item.last_offset ?? -1) };
-  }
-
-  async putWatermark(topic: string, partition: number, state: WatermarkState): Promise<void> {
-    if (!Number.isFinite(state.maxEventTime)) return;
-    try {
-      await this.db.send(
-        new PutCommand({
-          TableName: this.stateTable,
-          Item: {
-            pk: `watermark#${topic}`,
-            sk: `p${partition}`,
-            max_event_time: state.maxEventTime,
-            last_offset: state.lastOffset,
-          },
-          // Never move a watermark backwards (a stale retry must not reopen closed windows).
-          ConditionExpression: "attribute_not_exists(pk) OR last_offset <= :o",
-          ExpressionAttributeValues: { ":o": state.lastOffset },
-        }),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
   }
 }
