@@ -120,8 +120,12 @@ export class LocalEventSourceMapping {
 
   async stop(): Promise<void> {
     this.#running = false;
-    await this.#consumer.disconnect().catch(() => undefined);
-    await this.#producer.disconnect().catch(() => undefined);
+    // On Ctrl-C the broker may already be gone (the terminal signals the whole process group),
+    // and kafkajs would retry leaving the group for a long time: give it a few seconds.
+    const bounded = (p: Promise<void>) =>
+      Promise.race([p.catch(() => undefined), new Promise<void>((r) => setTimeout(r, 3_000).unref())]);
+    await bounded(this.#consumer.disconnect());
+    await bounded(this.#producer.disconnect());
   }
 
   /** Delivers one batch until it succeeds or goes to the on-failure topic; false if interrupted. */

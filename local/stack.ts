@@ -155,7 +155,7 @@ async function startMappingsProcess(log: (line: string) => void): Promise<{ stop
     async stop() {
       if (child.exitCode !== null) return;
       child.kill("SIGTERM");
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      const timer = setTimeout(() => child.kill("SIGKILL"), 5_000);
       await exited;
       clearTimeout(timer);
     },
