@@ -1,6 +1,6 @@
 import type { MSKEvent } from "aws-lambda";
 import { z } from "zod";
-import { createDynamoDb } from "../lib/adapters/aws-clients.ts";
+import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
 import { CachedRules, DynamoRulesStore } from "../lib/adapters/rules-store.ts";
 import { DynamoWindowStore } from "../lib/adapters/window-store.ts";

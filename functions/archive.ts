@@ -1,8 +1,8 @@
 import type { MSKEvent } from "aws-lambda";
 import { z } from "zod";
 import { S3ArchiveStore } from "../lib/adapters/archive-store.ts";
-import { createS3 } from "../lib/adapters/aws-clients.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
+import { createS3 } from "../lib/adapters/s3-client.ts";
 import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";
 import { lazy } from "../lib/lazy.ts";
 import { archiveBatch } from "../lib/pipeline/archive-batch.ts";

@@ -1,7 +1,4 @@
-import { AthenaClient } from "@aws-sdk/client-athena";
 import { z } from "zod";
-import { listEventTypes } from "../lib/adapters/archive-listing.ts";
-import { createS3 } from "../lib/adapters/aws-clients.ts";
 import type { EventsQueryEngine } from "../lib/adapters/events-query.ts";
 import { decodeCursor, encodeCursor } from "../lib/archive/events-sql.ts";
 import { awsEndpointsEnv, readConfig } from "../lib/config.ts";
@@ -22,14 +19,22 @@ const config = readConfig(
   }),
 );
 
-// The DuckDB engine (and its native module) is loaded only when configured: the AWS bundle
-// never contains it.
+// Engines load on first use: DuckDB (a native module, never in the AWS bundle) only locally,
+// the Athena client only in AWS; module init stays small either way.
 const engine = lazy(async (): Promise<EventsQueryEngine> => {
   if (config.EVENTS_QUERY_ENGINE === "duckdb") {
-    const { DuckDbEventsEngine } = await import("../lib/adapters/events-duckdb.ts");
+    const [{ DuckDbEventsEngine }, { createS3 }] = await Promise.all([
+      import("../lib/adapters/events-duckdb.ts"),
+      import("../lib/adapters/s3-client.ts"),
+    ]);
     return new DuckDbEventsEngine(createS3(config), config.ARCHIVE_BUCKET, buckets.archive.prefix);
   }
-  const { AthenaEventsEngine } = await import("../lib/adapters/events-athena.ts");
+  const [{ AthenaEventsEngine }, { AthenaClient }, { createS3 }, { listEventTypes }] = await Promise.all([
+    import("../lib/adapters/events-athena.ts"),
+    import("@aws-sdk/client-athena"),
+    import("../lib/adapters/s3-client.ts"),
+    import("../lib/adapters/archive-listing.ts"),
+  ]);
   if (!config.ATHENA_WORKGROUP || !config.ATHENA_DATABASE || !config.ATHENA_TABLE) {
     throw new Error("ATHENA_WORKGROUP, ATHENA_DATABASE and ATHENA_TABLE are required with the athena engine");
   }

@@ -1,8 +1,9 @@
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { HeadBucketCommand } from "@aws-sdk/client-s3";
 import { z } from "zod";
-import { createDynamoDb, createS3 } from "../lib/adapters/aws-clients.ts";
+import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
+import { createS3 } from "../lib/adapters/s3-client.ts";
 import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";
 import { lazy } from "../lib/lazy.ts";
 import { apiHandler, json } from "./shared/http.ts";

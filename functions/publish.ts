@@ -2,7 +2,7 @@ import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { DynamoDBStreamEvent } from "aws-lambda";
 import { z } from "zod";
-import { createDynamoDb } from "../lib/adapters/aws-clients.ts";
+import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
 import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";

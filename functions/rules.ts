@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { createDynamoDb } from "../lib/adapters/aws-clients.ts";
+import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
 import { DynamoRulesStore } from "../lib/adapters/rules-store.ts";
 import { awsEndpointsEnv, readConfig } from "../lib/config.ts";
 import { badRequest } from "../lib/contract/errors.ts";

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { createDynamoDb } from "../lib/adapters/aws-clients.ts";
+import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
 import { CachedRules, DynamoRulesStore } from "../lib/adapters/rules-store.ts";
 import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, readConfig } from "../lib/config.ts";

@@ -2,7 +2,7 @@ import { mkdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
-import { type DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
+import type { DuckDBConnection } from "@duckdb/node-api";
 import { buildEventsSql, EVENT_COLUMNS, type EventsSqlQuery } from "../archive/events-sql.ts";
 import { hoursBetween } from "../archive/layout.ts";
 import { listEventTypes } from "./archive-listing.ts";
@@ -55,7 +55,10 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
   }
 
   async #connect(): Promise<DuckDBConnection> {
-    this.#connection ??= DuckDBInstance.create(":memory:").then(async (db) => {
+    // Imported on first use: a bundler hoists static imports of external packages to module
+    // init, and the native module exists only where the local engine runs.
+    this.#connection ??= import("@duckdb/node-api").then(async ({ DuckDBInstance }) => {
+      const db = await DuckDBInstance.create(":memory:");
       const connection = await db.connect();
       // DuckDB 1.5's top-N window rewrite fails an internal assertion on the shared dedupe
       // query (row_number() = 1 under ORDER BY … LIMIT); the plain plan is fast enough here.

@@ -1,5 +1,3 @@
-import { GetBootstrapBrokersCommand, KafkaClient } from "@aws-sdk/client-kafka";
-import { generateAuthToken } from "aws-msk-iam-sasl-signer-js";
 import { Kafka, type KafkaConfig, logLevel } from "kafkajs";
 import type { KafkaEnv } from "../config.ts";
 
@@ -19,6 +17,8 @@ export async function createKafka(env: KafkaEnv, overrides: Partial<KafkaConfig>
     ...overrides,
   };
   if (env.KAFKA_AUTH === "iam") {
+    // Loaded only for MSK: keeps the signer and the Kafka control-plane client out of module init.
+    const { generateAuthToken } = await import("aws-msk-iam-sasl-signer-js");
     return new Kafka({
       ...base,
       ssl: true,
@@ -37,6 +37,7 @@ export async function createKafka(env: KafkaEnv, overrides: Partial<KafkaConfig>
 async function resolveBrokers(env: KafkaEnv): Promise<string[]> {
   if (env.KAFKA_BROKERS) return env.KAFKA_BROKERS.split(",").map((b) => b.trim());
   if (!env.KAFKA_CLUSTER_ARN) throw new Error("KAFKA_BROKERS or KAFKA_CLUSTER_ARN must be set");
+  const { GetBootstrapBrokersCommand, KafkaClient } = await import("@aws-sdk/client-kafka");
   const client = new KafkaClient({ region: env.AWS_REGION });
   const out = await client.send(new GetBootstrapBrokersCommand({ ClusterArn: env.KAFKA_CLUSTER_ARN }));
   const list = env.KAFKA_AUTH === "iam" ? out.BootstrapBrokerStringSaslIam : out.BootstrapBrokerStringTls;

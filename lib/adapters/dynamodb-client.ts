@@ -1,5 +1,4 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { S3Client } from "@aws-sdk/client-s3";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { AwsEndpointsEnv } from "../config.ts";
 
@@ -11,12 +10,4 @@ export function createDynamoDb(env: AwsEndpointsEnv): DynamoDBDocumentClient {
     maxAttempts: 5,
   });
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
-}
-
-/** S3 client; `S3_ENDPOINT` points it at the local S3 server (path-style addressing). */
-export function createS3(env: AwsEndpointsEnv): S3Client {
-  return new S3Client({
-    region: env.AWS_REGION,
-    ...(env.S3_ENDPOINT ? { endpoint: env.S3_ENDPOINT, forcePathStyle: true } : {}),
-  });
 }
