@@ -10,6 +10,7 @@ import { lazy } from "../lib/lazy.ts";
 import { aggregateBatch, RecentEventIds } from "../lib/pipeline/aggregate-batch.ts";
 import type { SourcedEvent } from "../lib/stream/fold.ts";
 import { BUILT_IN_RULES } from "../lib/stream/rules.ts";
+import { topics } from "../lib/topology.ts";
 import { logger } from "./shared/http.ts";
 import { decodeMskEvent } from "./shared/msk.ts";
 
@@ -28,7 +29,12 @@ const config = readConfig(
   }),
 );
 const db = createDynamoDb(config);
-const store = new DynamoWindowStore(db, config.AGGREGATES_TABLE, config.STREAM_STATE_TABLE);
+const store = new DynamoWindowStore(
+  db,
+  config.AGGREGATES_TABLE,
+  config.STREAM_STATE_TABLE,
+  topics.eventsRaw.partitions,
+);
 const rules = new CachedRules(new DynamoRulesStore(db, config.RULES_TABLE), BUILT_IN_RULES);
 const recent = new RecentEventIds();
 const lateProducer = lazy(async () => {
@@ -52,11 +58,13 @@ export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] 
   }
   if (unreadable > 0) logger.warn("unreadable records skipped", { unreadable });
   if (sourced.length === 0) return { batchItemFailures: [] };
-  await aggregateBatch(topic, sourced, {
+  const unitsBefore = store.consumedWriteUnits;
+  const outcome = await aggregateBatch(topic, sourced, {
     store,
     rules: await rules.current(),
     recent,
     allowedLatenessMs: config.ALLOWED_LATENESS_SECONDS * 1000,
+    warn: (message, details) => logger.warn(message, details),
     publishLate: async (late) => {
       await (await lateProducer()).send({
         topic: config.TOPIC_EVENTS_LATE,
@@ -64,6 +72,11 @@ export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] 
         messages: late.map((r) => ({ key: r.event.user_id, value: JSON.stringify(r.event) })),
       });
     },
+  });
+  logger.info("aggregated", {
+    records: sourced.length,
+    ...outcome,
+    writeUnits: store.consumedWriteUnits - unitsBefore,
   });
   return { batchItemFailures: [] };
 };

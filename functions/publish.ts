@@ -7,12 +7,17 @@ import { createKafka } from "../lib/adapters/kafka.ts";
 import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";
 import { lazy } from "../lib/lazy.ts";
-import { statsMessagesFor } from "../lib/pipeline/stats-messages.ts";
+import { changedWindowsOf, publishChangedWindows } from "../lib/pipeline/publish-stats.ts";
+import { topics } from "../lib/topology.ts";
+import { logger } from "./shared/http.ts";
 
 /**
- * Aggregates table stream consumer: for every minute window whose partial changed, reads all
- * partials of that window, merges them and publishes each group's current value to
- * `analytics.stats` (docs/stats-topic.md). Hourly roll-ups are not republished.
+ * Aggregates table stream consumer: every delta written by the aggregator names the groups a
+ * slice changed; for each changed window this reads all its partials (strongly consistent),
+ * merges them and publishes the current value of just the changed groups to `analytics.stats`
+ * (docs/stats-topic.md), in produce requests cut by the topic's max.message.bytes. A failure
+ * throws: the mapping retries, then sends the batch to its on-failure destination (never a
+ * silent skip).
  */
 const config = readConfig(
   kafkaEnv.extend(awsEndpointsEnv.shape).extend({
@@ -20,7 +25,12 @@ const config = readConfig(
     TOPIC_ANALYTICS_STATS: z.string().min(1),
   }),
 );
-const store = new DynamoWindowStore(createDynamoDb(config), config.AGGREGATES_TABLE, "unused");
+const store = new DynamoWindowStore(
+  createDynamoDb(config),
+  config.AGGREGATES_TABLE,
+  "unused",
+  topics.eventsRaw.partitions,
+);
 const producer = lazy(async () => {
   const p = (await createKafka(config)).producer({ idempotent: true, maxInFlightRequests: 1 });
   await p.connect();
@@ -28,30 +38,20 @@ const producer = lazy(async () => {
 });
 
 export const handler = async (event: DynamoDBStreamEvent): Promise<{ batchItemFailures: [] }> => {
-  const windows = new Set<string>();
-  const changed = new Set<string>();
-  for (const record of event.Records) {
-    const image = record.dynamodb?.NewImage;
-    if (!image) continue;
-    const row = unmarshall(image as Record<string, AttributeValue>) as {
-      pk?: unknown;
-      granularity?: unknown;
-      groups?: unknown;
-    };
-    if (typeof row.pk !== "string" || row.granularity !== "m") continue;
-    windows.add(row.pk);
-    for (const key of Object.keys((row.groups as Record<string, unknown> | undefined) ?? {})) {
-      changed.add(`${row.pk}\u0000${key.slice(2)}`);
-    }
-  }
-  if (windows.size === 0) return { batchItemFailures: [] };
-  const messages = statsMessagesFor(await store.readWindows([...windows]), Date.now(), changed);
-  if (messages.length > 0) {
-    await (await producer()).send({
-      topic: config.TOPIC_ANALYTICS_STATS,
-      acks: -1,
-      messages: messages.map((m) => ({ key: m.window_id, value: JSON.stringify(m) })),
-    });
-  }
+  const windows = changedWindowsOf(
+    event.Records.map((r) =>
+      r.dynamodb?.NewImage ? unmarshall(r.dynamodb.NewImage as Record<string, AttributeValue>) : undefined,
+    ),
+  );
+  if (windows.length === 0) return { batchItemFailures: [] };
+  const p = await producer();
+  const published = await publishChangedWindows(windows, {
+    store,
+    maxMessageBytes: topics.analyticsStats.maxMessageBytes,
+    send: async (messages) => {
+      await p.send({ topic: config.TOPIC_ANALYTICS_STATS, acks: -1, messages });
+    },
+  });
+  logger.debug("published", { windows: windows.length, messages: published });
   return { batchItemFailures: [] };
 };

@@ -10,22 +10,35 @@
  * Plain data only: no AWS SDK, no CDK, no Node APIs.
  */
 
+/**
+ * The topics' `max.message.bytes` (a record batch per partition must fit): producers cut their
+ * requests by it, and both wirings create the topics with it (Kafka's default, 1 MiB).
+ */
+export const MAX_MESSAGE_BYTES = 1_048_576;
+
 /** Kafka topics. Partition counts matter: each `events.raw` partition has exactly one writer per aggregate item. */
 export const topics = {
   /** Every accepted event, keyed by `user_id` so one user's events stay ordered. */
-  eventsRaw: { name: "events.raw", partitions: 6, retentionHours: 168 },
+  eventsRaw: { name: "events.raw", partitions: 6, retentionHours: 168, maxMessageBytes: MAX_MESSAGE_BYTES },
   /** Aggregate updates republished for other services (live statistics). */
-  analyticsStats: { name: "analytics.stats", partitions: 3, retentionHours: 24 },
+  analyticsStats: {
+    name: "analytics.stats",
+    partitions: 3,
+    retentionHours: 24,
+    maxMessageBytes: MAX_MESSAGE_BYTES,
+  },
   /** Events later than the watermark: archived, counted as late, never change a closed window. */
-  eventsLate: { name: "events.late", partitions: 3, retentionHours: 168 },
+  eventsLate: { name: "events.late", partitions: 3, retentionHours: 168, maxMessageBytes: MAX_MESSAGE_BYTES },
   /** Dead-letter path: records an event-source mapping could not process after its retries. */
-  deadLetter: { name: "events.dlq", partitions: 1, retentionHours: 336 },
+  deadLetter: { name: "events.dlq", partitions: 1, retentionHours: 336, maxMessageBytes: MAX_MESSAGE_BYTES },
 } as const satisfies Record<string, TopicSpec>;
 
 export interface TopicSpec {
   readonly name: string;
   readonly partitions: number;
   readonly retentionHours: number;
+  /** The topic's `max.message.bytes`. */
+  readonly maxMessageBytes: number;
 }
 
 export type AttributeType = "S" | "N";

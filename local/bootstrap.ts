@@ -44,7 +44,10 @@ export async function bootstrap(options: {
           topic: t.name,
           numPartitions: t.partitions,
           replicationFactor: 1,
-          configEntries: [{ name: "retention.ms", value: String(t.retentionHours * 3_600_000) }],
+          configEntries: [
+            { name: "retention.ms", value: String(t.retentionHours * 3_600_000) },
+            { name: "max.message.bytes", value: String(t.maxMessageBytes) },
+          ],
         })),
       });
     }

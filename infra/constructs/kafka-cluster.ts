@@ -112,6 +112,7 @@ export class KafkaCluster extends Construct implements KafkaAccess {
           Name: t.name,
           Partitions: String(t.partitions),
           RetentionMs: String(t.retentionHours * 3_600_000),
+          MaxMessageBytes: String(t.maxMessageBytes),
         })),
       },
     });

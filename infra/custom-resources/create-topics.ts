@@ -10,6 +10,7 @@ interface TopicProperty {
   Name: string;
   Partitions: string;
   RetentionMs: string;
+  MaxMessageBytes?: string;
 }
 
 export const handler = async (event: CloudFormationCustomResourceEvent) => {
@@ -33,7 +34,10 @@ export const handler = async (event: CloudFormationCustomResourceEvent) => {
         topics: missing.map((t) => ({
           topic: t.Name,
           numPartitions: Number(t.Partitions),
-          configEntries: [{ name: "retention.ms", value: t.RetentionMs }],
+          configEntries: [
+            { name: "retention.ms", value: t.RetentionMs },
+            ...(t.MaxMessageBytes ? [{ name: "max.message.bytes", value: t.MaxMessageBytes }] : []),
+          ],
         })),
       });
     }

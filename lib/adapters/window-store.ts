@@ -1,197 +1,228 @@
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
-  BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
   TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
-import type { Granularity, GroupPartial, WindowItem } from "../stream/fold.ts";
-import { itemId } from "../stream/fold.ts";
-import { INITIAL_WATERMARK, type WatermarkState } from "../stream/watermark.ts";
+import type { Granularity } from "../stream/fold.ts";
+import {
+  bucketOf,
+  type PartialRecord,
+  partitionPk,
+  recordBytes,
+  windowSkRange,
+} from "../stream/partial-items.ts";
 
-/** A write lost the race against another writer of the same item: retry the batch. */
+/** A write lost the race against another writer of the same partition: retry the batch. */
 export class FenceConflictError extends Error {
   override name = "FenceConflictError";
 }
 
-/** Partial aggregates and stream-processor state in DynamoDB (the aggregates and stream-state tables). */
+/**
+ * What the aggregator keeps per source partition, in one item written in the same transaction as
+ * the partials: the offset fence, the watermark, which windows hold uncompacted deltas, and the
+ * late records whose publication to `events.late` is not yet confirmed.
+ */
+export interface Fence {
+  /** Highest offset whose effect is stored; -1 before any. */
+  readonly lastOffset: number;
+  /** Highest event time seen (bounded by arrival time), -Infinity before any. */
+  readonly maxEventTime: number;
+  /** windowKey → delta records not yet compacted. */
+  readonly dirty: ReadonlyMap<string, number>;
+  /** Offsets of late records committed but not yet confirmed on `events.late`. */
+  readonly latePending: readonly number[];
+  /** Whether the item exists (the condition of the first write is its absence). */
+  readonly stored: boolean;
+}
+
+export const INITIAL_FENCE: Fence = {
+  lastOffset: -1,
+  maxEventTime: Number.NEGATIVE_INFINITY,
+  dirty: new Map(),
+  latePending: [],
+  stored: false,
+};
+
+export interface PartialKey {
+  readonly pk: string;
+  readonly sk: string;
+}
+
+export interface StoreChange {
+  readonly topic: string;
+  readonly partition: number;
+  /** The fence as read: the change applies only if the stored fence did not move since. */
+  readonly expected: Fence;
+  readonly fence: Fence;
+  readonly puts: readonly PartialRecord[];
+  readonly deletes: readonly PartialKey[];
+}
+
+/** Partial aggregates and the per-partition fence (the aggregates and stream-state tables). */
 export interface WindowStore {
-  getMany(keys: readonly { pk: string; sk: string }[]): Promise<Map<string, WindowItem>>;
-  /** Every partial (all source partitions) of the given windows. */
-  readWindows(pks: readonly string[]): Promise<WindowItem[]>;
-  getWatermark(topic: string, partition: number): Promise<WatermarkState>;
+  getFence(topic: string, partition: number): Promise<Fence>;
+  /** All of a change or nothing (one DynamoDB transaction); FenceConflictError if the fence moved. */
+  apply(change: StoreChange): Promise<void>;
   /**
-   * Writes the items (each fenced on the `last_offset` it was read with) and then the
-   * partition's watermark, in as few round trips as the store allows; all-or-nothing per round trip.
+   * The records of a rule's windows (strongly consistent), from every source partition or one.
+   * Window starts are grouped by bucket, so a range costs one Query per partition and bucket.
    */
-  commit(
-    items: readonly { item: WindowItem; expected: number | undefined }[],
-    watermark: { topic: string; partition: number; state: WatermarkState },
-  ): Promise<void>;
+  read(
+    ruleKey: string,
+    granularity: Granularity,
+    windowStarts: readonly number[],
+    partition?: number,
+  ): Promise<PartialRecord[]>;
+  /** Write units consumed so far (ReturnConsumedCapacity), for cost figures. */
+  readonly consumedWriteUnits: number;
 }
 
-interface Row {
-  pk: string;
-  sk: string;
-  rule_id: string;
-  granularity: Granularity;
-  window_start: number;
-  partition: number;
+/** Bytes of a change as DynamoDB counts them against the 4 MB transaction limit. */
+export const changeBytes = (puts: readonly PartialRecord[]) => puts.reduce((n, r) => n + recordBytes(r), 0);
+
+/** One Query per (partition, bucket): the window starts of a read, grouped. */
+export function readPlan(
+  ruleKey: string,
+  granularity: Granularity,
+  windowStarts: readonly number[],
+  partitions: readonly number[],
+): { pk: string; from: number; to: number }[] {
+  const byBucket = new Map<number, { from: number; to: number }>();
+  for (const ws of windowStarts) {
+    const bucket = bucketOf(granularity, ws);
+    const range = byBucket.get(bucket);
+    if (!range) byBucket.set(bucket, { from: ws, to: ws });
+    else {
+      range.from = Math.min(range.from, ws);
+      range.to = Math.max(range.to, ws);
+    }
+  }
+  const out: { pk: string; from: number; to: number }[] = [];
+  for (const p of partitions)
+    for (const [bucket, r] of byBucket) out.push({ pk: partitionPk(ruleKey, granularity, bucket, p), ...r });
+  return out;
+}
+
+interface FenceRow {
   last_offset: number;
-  groups: Record<string, GroupPartial>;
-  expires_at: number;
-}
-
-// Map keys may not be empty in DynamoDB; a rule without group_by has the group "".
-const encodeGroups = (groups: Record<string, GroupPartial>) =>
-  Object.fromEntries(Object.entries(groups).map(([k, v]) => [`g:${k}`, v]));
-const decodeGroups = (groups: Record<string, GroupPartial>) =>
-  Object.fromEntries(Object.entries(groups ?? {}).map(([k, v]) => [k.slice(2), normalize(v)]));
-
-function normalize(v: GroupPartial): GroupPartial {
-  // The document client returns numbers as numbers and binary as Uint8Array already.
-  return v;
-}
-
-function fromRow(r: Row): WindowItem {
-  return {
-    pk: r.pk,
-    sk: r.sk,
-    ruleId: r.rule_id,
-    granularity: r.granularity,
-    windowStart: Number(r.window_start),
-    partition: Number(r.partition),
-    lastOffset: Number(r.last_offset),
-    groups: decodeGroups(r.groups),
-    expiresAt: Number(r.expires_at),
-  };
-}
-
-function toRow(i: WindowItem): Row {
-  return {
-    pk: i.pk,
-    sk: i.sk,
-    rule_id: i.ruleId,
-    granularity: i.granularity,
-    window_start: i.windowStart,
-    partition: i.partition,
-    last_offset: i.lastOffset,
-    groups: encodeGroups(i.groups),
-    expires_at: i.expiresAt,
-  };
+  max_event_time: number | string;
+  dirty?: string;
+  late_pending?: string;
 }
 
 export class DynamoWindowStore implements WindowStore {
+  #writeUnits = 0;
   constructor(
     private readonly db: DynamoDBDocumentClient,
     private readonly aggregatesTable: string,
     private readonly stateTable: string,
+    /** Source partitions of events.raw (from lib/topology.ts): a read queries each. */
+    private readonly partitions: number,
   ) {}
 
-  async getMany(keys: readonly { pk: string; sk: string }[]): Promise<Map<string, WindowItem>> {
-    const out = new Map<string, WindowItem>();
-    const unique = [...new Map(keys.map((k) => [itemId(k.pk, k.sk), { pk: k.pk, sk: k.sk }])).values()];
-    const chunks: { pk: string; sk: string }[][] = [];
-    for (let i = 0; i < unique.length; i += 100) chunks.push(unique.slice(i, i + 100));
-    await Promise.all(
-      chunks.map(async (chunk) => {
-        let pending: { pk: string; sk: string }[] = chunk;
-        for (let attempt = 0; pending.length > 0; attempt++) {
-          if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(1000, 25 * 2 ** attempt)));
-          const res = await this.db.send(
-            new BatchGetCommand({
-              RequestItems: { [this.aggregatesTable]: { Keys: pending, ConsistentRead: true } },
-            }),
-          );
-          for (const row of (res.Responses?.[this.aggregatesTable] ?? []) as Row[])
-            out.set(itemId(row.pk, row.sk), fromRow(row));
-          pending = (res.UnprocessedKeys?.[this.aggregatesTable]?.Keys ?? []) as { pk: string; sk: string }[];
-        }
-      }),
-    );
-    return out;
+  get consumedWriteUnits(): number {
+    return this.#writeUnits;
   }
 
-  /**
-   * One DynamoDB transaction per 99 items (the limit is 100 actions), the watermark riding in the
-   * last: a batch applies in one round trip instead of one per item, and a partially applied
-   * batch can only be cut between transactions, where the offset fence makes a retry exact.
-   */
-  async commit(
-    items: readonly { item: WindowItem; expected: number | undefined }[],
-    watermark: { topic: string; partition: number; state: WatermarkState },
-  ): Promise<void> {
-    const puts = items.map(({ item, expected }) => ({ Put: this.#fencedPut(item, expected) }));
-    const chunks: (typeof puts)[] = [];
-    for (let i = 0; i < puts.length; i += 99) chunks.push(puts.slice(i, i + 99));
-    if (chunks.length === 0) chunks.push([]);
-    for (const [i, chunk] of chunks.entries()) {
-      const last = i === chunks.length - 1;
-      const actions = [
-        ...chunk,
-        ...(last && Number.isFinite(watermark.state.maxEventTime)
-          ? [{ Put: this.#watermarkPut(watermark) }]
-          : []),
-      ];
-      if (actions.length === 0) continue;
-      try {
-        await this.db.send(new TransactWriteCommand({ TransactItems: actions }));
-      } catch (error) {
-        if (error instanceof TransactionCanceledException) {
+  #fenceKey(topic: string, partition: number) {
+    return { pk: `fence#${topic}`, sk: `p${partition}` };
+  }
+
+  async getFence(topic: string, partition: number): Promise<Fence> {
+    const res = await this.db.send(
+      new GetCommand({
+        TableName: this.stateTable,
+        Key: this.#fenceKey(topic, partition),
+        ConsistentRead: true,
+      }),
+    );
+    const row = res.Item as FenceRow | undefined;
+    if (!row) return INITIAL_FENCE;
+    return {
+      lastOffset: Number(row.last_offset),
+      maxEventTime: Number(row.max_event_time),
+      dirty: new Map(JSON.parse(row.dirty ?? "[]") as [string, number][]),
+      latePending: JSON.parse(row.late_pending ?? "[]") as number[],
+      stored: true,
+    };
+  }
+
+  async apply(change: StoreChange): Promise<void> {
+    const { expected, fence } = change;
+    const fencePut = {
+      Put: {
+        TableName: this.stateTable,
+        Item: {
+          ...this.#fenceKey(change.topic, change.partition),
+          last_offset: fence.lastOffset,
+          max_event_time: Number.isFinite(fence.maxEventTime)
+            ? fence.maxEventTime
+            : String(fence.maxEventTime),
+          dirty: JSON.stringify([...fence.dirty]),
+          late_pending: JSON.stringify(fence.latePending),
+        },
+        ...(expected.stored
+          ? {
+              ConditionExpression: "last_offset = :expected",
+              ExpressionAttributeValues: { ":expected": expected.lastOffset },
+            }
+          : { ConditionExpression: "attribute_not_exists(pk)" }),
+      },
+    };
+    const actions = [
+      ...change.puts.map((Item) => ({ Put: { TableName: this.aggregatesTable, Item } })),
+      ...change.deletes.map((Key) => ({
+        Delete: { TableName: this.aggregatesTable, Key: { pk: Key.pk, sk: Key.sk } },
+      })),
+      fencePut,
+    ];
+    try {
+      const res = await this.db.send(
+        new TransactWriteCommand({ TransactItems: actions, ReturnConsumedCapacity: "TOTAL" }),
+      );
+      for (const c of res.ConsumedCapacity ?? [])
+        this.#writeUnits += c.WriteCapacityUnits ?? c.CapacityUnits ?? 0;
+    } catch (error) {
+      if (error instanceof TransactionCanceledException) {
+        const codes = error.CancellationReasons?.map((r) => r.Code) ?? [];
+        if (codes.includes("ConditionalCheckFailed"))
           throw new FenceConflictError(
-            `batch commit cancelled: ${JSON.stringify(error.CancellationReasons?.map((r) => r.Code))}`,
+            `partition ${change.partition}: the fence moved (${JSON.stringify(codes)})`,
           );
-        }
-        throw error;
       }
+      throw error;
     }
   }
 
-  /** The item, on the condition that its stored `last_offset` is still `expected` (undefined: absent). */
-  #fencedPut(item: WindowItem, expected: number | undefined) {
-    return {
-      TableName: this.aggregatesTable,
-      Item: toRow(item),
-      ...(expected === undefined
-        ? { ConditionExpression: "attribute_not_exists(pk)" }
-        : {
-            ConditionExpression: "last_offset = :expected",
-            ExpressionAttributeValues: { ":expected": expected },
-          }),
-    };
-  }
-
-  /** The watermark, never moved backwards (a stale retry must not reopen closed windows). */
-  #watermarkPut(w: { topic: string; partition: number; state: WatermarkState }) {
-    return {
-      TableName: this.stateTable,
-      Item: {
-        pk: `watermark#${w.topic}`,
-        sk: `p${w.partition}`,
-        max_event_time: w.state.maxEventTime,
-        last_offset: w.state.lastOffset,
-      },
-      ConditionExpression: "attribute_not_exists(pk) OR last_offset <= :o",
-      ExpressionAttributeValues: { ":o": w.state.lastOffset },
-    };
-  }
-
-  async readWindows(pks: readonly string[]): Promise<WindowItem[]> {
+  async read(
+    ruleKey: string,
+    granularity: Granularity,
+    windowStarts: readonly number[],
+    partition?: number,
+  ): Promise<PartialRecord[]> {
+    const partitions =
+      partition === undefined ? Array.from({ length: this.partitions }, (_, i) => i) : [partition];
+    const queries = readPlan(ruleKey, granularity, windowStarts, partitions);
+    const wanted = new Set(windowStarts);
     const results = await Promise.all(
-      pks.map(async (pk) => {
-        const rows: WindowItem[] = [];
+      queries.map(async ({ pk, from, to }) => {
+        const rows: PartialRecord[] = [];
+        const [lo, hi] = windowSkRange(from, to);
         let start: Record<string, unknown> | undefined;
         do {
           const res = await this.db.send(
             new QueryCommand({
               TableName: this.aggregatesTable,
-              KeyConditionExpression: "pk = :pk",
-              ExpressionAttributeValues: { ":pk": pk },
+              KeyConditionExpression: "pk = :pk AND sk BETWEEN :lo AND :hi",
+              ExpressionAttributeValues: { ":pk": pk, ":lo": lo, ":hi": hi },
+              ConsistentRead: true,
               ExclusiveStartKey: start,
             }),
           );
-          for (const row of (res.Items ?? []) as Row[]) rows.push(fromRow(row));
+          for (const row of (res.Items ?? []) as PartialRecord[])
+            if (wanted.has(Number(row.ws))) rows.push(fromRow(row));
           start = res.LastEvaluatedKey;
         } while (start);
         return rows;
@@ -199,17 +230,17 @@ export class DynamoWindowStore implements WindowStore {
     );
     return results.flat();
   }
+}
 
-  async getWatermark(topic: string, partition: number): Promise<WatermarkState> {
-    const res = await this.db.send(
-      new GetCommand({
-        TableName: this.stateTable,
-        Key: { pk: `watermark#${topic}`, sk: `p${partition}` },
-        ConsistentRead: true,
-      }),
-    );
-    const item = res.Item as { max_event_time?: number; last_offset?: number } | undefined;
-    if (!item || item.max_event_time === undefined) return INITIAL_WATERMARK;
-    return { maxEventTime: Number(item.max_event_time), lastOffset: Number(item.last_offset ?? -1) };
-  }
+function fromRow(row: PartialRecord): PartialRecord {
+  return {
+    ...row,
+    ws: Number(row.ws),
+    p: Number(row.p),
+    offset: Number(row.offset),
+    chunk: Number(row.chunk),
+    n: Number(row.n),
+    expires_at: Number(row.expires_at),
+    at: Number(row.at),
+  };
 }

@@ -1,12 +1,29 @@
-import type { WindowStore } from "../adapters/window-store.ts";
-import { foldBatch, itemId, type SourcedEvent, touchedKeys, type WindowItem } from "../stream/fold.ts";
+import { changeBytes, type Fence, type PartialKey, type WindowStore } from "../adapters/window-store.ts";
+import {
+  foldRecords,
+  GRANULARITY_MS,
+  type Granularity,
+  type SourcedEvent,
+  type WindowRef,
+  windowKey,
+} from "../stream/fold.ts";
+import { type Groups, mergeGroups } from "../stream/partial.ts";
+import {
+  decodeGroups,
+  effectiveRecords,
+  encodePartial,
+  MAX_GROUPS_PER_WINDOW,
+  MAX_TRANSACTION_ACTIONS,
+  MAX_TRANSACTION_BYTES,
+  type PartialRecord,
+} from "../stream/partial-items.ts";
 import { type AggregationRule, LATE_EVENTS_RULE } from "../stream/rules.ts";
 import { advance, DEFAULT_ALLOWED_LATENESS_MS, isLate } from "../stream/watermark.ts";
 
 /**
  * Remembers which offset first carried each recent event_id of a partition, so that a client's
- * resend of an accepted event (same event_id, later offset) counts once. Bounded: ids older than
- * the last `capacity` events of the partition are forgotten (documented in docs/stream-processing.md).
+ * resend of an accepted event (same event_id, later offset) counts once. Bounded and per
+ * execution environment: docs/stream-processing.md states the exact guarantee.
  */
 export class RecentEventIds {
   readonly #byPartition = new Map<number, Map<string, number>>();
@@ -30,27 +47,52 @@ export class RecentEventIds {
   }
 }
 
+/** Deltas a window may collect before its partition compacts them (reads stay a few items). */
+export const COMPACT_AFTER: Record<Granularity, number> = { m: 16, h: 64 };
+/** Records one compaction transaction absorbs (the rest waits for the next round). */
+const COMPACTION_ROUND = 60;
+
 export interface AggregateDeps {
   readonly store: WindowStore;
   readonly rules: readonly AggregationRule[];
-  /** Publishes late events (to `events.late`). */
+  /** Publishes late events (to `events.late`); called only after they are committed. */
   readonly publishLate: (late: readonly SourcedEvent[]) => Promise<void>;
   readonly recent: RecentEventIds;
   readonly allowedLatenessMs?: number;
+  readonly now?: () => number;
+  /** Loud warnings (a late event that could not be republished). */
+  readonly warn?: (message: string, details: Record<string, unknown>) => void;
 }
 
 export interface AggregateOutcome {
-  itemsWritten: number;
+  /** Slices committed (one transaction each). */
+  slices: number;
+  recordsWritten: number;
   onTime: number;
   late: number;
   duplicates: number;
+  compactions: number;
+}
+
+interface Slice {
+  readonly fence: Fence;
+  readonly puts: PartialRecord[];
+  readonly late: SourcedEvent[];
+  readonly onTime: number;
+  readonly duplicates: number;
 }
 
 /**
- * One batch of `events.raw` into the aggregates, per source partition: classify each record
- * against the partition's watermark (in offset order), fold on-time records into every matching
- * rule and late ones into `late_events`, publish late events, then commit the changed items
- * (fenced by offset) with the watermark last — so a retry classifies exactly as before.
+ * One batch of `events.raw` into the aggregates, per source partition, in offset order:
+ * 1. late records a previous invocation committed but may not have published are published;
+ * 2. records above the partition's fence are classified against the watermark (duplicates of a
+ *    recent event_id are skipped, but still move the fence), folded into per-window deltas and
+ *    committed together with the new fence in one transaction — in slices, when a batch's deltas
+ *    exceed a transaction (100 actions, 4 MB);
+ * 3. late records of the slice are published to `events.late` after the commit, and confirmed;
+ * 4. windows with many deltas, or closed by the watermark, are compacted.
+ * A retry, a replay or a concurrent zombie changes no number: everything at or below the fence
+ * is skipped, and a commit against a moved fence fails as a whole.
  */
 export async function aggregateBatch(
   topic: string,
@@ -63,49 +105,214 @@ export async function aggregateBatch(
     list.push(r);
     byPartition.set(r.partition, list);
   }
-  const outcome: AggregateOutcome = { itemsWritten: 0, onTime: 0, late: 0, duplicates: 0 };
+  const outcome: AggregateOutcome = {
+    slices: 0,
+    recordsWritten: 0,
+    onTime: 0,
+    late: 0,
+    duplicates: 0,
+    compactions: 0,
+  };
   await Promise.all(
-    [...byPartition].map(async ([partition, list]) => {
-      list.sort((a, b) => a.offset - b.offset);
-      const stored = await deps.store.getWatermark(topic, partition);
-      let state = stored;
-      const onTime: SourcedEvent[] = [];
-      const late: SourcedEvent[] = [];
-      const inBatch = new Set<string>();
-      for (const r of list) {
-        // At or below the saved watermark's offset: this record was fully processed before
-        // (the watermark is saved last), so a replay must not classify or count it again.
-        if (r.offset <= stored.lastOffset) continue;
-        const duplicate =
-          inBatch.has(r.event.event_id) || deps.recent.isDuplicate(partition, r.event.event_id, r.offset);
-        inBatch.add(r.event.event_id);
-        if (duplicate) {
-          outcome.duplicates++;
-          continue;
-        }
-        if (isLate(r.event.timestamp, state, deps.allowedLatenessMs ?? DEFAULT_ALLOWED_LATENESS_MS))
-          late.push(r);
-        else onTime.push(r);
-        state = advance(state, r.event.timestamp, r.offset);
-      }
-      const keys = [...touchedKeys(onTime, deps.rules), ...touchedKeys(late, [LATE_EVENTS_RULE])];
-      const existing = await deps.store.getMany(keys);
-      const changed = new Map<string, WindowItem>([
-        ...foldBatch(onTime, deps.rules, existing),
-        ...foldBatch(late, [LATE_EVENTS_RULE], existing),
-      ]);
-      if (late.length > 0) await deps.publishLate(late);
-      await deps.store.commit(
-        [...changed.values()].map((item) => ({
-          item,
-          expected: existing.get(itemId(item.pk, item.sk))?.lastOffset,
-        })),
-        { topic, partition, state },
-      );
-      outcome.itemsWritten += changed.size;
-      outcome.onTime += onTime.length;
-      outcome.late += late.length;
-    }),
+    [...byPartition].map(([partition, list]) => aggregatePartition(topic, partition, list, deps, outcome)),
   );
   return outcome;
+}
+
+async function aggregatePartition(
+  topic: string,
+  partition: number,
+  list: SourcedEvent[],
+  deps: AggregateDeps,
+  outcome: AggregateOutcome,
+): Promise<void> {
+  list.sort((a, b) => a.offset - b.offset);
+  let fence = await deps.store.getFence(topic, partition);
+  if (fence.latePending.length > 0) fence = await republishLate(topic, partition, list, fence, deps);
+  let rest = list.filter((r) => r.offset > fence.lastOffset);
+  let size = rest.length;
+  while (rest.length > 0) {
+    const slice = sliceOf(rest.slice(0, size), partition, fence, deps);
+    if (slice.puts.length + 1 > MAX_TRANSACTION_ACTIONS || changeBytes(slice.puts) > MAX_TRANSACTION_BYTES) {
+      if (size === 1) throw new Error(`partition ${partition}: one record exceeds a transaction`);
+      size = Math.ceil(size / 2);
+      continue;
+    }
+    await deps.store.apply({
+      topic,
+      partition,
+      expected: fence,
+      fence: slice.fence,
+      puts: slice.puts,
+      deletes: [],
+    });
+    fence = slice.fence;
+    outcome.slices++;
+    outcome.recordsWritten += slice.puts.length;
+    outcome.onTime += slice.onTime;
+    outcome.late += slice.late.length;
+    outcome.duplicates += slice.duplicates;
+    if (slice.late.length > 0) {
+      await deps.publishLate(slice.late);
+      fence = await confirmLate(topic, partition, fence, deps);
+    }
+    rest = rest.slice(size);
+    size = rest.length;
+    fence = await compactDue(topic, partition, fence, deps, outcome);
+  }
+}
+
+/** Classifies and folds records (all above the fence) into the deltas and fence of one commit. */
+function sliceOf(
+  records: readonly SourcedEvent[],
+  partition: number,
+  fence: Fence,
+  deps: AggregateDeps,
+): Slice {
+  const lateness = deps.allowedLatenessMs ?? DEFAULT_ALLOWED_LATENESS_MS;
+  let maxEventTime = fence.maxEventTime;
+  const onTime: SourcedEvent[] = [];
+  const late: SourcedEvent[] = [];
+  const inSlice = new Set<string>();
+  let duplicates = 0;
+  for (const r of records) {
+    const id = r.event.event_id;
+    const duplicate = inSlice.has(id) || deps.recent.isDuplicate(partition, id, r.offset);
+    inSlice.add(id);
+    if (duplicate) {
+      duplicates++;
+      continue;
+    }
+    if (isLate(r.event.timestamp, maxEventTime, lateness)) late.push(r);
+    else onTime.push(r);
+    maxEventTime = advance(maxEventTime, r.event.timestamp, r.event.received_at);
+  }
+  const deltas = foldRecords(onTime, deps.rules);
+  foldRecords(late, [LATE_EVENTS_RULE], deltas);
+  const first = records[0]?.offset ?? 0;
+  const now = (deps.now ?? Date.now)();
+  const puts: PartialRecord[] = [];
+  const dirty = new Map(fence.dirty);
+  for (const [key, delta] of deltas) {
+    const encoded = encodePartial(delta.ref, partition, "d", first, delta.groups, now);
+    puts.push(...encoded);
+    dirty.set(key, (dirty.get(key) ?? 0) + encoded.length);
+  }
+  return {
+    fence: {
+      lastOffset: records.at(-1)?.offset ?? fence.lastOffset,
+      maxEventTime,
+      dirty,
+      latePending: late.map((r) => r.offset),
+      stored: true,
+    },
+    puts,
+    late,
+    onTime: onTime.length,
+    duplicates,
+  };
+}
+
+async function confirmLate(
+  topic: string,
+  partition: number,
+  fence: Fence,
+  deps: AggregateDeps,
+): Promise<Fence> {
+  const next: Fence = { ...fence, latePending: [] };
+  await deps.store.apply({ topic, partition, expected: fence, fence: next, puts: [], deletes: [] });
+  return next;
+}
+
+/**
+ * An earlier invocation committed late records but failed before confirming their publication:
+ * the mapping redelivers them (its offset was not committed), so they are published now.
+ * (At least once on `events.late`: a crash between the publish and the confirmation repeats it.)
+ */
+async function republishLate(
+  topic: string,
+  partition: number,
+  list: readonly SourcedEvent[],
+  fence: Fence,
+  deps: AggregateDeps,
+): Promise<Fence> {
+  const pending = new Set(fence.latePending);
+  const found = list.filter((r) => pending.has(r.offset));
+  if (found.length > 0) await deps.publishLate(found);
+  if (found.length < pending.size)
+    deps.warn?.("late events not redelivered: cannot republish them to events.late", {
+      partition,
+      missing: pending.size - found.length,
+    });
+  return confirmLate(topic, partition, fence, deps);
+}
+
+function parseWindowKey(key: string): WindowRef {
+  const cut = key.lastIndexOf("#");
+  const gCut = key.lastIndexOf("#", cut - 1);
+  return {
+    ruleKey: key.slice(0, gCut),
+    granularity: key.slice(gCut + 1, cut) as Granularity,
+    windowStart: Number(key.slice(cut + 1)),
+  };
+}
+
+/** Compacts the windows of this partition that collected many deltas or were closed by the watermark. */
+async function compactDue(
+  topic: string,
+  partition: number,
+  fence: Fence,
+  deps: AggregateDeps,
+  outcome: AggregateOutcome,
+): Promise<Fence> {
+  const lateness = deps.allowedLatenessMs ?? DEFAULT_ALLOWED_LATENESS_MS;
+  const now = (deps.now ?? Date.now)();
+  let current = fence;
+  for (const [key, count] of fence.dirty) {
+    const ref = parseWindowKey(key);
+    const end = ref.windowStart + GRANULARITY_MS[ref.granularity];
+    const closed = end <= current.maxEventTime - lateness || end <= now - lateness - 60_000;
+    if (!closed && count < COMPACT_AFTER[ref.granularity]) continue;
+    current = await compactWindow(topic, partition, ref, current, deps, now);
+    outcome.compactions++;
+  }
+  return current;
+}
+
+/** Merges a window's compacted partial and deltas of this partition into one compacted partial. */
+async function compactWindow(
+  topic: string,
+  partition: number,
+  ref: WindowRef,
+  fence: Fence,
+  deps: AggregateDeps,
+  now: number,
+): Promise<Fence> {
+  const key = windowKey(ref);
+  const stored = effectiveRecords(
+    await deps.store.read(ref.ruleKey, ref.granularity, [ref.windowStart], partition),
+  );
+  const compacted = stored.filter((r) => r.kind === "c");
+  const deltas = stored
+    .filter((r) => r.kind === "d")
+    .sort((a, b) => a.offset - b.offset || a.chunk - b.chunk);
+  // Whole slices only: all chunks of the last delta absorbed must be in this round.
+  let take = Math.min(deltas.length, COMPACTION_ROUND);
+  while (take < deltas.length && take > 0 && deltas[take]?.offset === deltas[take - 1]?.offset) take--;
+  const absorbed = deltas.slice(0, take);
+  const remaining = deltas.length - absorbed.length;
+  const groups: Groups = new Map();
+  for (const r of [...compacted, ...absorbed]) mergeGroups(groups, decodeGroups(r), MAX_GROUPS_PER_WINDOW);
+  const through = absorbed.at(-1)?.offset ?? compacted[0]?.offset ?? -1;
+  const puts = absorbed.length > 0 ? encodePartial(ref, partition, "c", through, groups, now) : [];
+  const putKeys = new Set(puts.map((p) => p.sk));
+  const deletes: PartialKey[] = [...compacted, ...absorbed]
+    .filter((r) => absorbed.length > 0 && !putKeys.has(r.sk))
+    .map((r) => ({ pk: r.pk, sk: r.sk }));
+  const dirty = new Map(fence.dirty);
+  if (remaining > 0) dirty.set(key, remaining);
+  else dirty.delete(key);
+  const next: Fence = { ...fence, dirty };
+  await deps.store.apply({ topic, partition, expected: fence, fence: next, puts, deletes });
+  return next;
 }

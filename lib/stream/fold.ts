@@ -1,14 +1,17 @@
 import type { AcceptedEvent } from "../contract/event.ts";
 import { HyperLogLog } from "./hll.ts";
-import { type AggregationRule, groupKey, matches, numericValue, valueAt } from "./rules.ts";
+import { addValue, type GroupPartial, type Groups, MAX_FIELDS, newStats } from "./partial.ts";
+import { type AggregationRule, groupKey, matches, numericValue, storageKey, valueAt } from "./rules.ts";
 
 /**
- * Folding events into partial aggregates with an exactly-once effect.
+ * Folding a partition's records into per-window deltas.
  *
- * One item per (rule, granularity, window, source partition): exactly one consumer writes it
- * (the one reading that partition), and it records the highest offset folded in. A record at or
- * below that offset is already in, so replays, retries after a crash mid-batch and redeliveries
- * change no number. Readers merge the partials of every partition.
+ * A batch (or a slice of one) of a single source partition becomes one delta per
+ * (rule, granularity, window): the groups it touched, nothing else. The window store writes those
+ * deltas and moves the partition's offset fence in one transaction, so what a write costs is
+ * proportional to what the slice changed, never to how big the window has grown, and a replay
+ * (records at or below the fence) changes nothing. Readers merge the deltas and compacted
+ * partials of a window (lib/stream/read.ts).
  */
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 3_600_000;
@@ -16,43 +19,6 @@ export type Granularity = "m" | "h";
 export const GRANULARITY_MS: Record<Granularity, number> = { m: MINUTE_MS, h: HOUR_MS };
 /** Per-minute partials live two days; hourly roll-ups (the downsampled series) live 90 days. */
 export const TTL_SECONDS: Record<Granularity, number> = { m: 2 * 86_400, h: 90 * 86_400 };
-/** Groups per item beyond which new groups fold into OTHER_GROUP (a DynamoDB item is ≤ 400 KB). */
-export const MAX_GROUPS_PER_ITEM = 2_000;
-export const OTHER_GROUP = "\u0000other";
-/** Numeric properties tracked per group by detailed rules. */
-const MAX_FIELDS = 32;
-
-export interface FieldStats {
-  c: number;
-  s: number;
-  mn: number;
-  mx: number;
-}
-
-export interface GroupPartial {
-  /** events */
-  c: number;
-  /** sum, min, max of the rule's field */
-  s?: number;
-  mn?: number;
-  mx?: number;
-  /** serialized HyperLogLog (unique metric; unique users for detailed rules) */
-  h?: Uint8Array;
-  /** detailed rules: stats of every numeric property */
-  f?: Record<string, FieldStats>;
-}
-
-export interface WindowItem {
-  readonly pk: string;
-  readonly sk: string;
-  readonly ruleId: string;
-  readonly granularity: Granularity;
-  readonly windowStart: number;
-  readonly partition: number;
-  lastOffset: number;
-  groups: Record<string, GroupPartial>;
-  expiresAt: number;
-}
 
 export interface SourcedEvent {
   readonly partition: number;
@@ -60,153 +26,104 @@ export interface SourcedEvent {
   readonly event: AcceptedEvent;
 }
 
-export const windowPk = (ruleId: string, granularity: Granularity, windowStart: number) =>
-  `${ruleId}#${granularity}#${windowStart}`;
-export const partitionSk = (partition: number) => `p${partition}`;
-export const itemId = (pk: string, sk: string) => `${pk}|${sk}`;
+/** One window of one rule (its storage key: a new rule version is a new key). */
+export interface WindowRef {
+  readonly ruleKey: string;
+  readonly granularity: Granularity;
+  readonly windowStart: number;
+}
+
+export interface WindowDelta {
+  readonly ref: WindowRef;
+  readonly groups: Groups;
+}
+
+export const windowKey = (ref: WindowRef) => `${ref.ruleKey}#${ref.granularity}#${ref.windowStart}`;
 
 export function windowStartOf(ts: number, granularity: Granularity): number {
   const size = GRANULARITY_MS[granularity];
   return Math.floor(ts / size) * size;
 }
 
-function emptyItem(
-  ruleId: string,
-  granularity: Granularity,
-  windowStart: number,
-  partition: number,
-): WindowItem {
-  return {
-    pk: windowPk(ruleId, granularity, windowStart),
-    sk: partitionSk(partition),
-    ruleId,
-    granularity,
-    windowStart,
-    partition,
-    lastOffset: -1,
-    groups: {},
-    expiresAt: Math.floor((windowStart + GRANULARITY_MS[granularity]) / 1000) + TTL_SECONDS[granularity],
-  };
-}
+/** The instant a rule places an event at: event time, or arrival time for `late_events`. */
+export const placedAt = (rule: AggregationRule, event: AcceptedEvent) =>
+  rule.time_basis === "arrival" ? event.received_at : event.timestamp;
 
-/** The item keys a batch touches (to load them before folding). */
-export function touchedKeys(
+/** Folds one partition's records into deltas (keyed by `windowKey`), adding to `into` if given. */
+export function foldRecords(
   records: readonly SourcedEvent[],
   rules: readonly AggregationRule[],
-): { pk: string; sk: string }[] {
-  const keys = new Map<string, { pk: string; sk: string }>();
-  for (const { partition, event } of records) {
-    for (const rule of rules) {
-      if (!matches(rule, event)) continue;
-      for (const g of ["m", "h"] as const) {
-        const pk = windowPk(rule.rule_id, g, windowStartOf(event.timestamp, g));
-        const sk = partitionSk(partition);
-        keys.set(itemId(pk, sk), { pk, sk });
-      }
-    }
-  }
-  return [...keys.values()];
-}
-
-/**
- * Folds records (in offset order) into their items. `existing` holds the stored items (by
- * itemId); only records above an item's `lastOffset` are folded into it. Returns the items that
- * changed, ready to be written back under the condition that `lastOffset` did not move.
- */
-export function foldBatch(
-  records: readonly SourcedEvent[],
-  rules: readonly AggregationRule[],
-  existing: ReadonlyMap<string, WindowItem>,
-): Map<string, WindowItem> {
-  const changed = new Map<string, WindowItem>();
-  const sketches = new Map<string, HyperLogLog>();
-  const sketchOf = (id: string, group: string, partial: GroupPartial) => {
-    const key = `${id}\u0000${group}`;
-    let hll = sketches.get(key);
-    if (!hll) {
-      hll = partial.h ? HyperLogLog.deserialize(partial.h) : new HyperLogLog();
-      sketches.set(key, hll);
-    }
-    return hll;
-  };
-  // Hot loop: items of this batch are found by a numeric key (window × rule × granularity ×
-  // partition) instead of building their string keys for every event.
-  const byNumber = new Map<number, { item: WindowItem; id: string; changed: boolean; groups: number }>();
+  into: Map<string, WindowDelta> = new Map(),
+): Map<string, WindowDelta> {
+  // Hot loop: deltas of this fold are found by a numeric key (window × rule × granularity)
+  // instead of building their string keys for every event.
+  const byNumber = new Map<number, WindowDelta>();
   const ruleCount = rules.length;
-  for (const { partition, offset, event } of records) {
-    const minute = Math.floor(event.timestamp / MINUTE_MS);
+  const keys = rules.map(storageKey);
+  for (const { event } of records) {
     for (let ri = 0; ri < ruleCount; ri++) {
       const rule = rules[ri] as AggregationRule;
       if (!matches(rule, event)) continue;
+      const at = placedAt(rule, event);
       for (let gi = 0; gi < 2; gi++) {
-        const windowStart = gi === 0 ? minute * MINUTE_MS : Math.floor(event.timestamp / HOUR_MS) * HOUR_MS;
-        const numberKey = ((windowStart / MINUTE_MS) * ruleCount + ri) * 2048 + gi * 1024 + partition;
-        let entry = byNumber.get(numberKey);
-        if (!entry) {
-          const g: Granularity = gi === 0 ? "m" : "h";
-          const id = itemId(windowPk(rule.rule_id, g, windowStart), partitionSk(partition));
-          const stored = changed.get(id) ?? existing.get(id);
-          const item = stored
-            ? changed.has(id)
-              ? stored
-              : structuredClone(stored)
-            : emptyItem(rule.rule_id, g, windowStart, partition);
-          entry = { item, id, changed: changed.has(id), groups: Object.keys(item.groups).length };
-          byNumber.set(numberKey, entry);
-        }
-        const item = entry.item;
-        if (offset <= item.lastOffset) continue; // already folded in: a replay or a retry
-        if (!entry.changed) {
-          changed.set(entry.id, item);
-          entry.changed = true;
-        }
-        const id = entry.id;
-        item.lastOffset = offset;
-        let group = groupKey(rule, event);
-        let partial = item.groups[group];
-        if (!partial) {
-          if (entry.groups >= MAX_GROUPS_PER_ITEM) group = OTHER_GROUP;
-          partial = item.groups[group];
-          if (!partial) {
-            partial = { c: 0 };
-            item.groups[group] = partial;
-            entry.groups++;
+        const windowStart =
+          gi === 0 ? Math.floor(at / MINUTE_MS) * MINUTE_MS : Math.floor(at / HOUR_MS) * HOUR_MS;
+        const numberKey = ((windowStart / MINUTE_MS) * ruleCount + ri) * 2 + gi;
+        let delta = byNumber.get(numberKey);
+        if (!delta) {
+          const ref: WindowRef = {
+            ruleKey: keys[ri] as string,
+            granularity: gi === 0 ? "m" : "h",
+            windowStart,
+          };
+          const key = windowKey(ref);
+          delta = into.get(key);
+          if (!delta) {
+            delta = { ref, groups: new Map() };
+            into.set(key, delta);
           }
+          byNumber.set(numberKey, delta);
         }
-        partial.c++;
-        const value = numericValue(event, rule.field);
-        if (value !== undefined && rule.metric !== "unique" && rule.metric !== "count") {
-          partial.s = (partial.s ?? 0) + value;
-          partial.mn = partial.mn === undefined ? value : Math.min(partial.mn, value);
-          partial.mx = partial.mx === undefined ? value : Math.max(partial.mx, value);
-        }
-        if ((rule.metric === "unique" || rule.detailed) && group !== OTHER_GROUP) {
-          const counted = rule.metric === "unique" ? valueAt(event, rule.field ?? "user_id") : event.user_id;
-          if (counted !== undefined && counted !== null && counted !== "")
-            sketchOf(id, group, partial).add(String(counted));
-        }
-        if (rule.detailed && event.properties) {
-          partial.f ??= {};
-          for (const [name, v] of Object.entries(event.properties)) {
-            if (typeof v !== "number" || !Number.isFinite(v)) continue;
-            const stats = partial.f[name];
-            if (stats) {
-              stats.c++;
-              stats.s += v;
-              if (v < stats.mn) stats.mn = v;
-              if (v > stats.mx) stats.mx = v;
-            } else if (Object.keys(partial.f).length < MAX_FIELDS) {
-              partial.f[name] = { c: 1, s: v, mn: v, mx: v };
-            }
-          }
-        }
+        foldEvent(delta.groups, rule, event);
       }
     }
   }
-  for (const [key, hll] of sketches) {
-    const [id, group] = key.split("\u0000") as [string, string];
-    const partial = changed.get(id)?.groups[group];
-    if (partial) partial.h = hll.serialize();
+  return into;
+}
+
+function foldEvent(groups: Groups, rule: AggregationRule, event: AcceptedEvent): void {
+  const group = groupKey(rule, event);
+  let partial = groups.get(group);
+  if (!partial) {
+    partial = { c: 0 };
+    groups.set(group, partial);
   }
-  return changed;
+  partial.c++;
+  if (rule.metric !== "unique" && rule.metric !== "count") {
+    const value = numericValue(event, rule.field);
+    if (value !== undefined) {
+      if (partial.v) addValue(partial.v, value);
+      else partial.v = newStats(value);
+    }
+  }
+  if (rule.metric === "unique" || rule.detailed) {
+    const counted = rule.metric === "unique" ? valueAt(event, rule.field ?? "user_id") : event.user_id;
+    if (counted !== undefined && counted !== null && counted !== "") {
+      partial.h ??= new HyperLogLog();
+      partial.h.add(typeof counted === "object" ? JSON.stringify(counted) : String(counted));
+    }
+  }
+  if (rule.detailed && event.properties) foldProperties(partial, event.properties);
+}
+
+function foldProperties(partial: GroupPartial, properties: Readonly<Record<string, unknown>>): void {
+  partial.f ??= new Map();
+  for (const name of Object.keys(properties)) {
+    const v = properties[name];
+    if (typeof v !== "number" || !Number.isFinite(v)) continue;
+    const stats = partial.f.get(name);
+    if (stats) addValue(stats, v);
+    else if (partial.f.size < MAX_FIELDS) partial.f.set(name, newStats(v));
+    else partial.ft = true;
+  }
 }

@@ -1,126 +1,53 @@
-import {
-  type FieldStats,
-  GRANULARITY_MS,
-  type Granularity,
-  type GroupPartial,
-  OTHER_GROUP,
-  type WindowItem,
-  windowPk,
-} from "./fold.ts";
-import { HyperLogLog } from "./hll.ts";
+import { type GroupPartial, type Groups, mergeGroups, OTHER_GROUP, statsSum } from "./partial.ts";
 
 /**
- * The read side: merges the partials of every source partition (and of several windows, for
- * larger tumbling or sliding windows) into figures. Counts, sums, min and max merge exactly;
- * unique counts merge their sketches (a union), so uniques over 5 minutes are not the sum of
- * five one-minute uniques.
+ * The read side: the merged partials of every source partition (and of several windows, for
+ * larger tumbling or sliding windows) as figures. Counts, min and max merge exactly, sums with
+ * compensation; unique counts merge their sketches (a union), so uniques over 5 minutes are not
+ * the sum of five one-minute uniques.
  */
-export interface Merged {
+
+/** Every window's groups merged into one set of groups (e.g. the last 15 minutes). */
+export function mergeWindows(perWindow: Iterable<Groups>): Groups {
+  const out: Groups = new Map();
+  for (const groups of perWindow) mergeGroups(out, groups);
+  return out;
+}
+
+export interface Figures {
   count: number;
+  unique_users?: number;
   sum?: number;
+  avg?: number;
   min?: number;
   max?: number;
-  hll?: HyperLogLog;
-  fields: Record<string, FieldStats>;
+  /** events that carried the numeric field (the divisor of avg) */
+  values?: number;
+  /** the field's statistics may be partial: more numeric properties than a window tracks */
+  field_partial?: true;
 }
 
-export const emptyMerged = (): Merged => ({ count: 0, fields: {} });
-
-export function mergeInto(target: Merged, p: GroupPartial): Merged {
-  target.count += p.c;
-  if (p.s !== undefined) target.sum = (target.sum ?? 0) + p.s;
-  if (p.mn !== undefined) target.min = target.min === undefined ? p.mn : Math.min(target.min, p.mn);
-  if (p.mx !== undefined) target.max = target.max === undefined ? p.mx : Math.max(target.max, p.mx);
-  if (p.h) {
-    const h = HyperLogLog.deserialize(p.h);
-    target.hll = target.hll ? target.hll.merge(h) : h;
+/**
+ * Figures of one group: with `property`, the per-property statistics of a detailed rule;
+ * without, the rule's own field. avg divides by the events that carried the field, not by
+ * every event.
+ */
+export function figures(p: GroupPartial | undefined, property?: string): Figures {
+  const count = p?.c ?? 0;
+  const name = property;
+  const stats = name !== undefined ? p?.f?.get(name) : p?.v;
+  const out: Figures = { count };
+  if (p?.h) out.unique_users = p.h.estimate();
+  if (stats && stats.n > 0) {
+    const sum = statsSum(stats);
+    out.sum = sum;
+    out.avg = sum / stats.n;
+    out.min = stats.mn;
+    out.max = stats.mx;
+    out.values = stats.n;
   }
-  for (const [name, f] of Object.entries(p.f ?? {})) {
-    const t = target.fields[name];
-    if (!t) target.fields[name] = { ...f };
-    else {
-      t.c += f.c;
-      t.s += f.s;
-      t.mn = Math.min(t.mn, f.mn);
-      t.mx = Math.max(t.mx, f.mx);
-    }
-  }
-  return target;
-}
-
-/** Window starts covering `[from, to]` at a granularity. */
-export function windowStarts(from: number, to: number, granularity: Granularity): number[] {
-  const size = GRANULARITY_MS[granularity];
-  const out: number[] = [];
-  for (let t = Math.floor(from / size) * size; t <= to; t += size) out.push(t);
+  if (p?.ft && name !== undefined && !p.f?.has(name)) out.field_partial = true;
   return out;
-}
-
-export function windowKeys(ruleId: string, granularity: Granularity, starts: readonly number[]): string[] {
-  return starts.map((s) => windowPk(ruleId, granularity, s));
-}
-
-/** Per window start, per group: the merged partials of all source partitions. */
-export function mergeByWindowAndGroup(
-  items: readonly WindowItem[],
-  onlyGroup?: string,
-): Map<number, Map<string, Merged>> {
-  const out = new Map<number, Map<string, Merged>>();
-  for (const item of items) {
-    let groups = out.get(item.windowStart);
-    if (!groups) {
-      groups = new Map();
-      out.set(item.windowStart, groups);
-    }
-    for (const [group, partial] of Object.entries(item.groups)) {
-      if (onlyGroup !== undefined && group !== onlyGroup) continue;
-      let merged = groups.get(group);
-      if (!merged) {
-        merged = emptyMerged();
-        groups.set(group, merged);
-      }
-      mergeInto(merged, partial);
-    }
-  }
-  return out;
-}
-
-/** Everything of the given windows folded per group (e.g. the last 15 minutes). */
-export function mergeByGroup(items: readonly WindowItem[]): Map<string, Merged> {
-  const out = new Map<string, Merged>();
-  for (const groups of mergeByWindowAndGroup(items).values()) {
-    for (const [group, m] of groups) {
-      const target = out.get(group) ?? emptyMerged();
-      target.count += m.count;
-      if (m.sum !== undefined) target.sum = (target.sum ?? 0) + m.sum;
-      if (m.min !== undefined) target.min = target.min === undefined ? m.min : Math.min(target.min, m.min);
-      if (m.max !== undefined) target.max = target.max === undefined ? m.max : Math.max(target.max, m.max);
-      if (m.hll) target.hll = target.hll ? target.hll.merge(m.hll) : m.hll.clone();
-      for (const [name, f] of Object.entries(m.fields)) {
-        const t = target.fields[name];
-        target.fields[name] = t
-          ? { c: t.c + f.c, s: t.s + f.s, mn: Math.min(t.mn, f.mn), mx: Math.max(t.mx, f.mx) }
-          : { ...f };
-      }
-      out.set(group, target);
-    }
-  }
-  return out;
-}
-
-export function figures(m: Merged | undefined, field?: string) {
-  const count = m?.count ?? 0;
-  const fieldName = field?.startsWith("properties.") ? field.slice("properties.".length) : undefined;
-  const f = fieldName ? m?.fields[fieldName] : undefined;
-  const sum = f ? f.s : m?.sum;
-  const n = f ? f.c : count;
-  return {
-    count,
-    ...(m?.hll ? { unique_users: m.hll.estimate() } : {}),
-    ...(sum !== undefined ? { sum, avg: n > 0 ? sum / n : 0 } : {}),
-    ...((f ? f.mn : m?.min) !== undefined ? { min: f ? f.mn : m?.min } : {}),
-    ...((f ? f.mx : m?.max) !== undefined ? { max: f ? f.mx : m?.max } : {}),
-  };
 }
 
 export const isOtherGroup = (g: string) => g === OTHER_GROUP;

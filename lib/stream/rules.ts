@@ -28,6 +28,19 @@ export interface AggregationRule {
   readonly detailed?: boolean;
   /** A view: read the windows of this other rule (same data, another window), store nothing. */
   readonly reads?: string;
+  /**
+   * Bumped when an update changes what is stored (event type, metric, field, group_by): the new
+   * definition writes under a new storage key, so old windows are never read under it (issue 8.13).
+   */
+  readonly version?: number;
+  /** Where events are placed in time: event time (default), or arrival time (`late_events`). */
+  readonly time_basis?: "event" | "arrival";
+}
+
+/** The key a rule's windows are stored under: `rule_id`, plus `@v<n>` from version 2 on. */
+export function storageKey(rule: Pick<AggregationRule, "rule_id" | "version" | "reads">): string {
+  if (rule.reads !== undefined) return rule.reads;
+  return rule.version !== undefined && rule.version > 1 ? `${rule.rule_id}@v${rule.version}` : rule.rule_id;
 }
 
 /** The built-in metrics of brief section 4, as rules. */
@@ -104,9 +117,11 @@ export const BUILT_IN_RULES: readonly AggregationRule[] = [
   },
 ];
 
+/** Late events per type, placed by arrival time: `interval=1m` shows the late events of the last minute (issue 8.10). */
 export const LATE_EVENTS_RULE: AggregationRule = {
   rule_id: "late_events",
-  name: "Events later than the watermark (by type)",
+  name: "Events later than the watermark (by type, by arrival minute)",
+  time_basis: "arrival",
   event_type: "*",
   metric: "count",
   group_by: ["event_type"],
@@ -122,30 +137,40 @@ export function matches(rule: AggregationRule, event: AcceptedEvent): boolean {
   );
 }
 
-/** Reads a dotted path (`properties.amount`, `user_id`) from an event. */
+/** Reads a dotted path (`properties.amount`, `user_id`) from an event: own properties only. */
 export function valueAt(event: AcceptedEvent, path: string): unknown {
   let value: unknown = event;
   for (const part of path.split(".")) {
-    if (value === null || typeof value !== "object") return undefined;
+    if (value === null || typeof value !== "object" || !Object.hasOwn(value, part)) return undefined;
     value = (value as Record<string, unknown>)[part];
   }
   return value;
 }
 
-/** The group of an event under a rule: group-by values joined by U+001F (absent values are empty). */
+const groupValue = (v: unknown): string =>
+  v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+
+/**
+ * The group of an event under a rule: the value itself for one group-by path, a JSON array of
+ * the values for several (absent values are empty strings). Any character, NUL included, is safe.
+ */
 export function groupKey(rule: AggregationRule, event: AcceptedEvent): string {
-  if (rule.group_by.length === 0) return "";
-  return rule.group_by
-    .map((path) => {
-      const v = valueAt(event, path);
-      return v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
-    })
-    .join("\u001f");
+  const paths = rule.group_by;
+  if (paths.length === 0) return "";
+  if (paths.length === 1) return groupValue(valueAt(event, paths[0] as string));
+  return JSON.stringify(paths.map((path) => groupValue(valueAt(event, path))));
 }
 
 export function splitGroupKey(rule: Pick<AggregationRule, "group_by">, key: string): Record<string, string> {
-  const values = key.split("\u001f");
-  return Object.fromEntries(rule.group_by.map((path, i) => [path, values[i] ?? ""]));
+  const out: Record<string, string> = Object.create(null);
+  if (rule.group_by.length === 1) out[rule.group_by[0] as string] = key;
+  else if (rule.group_by.length > 1) {
+    const values = JSON.parse(key) as string[];
+    rule.group_by.forEach((path, i) => {
+      out[path] = values[i] ?? "";
+    });
+  }
+  return { ...out };
 }
 
 export function numericValue(event: AcceptedEvent, path: string | undefined): number | undefined {

@@ -171,6 +171,8 @@ describe("stream analytics", () => {
       count: 2,
       unique_users: 2,
     });
-    expect(update.key).toContain(`events_by_type#m#`);
+    // docs/stats-topic.md: window_id = <rule_id>#<group>#<granularity>#<window start ms>
+    expect(update.key).toMatch(new RegExp(`^events_by_type#${type}#m#\\d{13}$`));
+    expect(update.value.window_id).toBe(update.key);
   });
 });

@@ -3,7 +3,8 @@ import type { AcceptedEvent } from "../../lib/contract/event.ts";
 import { aggregateBatch, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
 import type { SourcedEvent } from "../../lib/stream/fold.ts";
 import { HLL_STANDARD_ERROR } from "../../lib/stream/hll.ts";
-import { figures, mergeByGroup } from "../../lib/stream/read.ts";
+import { mergeRecords } from "../../lib/stream/partial-items.ts";
+import { figures, mergeWindows } from "../../lib/stream/read.ts";
 import { BUILT_IN_RULES } from "../../lib/stream/rules.ts";
 import { MemoryWindowStore } from "./support/memory-window-store.ts";
 
@@ -70,11 +71,14 @@ function reference(records: readonly SourcedEvent[]) {
   return byType;
 }
 
+/** A rule's groups over every stored window of a granularity, merged as readers merge them. */
+function merged(store: MemoryWindowStore, rule: string, g: "m" | "h" = "m") {
+  const records = [...store.items.values()].filter((r) => r.rule === rule && r.g === g);
+  return mergeWindows(mergeRecords(records).values());
+}
+
 async function totals(store: MemoryWindowStore) {
-  const items = [...store.items.values()].filter(
-    (i) => i.ruleId === "events_by_type" && i.granularity === "m",
-  );
-  return mergeByGroup(items);
+  return merged(store, "events_by_type");
 }
 
 const deps = (store: MemoryWindowStore, late: SourcedEvent[] = []) => ({
@@ -96,7 +100,7 @@ async function expectMatchesReference(store: MemoryWindowStore, records: readonl
   const ref = reference(records);
   const got = await totals(store);
   for (const [type, r] of ref) {
-    const f = figures(got.get(type), "properties.amount");
+    const f = figures(got.get(type), "amount");
     expect(f.count, type).toBe(r.count);
     expect(f.sum).toBeCloseTo(r.sum, 6);
     expect(f.min).toBe(r.min);
@@ -146,9 +150,9 @@ describe("exactly-once effect on aggregates", () => {
     const store = new MemoryWindowStore();
     for (const [i, b] of batches(records, 500).entries()) {
       if (i % 3 === 1) {
-        store.failAfterPuts = store.puts + 5; // dies after writing 5 items of this batch
+        store.crashAt = store.applies + 2; // dies after committing some of this batch's slices
         await expect(aggregateBatch("events.raw", b, deps(store))).rejects.toThrow("crash");
-        store.failAfterPuts = Number.POSITIVE_INFINITY;
+        store.crashAt = Number.POSITIVE_INFINITY;
       }
       await aggregateBatch("events.raw", b, deps(store));
     }
@@ -168,19 +172,16 @@ describe("late events", () => {
     await aggregateBatch("events.raw", [ev(0, base), ev(1, base + 10 * 60_000)], deps(store, late));
     const window = async () =>
       figures(
-        mergeByGroup([...store.items.values()].filter((i) => i.pk === `events_by_type#m#${base}`)).get(
-          "click",
-        ),
+        mergeRecords([...store.items.values()].filter((r) => r.rule === "events_by_type" && r.g === "m"))
+          .get(base)
+          ?.get("click"),
       ).count;
     expect(await window()).toBe(1);
     // 10 minutes behind the newest event: its window closed (watermark = max - 2 min).
     await aggregateBatch("events.raw", [ev(2, base + 5_000)], deps(store, late));
     expect(await window()).toBe(1);
     expect(late.map((l) => l.offset)).toEqual([2]);
-    const lateItems = [...store.items.values()].filter(
-      (i) => i.ruleId === "late_events" && i.granularity === "m",
-    );
-    expect(mergeByGroup(lateItems).get("click")?.count).toBe(1);
+    expect(merged(store, "late_events").get("click")?.c).toBe(1);
     // Within the allowed lateness still counts.
     await aggregateBatch("events.raw", [ev(3, base + 9 * 60_000)], deps(store, late));
     expect(late).toHaveLength(1);

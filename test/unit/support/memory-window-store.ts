@@ -1,43 +1,51 @@
-import { FenceConflictError, type WindowStore } from "../../../lib/adapters/window-store.ts";
-import { itemId, type WindowItem } from "../../../lib/stream/fold.ts";
-import { INITIAL_WATERMARK, type WatermarkState } from "../../../lib/stream/watermark.ts";
+import {
+  type Fence,
+  FenceConflictError,
+  INITIAL_FENCE,
+  readPlan,
+  type StoreChange,
+  type WindowStore,
+} from "../../../lib/adapters/window-store.ts";
+import type { Granularity } from "../../../lib/stream/fold.ts";
+import { type PartialRecord, recordBytes } from "../../../lib/stream/partial-items.ts";
 
-/** A WindowStore with DynamoDB's conditional-write semantics, in memory (the integration tests use DynamoDB Local). */
+/**
+ * A WindowStore with DynamoDB's transaction semantics, in memory (the integration tests use
+ * DynamoDB Local): a change applies whole or not at all, conditioned on the fence. `crashAfter`
+ * makes the n-th next apply throw before writing, like a Lambda dying mid-batch.
+ */
 export class MemoryWindowStore implements WindowStore {
-  items = new Map<string, WindowItem>();
-  watermarks = new Map<string, WatermarkState>();
-  failAfterPuts = Number.POSITIVE_INFINITY;
-  puts = 0;
-  async getMany(keys: readonly { pk: string; sk: string }[]) {
-    const out = new Map<string, WindowItem>();
-    for (const k of keys) {
-      const v = this.items.get(itemId(k.pk, k.sk));
-      if (v) out.set(itemId(k.pk, k.sk), structuredClone(v));
+  readonly items = new Map<string, PartialRecord>();
+  readonly fences = new Map<string, Fence>();
+  applies = 0;
+  crashAt = Number.POSITIVE_INFINITY;
+  consumedWriteUnits = 0;
+  constructor(readonly partitions = 3) {}
+
+  async getFence(topic: string, partition: number): Promise<Fence> {
+    return this.fences.get(`${topic}/${partition}`) ?? INITIAL_FENCE;
+  }
+
+  async apply(change: StoreChange): Promise<void> {
+    if (this.applies >= this.crashAt) throw new Error("crash");
+    this.applies++;
+    const key = `${change.topic}/${change.partition}`;
+    const stored = this.fences.get(key);
+    if (change.expected.stored ? stored?.lastOffset !== change.expected.lastOffset : stored !== undefined)
+      throw new FenceConflictError("the fence moved");
+    for (const d of change.deletes) this.items.delete(`${d.pk}|${d.sk}`);
+    for (const r of change.puts) {
+      this.items.set(`${r.pk}|${r.sk}`, r);
+      this.consumedWriteUnits += 2 * Math.ceil(recordBytes(r) / 1024);
     }
-    return out;
+    this.fences.set(key, change.fence);
   }
-  async putFenced(item: WindowItem, expected: number | undefined) {
-    if (this.puts >= this.failAfterPuts) throw new Error("crash");
-    this.puts++;
-    const current = this.items.get(itemId(item.pk, item.sk));
-    if ((current?.lastOffset ?? undefined) !== expected) throw new FenceConflictError("moved");
-    this.items.set(itemId(item.pk, item.sk), structuredClone(item));
-  }
-  async readWindows(pks: readonly string[]) {
-    return [...this.items.values()].filter((i) => pks.includes(i.pk));
-  }
-  async getWatermark(topic: string, partition: number) {
-    return this.watermarks.get(`${topic}/${partition}`) ?? INITIAL_WATERMARK;
-  }
-  async putWatermark(topic: string, partition: number, state: WatermarkState) {
-    this.watermarks.set(`${topic}/${partition}`, state);
-  }
-  /** Item by item, so a crash can cut a batch anywhere (harsher than DynamoDB's per-transaction atomicity). */
-  async commit(
-    items: readonly { item: WindowItem; expected: number | undefined }[],
-    watermark: { topic: string; partition: number; state: WatermarkState },
-  ) {
-    for (const { item, expected } of items) await this.putFenced(item, expected);
-    await this.putWatermark(watermark.topic, watermark.partition, watermark.state);
+
+  async read(ruleKey: string, granularity: Granularity, windowStarts: readonly number[], partition?: number) {
+    const partitions =
+      partition === undefined ? Array.from({ length: this.partitions }, (_, i) => i) : [partition];
+    const pks = new Set(readPlan(ruleKey, granularity, windowStarts, partitions).map((q) => q.pk));
+    const starts = new Set(windowStarts);
+    return [...this.items.values()].filter((r) => pks.has(r.pk) && starts.has(r.ws));
   }
 }

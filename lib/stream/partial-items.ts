@@ -1,0 +1,144 @@
+import { GRANULARITY_MS, type Granularity, TTL_SECONDS, type WindowRef, windowKey } from "./fold.ts";
+import { encodeGroup, type Groups, mergeGroups, packGroups, unpackGroups } from "./partial.ts";
+
+/**
+ * How partial aggregates are laid out as stored items (DynamoDB locally and in AWS; the memory
+ * store of the unit tests uses the same records).
+ *
+ * - `pk = <rule key>#<m|h>#<bucket start>#p<partition>`: one source partition's items of one rule
+ *   for one hour (minute windows) or one day (hourly windows). Exactly one consumer writes a pk,
+ *   so no item or key is hot, and a range read is one Query per partition and bucket.
+ * - `sk = <window start>#d#<slice offset>#<chunk>` for a delta: the groups one committed slice of
+ *   the partition changed in that window (`slice offset` = the slice's first offset, so a retry
+ *   of the same slice overwrites the same keys);
+ *   `sk = <window start>#c#<chunk>` for the compacted partial that absorbed the window's deltas
+ *   through offset `offset`.
+ * - `b`: the groups, encoded and deflated (lib/stream/partial.ts), cut into chunks so an item stays
+ *   far below DynamoDB's 400 KB.
+ */
+export type PartialKind = "d" | "c";
+
+export interface PartialRecord {
+  readonly pk: string;
+  readonly sk: string;
+  readonly rule: string;
+  readonly g: Granularity;
+  readonly ws: number;
+  readonly p: number;
+  readonly kind: PartialKind;
+  /** delta: its slice's first offset; compacted: the highest delta offset absorbed */
+  readonly offset: number;
+  readonly chunk: number;
+  /** events in this record (all groups) */
+  readonly n: number;
+  readonly b: Uint8Array;
+  readonly expires_at: number;
+  /** epoch ms of the write (the publish lag of analytics.stats is measured from it) */
+  readonly at: number;
+}
+
+/** Raw (pre-deflate) bytes per chunk: deflate never grows data by more than a few bytes per 16 KiB. */
+export const CHUNK_RAW_BYTES = 256 * 1024;
+/** DynamoDB's transaction limits (100 actions, 4 MB), with room for the fence item. */
+export const MAX_TRANSACTION_ACTIONS = 100;
+export const MAX_TRANSACTION_BYTES = 3_500_000;
+/** Groups kept per window and source partition; beyond, they are counted under OTHER_GROUP. */
+export const MAX_GROUPS_PER_WINDOW = 100_000;
+
+const BUCKET_MS: Record<Granularity, number> = { m: 3_600_000, h: 86_400_000 };
+export const bucketOf = (g: Granularity, windowStart: number) =>
+  Math.floor(windowStart / BUCKET_MS[g]) * BUCKET_MS[g];
+export const partitionPk = (ruleKey: string, g: Granularity, bucket: number, partition: number) =>
+  `${ruleKey}#${g}#${bucket}#p${partition}`;
+const pad = (n: number, width: number) => String(n).padStart(width, "0");
+export const deltaSk = (windowStart: number, offset: number, chunk: number) =>
+  `${windowStart}#d#${pad(offset, 16)}#${pad(chunk, 3)}`;
+export const compactedSk = (windowStart: number, chunk: number) => `${windowStart}#c#${pad(chunk, 3)}`;
+/** The sort-key range of one window start (inclusive bounds for a BETWEEN). */
+export const windowSkRange = (from: number, to: number) => [`${from}#`, `${to}#~`] as const;
+
+export const expiresAt = (g: Granularity, windowStart: number) =>
+  Math.floor((windowStart + GRANULARITY_MS[g]) / 1000) + TTL_SECONDS[g];
+
+/** Approximate stored size (attribute names and values), as DynamoDB bills it. */
+export const recordBytes = (r: PartialRecord) => r.pk.length + r.sk.length + r.rule.length + r.b.length + 90;
+
+/** Encodes a window's groups into one or more records. */
+export function encodePartial(
+  ref: WindowRef,
+  partition: number,
+  kind: PartialKind,
+  offset: number,
+  groups: Groups,
+  now: number,
+): PartialRecord[] {
+  const chunks: { fragments: string[]; events: number }[] = [];
+  let current = { fragments: [] as string[], events: 0 };
+  let bytes = 0;
+  for (const [key, partial] of groups) {
+    const fragment = encodeGroup(key, partial);
+    if (bytes + fragment.length > CHUNK_RAW_BYTES && current.fragments.length > 0) {
+      chunks.push(current);
+      current = { fragments: [], events: 0 };
+      bytes = 0;
+    }
+    current.fragments.push(fragment);
+    current.events += partial.c;
+    bytes += fragment.length + 1;
+  }
+  chunks.push(current);
+  const pk = partitionPk(ref.ruleKey, ref.granularity, bucketOf(ref.granularity, ref.windowStart), partition);
+  return chunks.map((c, chunk) => ({
+    pk,
+    sk: kind === "d" ? deltaSk(ref.windowStart, offset, chunk) : compactedSk(ref.windowStart, chunk),
+    rule: ref.ruleKey,
+    g: ref.granularity,
+    ws: ref.windowStart,
+    p: partition,
+    kind,
+    offset,
+    chunk,
+    n: c.events,
+    b: packGroups(c.fragments),
+    expires_at: expiresAt(ref.granularity, ref.windowStart),
+    at: now,
+  }));
+}
+
+export const decodeGroups = (r: PartialRecord): Groups => unpackGroups(r.b);
+
+/**
+ * The records that count for a window, per partition: the compacted chunks with the highest
+ * `offset`, and the deltas above it. A reader that races a compaction (Query is read-committed
+ * per item, not isolated from a transaction) may see both the new compacted item and deltas it
+ * absorbed: those deltas are dropped here, so nothing is counted twice.
+ */
+export function effectiveRecords(records: readonly PartialRecord[]): PartialRecord[] {
+  const through = new Map<string, number>();
+  for (const r of records) {
+    if (r.kind !== "c") continue;
+    const key = `${r.pk}\u0000${r.ws}`;
+    through.set(key, Math.max(through.get(key) ?? -1, r.offset));
+  }
+  return records.filter((r) => {
+    const t = through.get(`${r.pk}\u0000${r.ws}`);
+    if (t === undefined) return true;
+    return r.kind === "c" ? r.offset === t : r.offset > t;
+  });
+}
+
+/** Merged groups per window start, over every record given (all partitions). */
+export function mergeRecords(records: readonly PartialRecord[]): Map<number, Groups> {
+  const out = new Map<number, Groups>();
+  for (const r of effectiveRecords(records)) {
+    let groups = out.get(r.ws);
+    if (!groups) {
+      groups = new Map();
+      out.set(r.ws, groups);
+    }
+    mergeGroups(groups, decodeGroups(r));
+  }
+  return out;
+}
+
+export { windowKey };
