@@ -322,6 +322,12 @@ export interface TableStreamMappingSpec {
   readonly startingPosition: "TRIM_HORIZON" | "LATEST";
   readonly maximumRetryAttempts: number;
   readonly reportBatchItemFailures: boolean;
+  /**
+   * Where a batch goes when retries are exhausted, never skipped silently. Locally this Kafka
+   * topic receives AWS's invocation record plus the records; in AWS (where a DynamoDB-stream
+   * mapping cannot target Kafka) an SQS queue receives the invocation record.
+   */
+  readonly onFailure: keyof typeof topics;
 }
 
 /**
@@ -339,5 +345,6 @@ export const tableStreamMappings = [
     startingPosition: "LATEST",
     maximumRetryAttempts: 5,
     reportBatchItemFailures: true,
+    onFailure: "deadLetter",
   },
 ] as const satisfies readonly TableStreamMappingSpec[];

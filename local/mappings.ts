@@ -13,6 +13,7 @@ import { LocalTableStreamMapping } from "./table-stream-mapping.ts";
  */
 export interface RunningMappings {
   readonly kafka: ReadonlyMap<string, LocalEventSourceMapping>;
+  readonly tableStreams: ReadonlyMap<string, LocalTableStreamMapping>;
   stop(): Promise<void>;
 }
 
@@ -21,6 +22,9 @@ export async function startMappings(log: (line: string) => void): Promise<Runnin
   const brokers = (env.KAFKA_BROKERS ?? "").split(",").filter(Boolean);
   const kafka = new Kafka({ clientId: "tidemark-esm", brokers, logLevel: logLevel.NOTHING });
   const kafkaMappings = new Map<string, LocalEventSourceMapping>();
+  const tableStreamMappingsById = new Map<string, LocalTableStreamMapping>();
+  const failureProducer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await failureProducer.connect();
   const started: { stop(): Promise<void> }[] = [];
   const region = env.AWS_REGION ?? "us-east-1";
   const streams = new DynamoDBStreamsClient({
@@ -53,19 +57,36 @@ export async function startMappings(log: (line: string) => void): Promise<Runnin
         tableName,
         region,
         invoke: (event: DynamoDBStreamEvent) => fn.invoke(event),
+        onFailure: async (failure) => {
+          await failureProducer.send({
+            topic: topics[spec.onFailure].name,
+            acks: -1,
+            messages: [
+              {
+                key: failure.DDBStreamBatchInfo.shardId,
+                value: JSON.stringify(failure),
+                headers: { "tidemark-source": `dynamodb-stream:${spec.id}` },
+              },
+            ],
+          });
+        },
         log,
       });
       await mapping.start();
       started.push(mapping);
+      tableStreamMappingsById.set(spec.id, mapping);
     }
   } catch (error) {
     for (const s of started.reverse()) await s.stop().catch(() => undefined);
+    await failureProducer.disconnect().catch(() => undefined);
     throw error;
   }
   return {
     kafka: kafkaMappings,
+    tableStreams: tableStreamMappingsById,
     async stop() {
       for (const s of started.reverse()) await s.stop().catch(() => undefined);
+      await failureProducer.disconnect().catch(() => undefined);
       streams.destroy();
     },
   };

@@ -12,9 +12,26 @@ import type { TableStreamMappingSpec } from "../lib/topology.ts";
 /**
  * Emulates a DynamoDB Streams event-source mapping against DynamoDB Local's stream API: polls
  * every shard, invokes the function with `DynamoDBStreamEvent`s of at most `batchSize` records,
- * advances a shard only after success, retries up to `maximumRetryAttempts` (then skips, as AWS
- * does without an on-failure destination), and honours `batchItemFailures` (sequence numbers).
+ * advances a shard only after success, retries up to `maximumRetryAttempts`, and honours
+ * `batchItemFailures` (sequence numbers). A batch that still fails is never skipped silently: it
+ * goes to the on-failure destination with AWS's invocation record (`DDBStreamBatchInfo`: shard,
+ * first and last sequence numbers, so it can be re-read) plus, locally, the records themselves;
+ * it is counted in `stats` and logged with its keys.
  */
+export interface StreamFailureRecord {
+  readonly requestContext: { readonly condition: "RetryAttemptsExhausted"; readonly approximateInvokeCount: number };
+  readonly responseContext: { readonly statusCode: number; readonly functionError: string };
+  readonly version: "1.0";
+  readonly timestamp: string;
+  readonly DDBStreamBatchInfo: {
+    readonly shardId: string;
+    readonly startSequenceNumber: string;
+    readonly endSequenceNumber: string;
+    readonly batchSize: number;
+    readonly streamArn: string;
+  };
+  readonly records: DynamoDBRecord[];
+}
 export interface TableStreamMappingOptions {
   readonly spec: Pick<
     TableStreamMappingSpec,
@@ -24,6 +41,8 @@ export interface TableStreamMappingOptions {
   readonly tableName: string;
   readonly region: string;
   readonly invoke: (event: DynamoDBStreamEvent) => Promise<unknown>;
+  /** The on-failure destination (locally a Kafka topic; an SQS queue in AWS). */
+  readonly onFailure: (failure: StreamFailureRecord) => Promise<void>;
   readonly pollIntervalMs?: number;
   readonly log?: (line: string) => void;
 }
@@ -34,6 +53,7 @@ interface ShardState {
 }
 
 export class LocalTableStreamMapping {
+  readonly stats = { invocations: 0, failedInvocations: 0, recordsDelivered: 0, recordsSentToOnFailure: 0 };
   readonly #o: TableStreamMappingOptions;
   readonly #shards = new Map<string, ShardState>();
   #streamArn = "";
@@ -88,7 +108,7 @@ export class LocalTableStreamMapping {
           );
           const records = res.Records ?? [];
           if (records.length > 0) {
-            await this.#deliver(records);
+            await this.#deliver(records, id);
             delivered += records.length;
           }
           shard.iterator = res.NextShardIterator;
@@ -107,24 +127,54 @@ export class LocalTableStreamMapping {
     }
   }
 
-  async #deliver(records: StreamRecord[]): Promise<void> {
+  async #deliver(records: StreamRecord[], shardId: string): Promise<void> {
     let pending = records.map((r) => this.#toLambdaRecord(r));
+    let lastError = "";
+    let attempts = 0;
     for (let attempt = 0; attempt <= this.#o.spec.maximumRetryAttempts && pending.length > 0; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, Math.min(2_000, 100 * 2 ** (attempt - 1))));
+      attempts++;
+      this.stats.invocations++;
       try {
         const result = (await this.#o.invoke({ Records: pending })) as
           | { batchItemFailures?: { itemIdentifier?: string }[] }
           | undefined;
         const failures = this.#o.spec.reportBatchItemFailures ? (result?.batchItemFailures ?? []) : [];
-        if (failures.length === 0) return;
+        if (failures.length === 0) {
+          this.stats.recordsDelivered += pending.length;
+          return;
+        }
+        this.stats.failedInvocations++;
+        lastError = "batchItemFailures";
         const lowest = failures.map((f) => BigInt(f.itemIdentifier ?? "0")).reduce((a, b) => (b < a ? b : a));
         pending = pending.filter((r) => BigInt(r.dynamodb?.SequenceNumber ?? "0") >= lowest);
       } catch (error) {
-        this.#o.log?.(`[stream ${this.#o.spec.id}] attempt ${attempt + 1} failed: ${String(error)}`);
+        this.stats.failedInvocations++;
+        lastError = String(error);
+        this.#o.log?.(`[stream ${this.#o.spec.id}] attempt ${attempt + 1} failed: ${lastError}`);
       }
     }
-    if (pending.length > 0)
-      this.#o.log?.(`[stream ${this.#o.spec.id}] ${pending.length} record(s) skipped after retries`);
+    if (pending.length === 0) return;
+    const keys = pending.map((r) => JSON.stringify(r.dynamodb?.Keys ?? {}));
+    this.#o.log?.(
+      `[stream ${this.#o.spec.id}] ${pending.length} record(s) sent to the on-failure destination after ${attempts} attempts (${lastError}); keys: ${keys.slice(0, 20).join(" ")}${keys.length > 20 ? " …" : ""}`,
+    );
+    this.stats.recordsSentToOnFailure += pending.length;
+    // Delivered to the destination or the shard does not advance: a failure is never lost.
+    await this.#o.onFailure({
+      requestContext: { condition: "RetryAttemptsExhausted", approximateInvokeCount: attempts },
+      responseContext: { statusCode: 200, functionError: lastError.slice(0, 1000) },
+      version: "1.0",
+      timestamp: new Date().toISOString(),
+      DDBStreamBatchInfo: {
+        shardId,
+        startSequenceNumber: pending[0]?.dynamodb?.SequenceNumber ?? "",
+        endSequenceNumber: pending.at(-1)?.dynamodb?.SequenceNumber ?? "",
+        batchSize: pending.length,
+        streamArn: this.#streamArn,
+      },
+      records: pending,
+    });
   }
 
   #toLambdaRecord(r: StreamRecord): DynamoDBRecord {

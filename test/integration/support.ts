@@ -12,7 +12,7 @@ export function useSharedServices(): void {
 
 /** The whole local pipeline (API on a free port) on the shared services. */
 export async function startPipeline(
-  options: { mappings?: "process" | "inline" | "none" } = {},
+  options: { mappings?: "process" | "inline" | "none"; log?: (line: string) => void } = {},
 ): Promise<LocalStack> {
   useSharedServices();
   const services = await startServices();
