@@ -1,7 +1,9 @@
 /**
  * HyperLogLog (precision 12: 4,096 registers) for unique counts that merge across partitions,
  * windows and time without keeping ids. Standard error 1.04/√4096 ≈ 1.6 % (≈ 3.3 % at two
- * standard errors). Adding an id twice changes nothing, so replays cannot inflate it.
+ * standard errors), at every cardinality thanks to Ertl's estimator (measured RMSE 1.1–1.6 %,
+ * no bias: test/unit/stream-hll.test.ts). Adding an id twice changes nothing, so replays cannot
+ * inflate it.
  *
  * Serialized sparse (3 bytes per non-zero register) while that is smaller than the dense form
  * (4,096 bytes), which keeps per-minute items small in DynamoDB.
@@ -9,7 +11,13 @@
 export const HLL_PRECISION = 12;
 const M = 1 << HLL_PRECISION;
 export const HLL_STANDARD_ERROR = 1.04 / Math.sqrt(M);
-const ALPHA = 0.7213 / (1 + 1.079 / M);
+/**
+ * Bits of hash that rank a register: 32 − p of the first hash, then all 32 of the second when
+ * those are zero, so register values run 0..Q + 1.
+ */
+const Q = 64 - HLL_PRECISION;
+/** α∞ = 1 / (2 ln 2), the estimator's bias constant as m → ∞ (Ertl 2017). */
+const ALPHA_INF = 1 / (2 * Math.LN2);
 const SPARSE = 1;
 const DENSE = 2;
 
@@ -41,6 +49,42 @@ function murmur3(key: string, seed: number): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
+}
+
+/**
+ * σ(x) = x + Σ_{k≥1} x^(2^k) · 2^(k−1): the correction for registers still at zero (x is their
+ * share). Infinite for an empty sketch, whose estimate is then 0.
+ */
+function sigma(x: number): number {
+  if (x === 1) return Number.POSITIVE_INFINITY;
+  let y = 1;
+  let z = x;
+  let previous: number;
+  do {
+    x *= x;
+    previous = z;
+    z += x * y;
+    y += y;
+  } while (z !== previous);
+  return z;
+}
+
+/**
+ * τ(x) = (1 − x − Σ_{k≥1} (1 − x^(2^−k))² · 2^−k) / 3: the correction for registers at the
+ * maximum value Q + 1 (x is one minus their share); 0 when none is.
+ */
+function tau(x: number): number {
+  if (x === 0 || x === 1) return 0;
+  let y = 1;
+  let z = 1 - x;
+  let previous: number;
+  do {
+    x = Math.sqrt(x);
+    previous = z;
+    y *= 0.5;
+    z -= (1 - x) ** 2 * y;
+  } while (z !== previous);
+  return z / 3;
 }
 
 /** Non-zero registers beyond which the in-memory sparse form turns dense. */
@@ -108,25 +152,31 @@ export class HyperLogLog {
     return copy;
   }
 
+  /**
+   * Ertl's improved estimator ("New cardinality estimation algorithms for HyperLogLog sketches",
+   * 2017, algorithm 6): from the histogram of register values, with the σ correction for empty
+   * registers and the τ correction for saturated ones. Unlike the raw estimator with a switch to
+   * linear counting at 2.5·m (2.7 % RMSE just above the switch), it is unbiased over the whole
+   * range with no empirical bias tables.
+   */
   estimate(): number {
-    let sum = 0;
-    let zeros = 0;
+    // counts[k] = registers holding k (a deserialized value beyond Q + 1 counts as Q + 1).
+    const counts = new Array<number>(Q + 2).fill(0);
+    const count = (value: number) => {
+      const k = Math.min(value, Q + 1);
+      counts[k] = (counts[k] ?? 0) + 1;
+    };
     if (this.#sparse) {
-      zeros = M - this.#sparse.size;
-      sum = zeros;
-      for (const r of this.#sparse.values()) sum += 2 ** -r;
+      counts[0] = M - this.#sparse.size;
+      for (const r of this.#sparse.values()) count(r);
     } else {
       const regs = this.#dense as Uint8Array;
-      for (let i = 0; i < M; i++) {
-        const v = regs[i] ?? 0;
-        sum += 2 ** -v;
-        if (v === 0) zeros++;
-      }
+      for (let i = 0; i < M; i++) count(regs[i] ?? 0);
     }
-    const raw = (ALPHA * M * M) / sum;
-    // Linear counting is the better estimator while many registers are still empty.
-    if (raw <= 2.5 * M && zeros > 0) return Math.round(M * Math.log(M / zeros));
-    return Math.round(raw);
+    let z = M * tau(1 - (counts[Q + 1] ?? 0) / M);
+    for (let k = Q; k >= 1; k--) z = 0.5 * (z + (counts[k] ?? 0));
+    z += M * sigma((counts[0] ?? 0) / M);
+    return Math.round((ALPHA_INF * M * M) / z);
   }
 
   serialize(): Uint8Array {
