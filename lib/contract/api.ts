@@ -134,7 +134,13 @@ export type StatsQuery =
       readonly field?: string;
       readonly group_by: string[];
     }
-  | { readonly kind: "rule"; readonly rule_id: string; readonly from: number; readonly to: number };
+  | {
+      readonly kind: "rule";
+      readonly rule_id: string;
+      /** Both absent: the rule's current window (its size and slide). */
+      readonly from?: number;
+      readonly to?: number;
+    };
 
 export const MAX_RULE_RANGE_MS = 7 * 24 * 60 * MINUTE;
 
@@ -143,6 +149,8 @@ export function parseStatsQuery(query: Record<string, string | undefined>, now: 
   if (!parsed.success) return { ok: false, error: zodProblem(parsed.error) };
   const q = parsed.data;
   if (q.rule_id !== undefined) {
+    if (q.from === undefined && q.to === undefined)
+      return { ok: true, value: { kind: "rule", rule_id: q.rule_id } };
     const to = q.to === undefined ? now : instant(q.to);
     const from = q.from === undefined ? (to ?? now) - 60 * MINUTE : instant(q.from);
     if (to === undefined || from === undefined || from >= to) {
@@ -181,7 +189,8 @@ export function parseStatsQuery(query: Record<string, string | undefined>, now: 
 }
 
 const SeriesPointSchema = z.object({
-  minute: z.string(),
+  minute: z.string().describe("start of the window"),
+  seconds: z.number().optional().describe("size of the window: 60, or 3600 for an hourly roll-up"),
   count: z.number(),
   sum: z.number().optional(),
   min: z.number().optional(),
@@ -218,7 +227,25 @@ export const StatsResponseSchema = z
       )
       .optional(),
     late_events: z.number().optional(),
-    granularity: z.enum(["m", "h"]).optional(),
+    granularity: z
+      .enum(["m", "h", "mixed"])
+      .optional()
+      .describe("windows read: minutes, hourly roll-ups, or whole hours inside and minutes at the edges"),
+    notice: z.string().optional().describe("why the range was widened to whole hours"),
+    window: z
+      .object({
+        type: z.enum(["tumbling", "sliding", "session"]),
+        size: z.string().optional(),
+        slide: z.string().optional(),
+        gap: z.string().optional(),
+      })
+      .optional()
+      .describe("by rule: the rule's window (applied when no range is given)"),
+    values: z.number().optional(),
+    field_partial: z
+      .boolean()
+      .optional()
+      .describe("the field's statistics may be partial (too many numeric properties)"),
     gap_seconds: z.number().optional().describe("session rules: the inactivity gap"),
     sessions: z.number().optional(),
     open_sessions: z.number().optional(),

@@ -1,9 +1,18 @@
 import type { WindowStore } from "../adapters/window-store.ts";
 import { parseDuration, type StatsQuery } from "../contract/api.ts";
-import { GRANULARITY_MS, type Granularity, MINUTE_MS, TTL_SECONDS } from "../stream/fold.ts";
+import { GRANULARITY_MS, type Granularity, MINUTE_MS } from "../stream/fold.ts";
 import { type GroupPartial, type Groups, mergePartial } from "../stream/partial.ts";
 import { mergeRecords } from "../stream/partial-items.ts";
 import { type Figures, figures, isOtherGroup, mergeWindows } from "../stream/read.ts";
+import {
+  planInterval,
+  planRange,
+  planRuleWindow,
+  planSessionRange,
+  type ReadPlan,
+  ReadPlanError,
+  type SessionReadPlan,
+} from "../stream/read-plan.ts";
 import { type AggregationRule, LATE_EVENTS_RULE, splitGroupKey, storageKey } from "../stream/rules.ts";
 import { DEFAULT_SESSION_GAP_MS, sessionize, summarize } from "../stream/sessions.ts";
 
@@ -18,12 +27,8 @@ export class StatsQueryError extends Error {
 }
 
 const TOP_GROUPS = 20;
-/** Minute windows are read for ranges up to this long; longer ranges read hourly roll-ups. */
-const MAX_MINUTE_RANGE_MS = 6 * GRANULARITY_MS.h;
-/** Minute windows younger than this are certainly still stored (TTL 2 days, minus a margin). */
-const MINUTE_RETENTION_MS = TTL_SECONDS.m * 1000 - GRANULARITY_MS.h;
 
-/** The rule's own field, or a property of a detailed rule. */
+/** A property of a detailed rule (`properties.<name>`), or undefined for the rule's own field. */
 function propertyOf(rule: AggregationRule, field: string | undefined): string | undefined {
   if (field === undefined || !rule.detailed) return undefined;
   return field.startsWith("properties.") ? field.slice("properties.".length) : undefined;
@@ -43,32 +48,49 @@ function groupsOf(rule: AggregationRule, merged: Groups, property?: string) {
     });
 }
 
-/** Window starts of `[from, to)` at a granularity: every window that overlaps the range. */
-export function windowStartsIn(from: number, to: number, granularity: Granularity): number[] {
-  const size = GRANULARITY_MS[granularity];
-  const out: number[] = [];
-  for (let t = Math.floor(from / size) * size; t < to; t += size) out.push(t);
-  return out;
+interface PlannedRead {
+  /** per planned window, ascending: its start, size and merged groups */
+  readonly windows: { start: number; granularity: Granularity; groups: Groups | undefined }[];
 }
 
-async function readMerged(
-  store: WindowStore,
-  ruleKey: string,
-  granularity: Granularity,
-  starts: readonly number[],
-): Promise<Map<number, Groups>> {
-  return mergeRecords(await store.read(ruleKey, granularity, starts));
+/** Reads the minute and hour windows of a plan (one Query per partition and bucket each). */
+async function readPlanned(store: WindowStore, ruleKey: string, plan: ReadPlan): Promise<PlannedRead> {
+  const [minutes, hours] = await Promise.all([
+    plan.minutes.length > 0 ? store.read(ruleKey, "m", plan.minutes) : [],
+    plan.hours.length > 0 ? store.read(ruleKey, "h", plan.hours) : [],
+  ]);
+  const m = mergeRecords(minutes);
+  const h = mergeRecords(hours);
+  const windows = [
+    ...plan.minutes.map((start) => ({ start, granularity: "m" as const, groups: m.get(start) })),
+    ...plan.hours.map((start) => ({ start, granularity: "h" as const, groups: h.get(start) })),
+  ].sort((a, b) => a.start - b.start);
+  return { windows };
 }
 
 const totalOf = (groups: Groups | undefined) => [...(groups?.values() ?? [])].reduce((n, p) => n + p.c, 0);
 const withoutValues = ({ values: _v, ...f }: Figures) => f;
+const granularityOf = (plan: ReadPlan): "m" | "h" | "mixed" =>
+  plan.hours.length === 0 ? "m" : plan.minutes.length === 0 ? "h" : "mixed";
+const seconds = (g: Granularity) => GRANULARITY_MS[g] / 1000;
+const rate = (count: number, plan: ReadPlan) => (plan.elapsedMs > 0 ? count / (plan.elapsedMs / 1000) : 0);
+
+function planned<T>(make: () => T): T {
+  try {
+    return make();
+  } catch (error) {
+    if (error instanceof ReadPlanError) throw new StatsQueryError(error.message, 400);
+    throw error;
+  }
+}
 
 /**
  * GET /stats. By event type: the built-in `events_by_type` windows of the last interval (count,
- * unique users, sum/avg/min/max of a numeric property, rate, per-minute series), grouped through
- * an active rule of that event type with that group_by. By rule: the rule's windows over a
- * half-open range `[from, to)` (minutes up to 6 h, hourly roll-ups beyond or when the minutes
- * have expired; the answer's from/to say what the windows cover).
+ * unique users, sum/avg/min/max of a numeric property, rate, series), grouped through an active
+ * rule of that event type with that group_by. By rule: the rule's windows over a half-open range
+ * `[from, to)`, or — without a range — the rule's own current window (its size and slide). Reads
+ * are planned by lib/stream/read-plan.ts: whole hours from hourly roll-ups, minutes at the edges,
+ * and the answer's from/to say what the windows cover.
  */
 export async function readStats(
   store: WindowStore,
@@ -78,12 +100,7 @@ export async function readStats(
 ) {
   if (query.kind === "rule") return readRule(store, rules, query, now);
 
-  // The last `interval`: whole minutes and the current, partial minute, `[first, now)`.
-  // Minute resolution: the rate divides by the time those windows actually cover.
-  const windows = Math.max(1, Math.round(query.intervalMs / MINUTE_MS));
-  const last = Math.floor(now / MINUTE_MS) * MINUTE_MS;
-  const starts = Array.from({ length: windows }, (_, i) => last - (windows - 1 - i) * MINUTE_MS);
-  const from = starts[0] ?? last;
+  const plan = planned(() => planInterval({ intervalMs: query.intervalMs, now }));
   const base = rules.find((r) => r.rule_id === "events_by_type");
   if (!base) throw new Error("built-in rule events_by_type is missing");
   const property = propertyOf(base, query.field);
@@ -107,33 +124,40 @@ export async function readStats(
       );
     }
   }
-  const [perWindow, late, grouped] = await Promise.all([
-    readMerged(store, storageKey(base), "m", starts),
-    readMerged(store, LATE_EVENTS_RULE.rule_id, "m", starts),
-    groupRule ? readMerged(store, storageKey(groupRule), "m", starts) : undefined,
+  const [types, late, grouped] = await Promise.all([
+    readPlanned(store, storageKey(base), plan),
+    readPlanned(store, LATE_EVENTS_RULE.rule_id, plan),
+    groupRule ? readPlanned(store, storageKey(groupRule), plan) : undefined,
   ]);
-  const pick = (groups: Groups | undefined): GroupPartial | undefined => groups?.get(query.event_type);
   const total: GroupPartial = { c: 0 };
-  for (const s of starts) {
-    const p = pick(perWindow.get(s));
+  for (const w of types.windows) {
+    const p = w.groups?.get(query.event_type);
     if (p) mergePartial(total, p);
   }
   const f = figures(total, property);
-  const coveredSeconds = Math.max(1, (now - from) / 1000);
   return {
     event_type: query.event_type,
     interval: query.interval,
-    from: new Date(from).toISOString(),
+    from: new Date(plan.coveredFrom).toISOString(),
     to: new Date(now).toISOString(),
+    granularity: granularityOf(plan),
     ...withoutValues(f),
     unique_users: f.unique_users ?? 0,
-    rate_per_second: f.count / coveredSeconds,
-    series: starts.map((s) => ({
-      minute: new Date(s).toISOString(),
-      ...withoutValues(figures(pick(perWindow.get(s)), property)),
+    rate_per_second: rate(f.count, plan),
+    series: types.windows.map((w) => ({
+      minute: new Date(w.start).toISOString(),
+      seconds: seconds(w.granularity),
+      ...withoutValues(figures(w.groups?.get(query.event_type), property)),
     })),
-    late_events: starts.reduce((n, s) => n + (pick(late.get(s))?.c ?? 0), 0),
-    ...(groupRule && grouped ? { groups: groupsOf(groupRule, mergeWindows(grouped.values())) } : {}),
+    late_events: late.windows.reduce((n, w) => n + (w.groups?.get(query.event_type)?.c ?? 0), 0),
+    ...(groupRule && grouped
+      ? {
+          groups: groupsOf(
+            groupRule,
+            mergeWindows(grouped.windows.flatMap((w) => (w.groups ? [w.groups] : []))),
+          ),
+        }
+      : {}),
   };
 }
 
@@ -147,75 +171,77 @@ async function readRule(
     rules.find((r) => r.rule_id === query.rule_id) ??
     (query.rule_id === LATE_EVENTS_RULE.rule_id ? LATE_EVENTS_RULE : undefined);
   if (!rule) throw new StatsQueryError(`no rule ${query.rule_id}`, 404);
-  if (rule.window.type === "session") return readSessions(store, rule, query.from, query.to, now);
-  // Minutes for short, recent ranges; hourly roll-ups otherwise (minute items expire after two
-  // days: an old range widened to whole hours beats silent zeros).
-  const granularity: Granularity =
-    query.to - query.from > MAX_MINUTE_RANGE_MS || query.from < now - MINUTE_RETENTION_MS ? "h" : "m";
-  const starts = windowStartsIn(query.from, query.to, granularity);
-  const perWindow = await readMerged(store, storageKey(rule), granularity, starts);
-  const all = mergeWindows(perWindow.values());
+  const ranged = query.from !== undefined || query.to !== undefined;
+  const to = query.to ?? now;
+  const from = query.from ?? to - GRANULARITY_MS.h;
+  if (rule.window.type === "session") {
+    const gapMs = parseDuration(rule.window.gap ?? "30m") ?? DEFAULT_SESSION_GAP_MS;
+    const plan = planned(() =>
+      ranged ? planSessionRange({ from, to, now, gapMs }) : planRuleWindow(rule.window, now),
+    );
+    return readSessions(store, rule, plan as SessionReadPlan, now);
+  }
+  // Without a range, the rule's own window: active_users (sliding 5m) reads the last 5 minutes.
+  const plan = planned(() => (ranged ? planRange({ from, to, now }) : planRuleWindow(rule.window, now)));
+  const read = await readPlanned(store, storageKey(rule), plan);
+  const all = mergeWindows(read.windows.flatMap((w) => (w.groups ? [w.groups] : [])));
   const total = totalOf(all);
-  const coveredFrom = starts[0] ?? query.from;
-  const coveredTo = Math.min(
-    now,
-    (starts.at(-1) ?? query.from) + GRANULARITY_MS[granularity],
-    Math.max(query.to, coveredFrom),
-  );
+  const f = rule.group_by.length === 0 ? withoutValues(figures(all.get(""))) : undefined;
   return {
     rule_id: rule.rule_id,
-    from: new Date(coveredFrom).toISOString(),
-    to: new Date(Math.max(coveredTo, coveredFrom + 1)).toISOString(),
-    granularity,
+    from: new Date(plan.coveredFrom).toISOString(),
+    to: new Date(Math.min(plan.coveredTo, Math.max(now, plan.coveredFrom))).toISOString(),
+    ...(plan.notice ? { notice: plan.notice } : {}),
+    window: rule.window,
+    granularity: granularityOf(plan),
+    ...(f ?? {}),
     count: total,
-    rate_per_second: total / Math.max(1, (Math.max(coveredTo, coveredFrom + 1) - coveredFrom) / 1000),
-    series: starts.map((s) => ({ minute: new Date(s).toISOString(), count: totalOf(perWindow.get(s)) })),
+    rate_per_second: rate(total, plan),
+    series: read.windows.map((w) => ({
+      minute: new Date(w.start).toISOString(),
+      seconds: seconds(w.granularity),
+      count: totalOf(w.groups),
+    })),
     groups: groupsOf(rule, all),
   };
 }
 
-const MAX_SESSION_RANGE_MS = 6 * GRANULARITY_MS.h;
-
-/** Session windows of a rule over a range, computed from its one-minute windows (lib/stream/sessions.ts). */
-async function readSessions(
-  store: WindowStore,
-  rule: AggregationRule,
-  from: number,
-  to: number,
-  now: number,
-) {
-  if (to - from > MAX_SESSION_RANGE_MS)
-    throw new StatsQueryError("session rules are read over at most 6 hours", 400);
-  const gap = parseDuration(rule.window.gap ?? "30m") ?? DEFAULT_SESSION_GAP_MS;
-  // Look back one gap so a session that began before `from` is seen whole.
-  const starts = windowStartsIn(from - gap, to, "m");
-  const perWindow = await readMerged(store, storageKey(rule), "m", starts);
+/** Session windows of a rule, computed from its one-minute windows (lib/stream/sessions.ts). */
+async function readSessions(store: WindowStore, rule: AggregationRule, plan: SessionReadPlan, now: number) {
+  const read = await readPlanned(store, storageKey(rule), plan);
   const activity = new Map<string, Map<number, number>>();
-  for (const [windowStart, groups] of perWindow) {
-    for (const [group, p] of groups) {
+  for (const w of read.windows) {
+    for (const [group, p] of w.groups ?? []) {
       if (isOtherGroup(group)) continue;
       let minutes = activity.get(group);
       if (!minutes) {
         minutes = new Map();
         activity.set(group, minutes);
       }
-      minutes.set(windowStart, p.c);
+      minutes.set(w.start, p.c);
     }
   }
-  const sessions = sessionize(activity, gap, Math.min(now, to)).filter((s) => s.end > from && s.start < to);
+  const { from, to } = plan;
+  const sessions = sessionize(activity, plan.gapMs, Math.min(now, to)).filter(
+    (s) => s.end > from && s.start < to,
+  );
   const perKey = new Map<string, number>();
   for (const s of sessions) perKey.set(s.key, (perKey.get(s.key) ?? 0) + 1);
   const events = sessions.reduce((n, s) => n + s.events, 0);
+  const minutes: number[] = [];
+  for (let m = Math.floor(from / MINUTE_MS) * MINUTE_MS; m < to; m += MINUTE_MS) minutes.push(m);
   return {
     rule_id: rule.rule_id,
     from: new Date(from).toISOString(),
     to: new Date(to).toISOString(),
-    gap_seconds: gap / 1000,
+    window: rule.window,
+    gap_seconds: plan.gapMs / 1000,
     count: events,
-    rate_per_second: events / ((to - from) / 1000),
+    rate_per_second: events / Math.max(1, (Math.min(to, now) - from) / 1000),
     ...summarize(sessions),
-    series: windowStartsIn(from, to, "m").map((m) => ({
+    series: minutes.map((m) => ({
       minute: new Date(m).toISOString(),
+      seconds: 60,
       count: sessions.filter((s) => s.start === m).length,
     })),
     groups: [...perKey]

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { readPlan } from "../../lib/adapters/window-store.ts";
 import type { AcceptedEvent } from "../../lib/contract/event.ts";
 import { aggregateBatch, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
 import { readStats } from "../../lib/pipeline/stats-service.ts";
@@ -247,6 +248,58 @@ describe("issue 8: wrong numbers", () => {
     await aggregateBatch("events.raw", sourced(events), deps(store));
     const stats = await byRule(store, BUILT_IN_RULES, "user_sessions", now - 30 * MIN, now);
     expect(stats.sessions).toBe(2_500);
+  });
+});
+
+describe("issue 8: reads", () => {
+  it("8.8 a rule read without a range applies the rule's window: active_users is the last 5 minutes", async () => {
+    const store = new MemoryWindowStore();
+    const early = ev({
+      user_id: "early",
+      event_type: "visit",
+      timestamp: now - 30 * MIN,
+      received_at: now - 30 * MIN,
+    });
+    const recent = ev({ user_id: "recent", event_type: "visit", timestamp: now - 60_000 });
+    await aggregateBatch("events.raw", sourced([early, recent]), deps(store));
+    const stats = (await readStats(
+      store,
+      BUILT_IN_RULES,
+      { kind: "rule", rule_id: "active_users" },
+      now,
+    )) as Stats & {
+      unique_users?: number;
+    };
+    expect(stats.count).toBe(1);
+    expect(stats.unique_users).toBe(1);
+  });
+
+  it("8.14 interval=24h with group_by is a bounded number of queries", async () => {
+    const store = new MemoryWindowStore();
+    await aggregateBatch(
+      "events.raw",
+      sourced([ev({ event_type: "page_view", page_url: "/a" })]),
+      deps(store),
+    );
+    let queries = 0;
+    const read = store.read.bind(store);
+    store.read = async (ruleKey, granularity, starts, partition) => {
+      queries += readPlan(
+        ruleKey,
+        granularity,
+        starts,
+        partition === undefined ? [0, 1, 2] : [partition],
+      ).length;
+      return read(ruleKey, granularity, starts, partition);
+    };
+    const stats = await byType(store, "page_view", {
+      interval: "24h",
+      intervalMs: 1_440 * MIN,
+      group_by: ["page_url"],
+    });
+    expect(stats.count).toBe(1);
+    // 3 rules × (hours: ≤ 2 day buckets + minutes: ≤ 2 hour buckets) × 3 partitions
+    expect(queries).toBeLessThanOrEqual(36);
   });
 });
 
