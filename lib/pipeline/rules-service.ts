@@ -53,6 +53,19 @@ export function validateRule(body: unknown, pathRuleId?: string): Result<Aggrega
   };
 }
 
+/**
+ * A rule's version: unchanged when only its name, window or active flag change (the window says
+ * how stored windows are read, not what is stored); bumped when what is stored changes (event
+ * type, metric, field, group_by), so the new definition writes under a new storage key and never
+ * reads windows folded under the old one (issue 8.13). The old version's windows expire with
+ * their TTL.
+ */
+export function nextVersion(existing: AggregationRule, updated: AggregationRule): number {
+  const current = existing.version ?? 1;
+  const stored = (r: AggregationRule) => JSON.stringify([r.event_type, r.metric, r.field ?? null, r.group_by]);
+  return stored(existing) === stored(updated) ? current : current + 1;
+}
+
 export class RulesService {
   constructor(private readonly store: RulesStore) {}
 
@@ -87,9 +100,12 @@ export class RulesService {
       return { ok: false, error: badRequest(`${ruleId} is a built-in rule and cannot change`) };
     const rule = validateRule(body, ruleId);
     if (!rule.ok) return rule;
+    const existing = await this.store.get(ruleId);
+    if (!existing) return { ok: false, error: notFound(`no rule ${ruleId}`) };
+    const versioned: AggregationRule = { ...rule.value, version: nextVersion(existing, rule.value) };
     try {
-      await this.store.replace(rule.value);
-      return rule;
+      await this.store.replace(versioned);
+      return { ok: true, value: versioned };
     } catch (error) {
       if (error instanceof RuleNotFoundError) return { ok: false, error: notFound(`no rule ${ruleId}`) };
       throw error;
@@ -102,7 +118,7 @@ export class RulesService {
       return { ok: false, error: badRequest(`${ruleId} is a built-in rule and cannot be disabled`) };
     const rule = await this.store.get(ruleId);
     if (!rule) return { ok: false, error: notFound(`no rule ${ruleId}`) };
-    const disabled = { ...rule, active: false };
+    const disabled: AggregationRule = { ...rule, active: false };
     await this.store.replace(disabled);
     return { ok: true, value: disabled };
   }

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
+import type { RulesStore } from "../../lib/adapters/rules-store.ts";
 import { readPlan } from "../../lib/adapters/window-store.ts";
 import type { AcceptedEvent } from "../../lib/contract/event.ts";
 import { aggregateBatch, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
+import { RulesService } from "../../lib/pipeline/rules-service.ts";
 import { readStats } from "../../lib/pipeline/stats-service.ts";
 import type { SourcedEvent } from "../../lib/stream/fold.ts";
 import { type AggregationRule, BUILT_IN_RULES } from "../../lib/stream/rules.ts";
@@ -300,6 +302,48 @@ describe("issue 8: reads", () => {
     expect(stats.count).toBe(1);
     // 3 rules × (hours: ≤ 2 day buckets + minutes: ≤ 2 hour buckets) × 3 partitions
     expect(queries).toBeLessThanOrEqual(36);
+  });
+});
+
+describe("issue 8.13: rule versions", () => {
+  it("an update that changes what is stored does not read the old windows under the new definition", async () => {
+    const table = new Map<string, AggregationRule>();
+    const rulesStore: RulesStore = {
+      list: async () => [...table.values()],
+      get: async (id) => table.get(id),
+      create: async (r) => void table.set(r.rule_id, r),
+      replace: async (r) => void table.set(r.rule_id, r),
+    };
+    const service = new RulesService(rulesStore);
+    const body = {
+      rule_id: "checkout_by",
+      event_type: "checkout",
+      metric: "count",
+      group_by: ["properties.currency"],
+      window: { type: "tumbling", size: "1m" },
+    };
+    expect((await service.create(body)).ok).toBe(true);
+    const store = new MemoryWindowStore();
+    const rulesNow = async () => [...BUILT_IN_RULES, ...(await rulesStore.list())];
+    const checkout = (currency: string, country: string) =>
+      ev({ event_type: "checkout", properties: { currency, country } });
+    await aggregateBatch(
+      "events.raw",
+      sourced([checkout("EUR", "FR"), checkout("USD", "US")]),
+      deps(store, await rulesNow()),
+    );
+    const updated = await service.update("checkout_by", { ...body, group_by: ["properties.country"] });
+    expect(updated.ok && updated.value.version).toBe(2);
+    await aggregateBatch("events.raw", sourced([checkout("EUR", "DE")], 0, 2), deps(store, await rulesNow()));
+    const stats = await byRule(store, await rulesNow(), "checkout_by", now - 5 * MIN, now);
+    expect(stats.groups?.map((g) => [g.group["properties.country"], g.count])).toEqual([["DE", 1]]);
+    // A change of window only keeps the version (and the data).
+    const renamed = await service.update("checkout_by", {
+      ...body,
+      group_by: ["properties.country"],
+      window: { type: "tumbling", size: "5m" },
+    });
+    expect(renamed.ok && renamed.value.version).toBe(2);
   });
 });
 
