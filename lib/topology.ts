@@ -11,10 +11,12 @@
  */
 
 /**
- * The topics' `max.message.bytes` (a record batch per partition must fit): producers cut their
- * requests by it, and both wirings create the topics with it (Kafka's default, 1 MiB).
+ * The topics' `max.message.bytes` (a partition's record batch in one produce request must fit):
+ * every producer cuts its requests by it (lib/adapters/kafka-batches.ts), and both wirings create
+ * the topics with it. 8 MiB is MSK Serverless's maximum; Kafka's default (1 MiB) would make a
+ * legal POST /events (10,000 events of one user, up to 10 MB) unpublishable.
  */
-export const MAX_MESSAGE_BYTES = 1_048_576;
+export const MAX_MESSAGE_BYTES = 8 * 1_048_576;
 
 /** Kafka topics. Partition counts matter: each `events.raw` partition has exactly one writer per aggregate item. */
 export const topics = {
