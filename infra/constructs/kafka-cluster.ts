@@ -9,6 +9,9 @@ import { Construct } from "constructs";
 import type { TopicSpec } from "../../lib/topology.ts";
 import { TidemarkFunction } from "./tidemark-function.ts";
 
+/** The VPC actions of AWSLambdaMSKExecutionRole that AWSLambdaVPCAccessExecutionRole lacks. */
+export const MSK_MAPPING_VPC_ACTIONS = ["ec2:DescribeVpcs", "ec2:DescribeSecurityGroups"];
+
 /**
  * How functions and event-source mappings reach Kafka: MSK Serverless with IAM in AWS
  * (`KafkaCluster`), or a plain self-managed broker (`SelfManagedKafka`, for LocalStack).
@@ -56,8 +59,11 @@ export class KafkaCluster extends Construct implements KafkaAccess {
       Port.tcp(9098),
       "IAM-authenticated Kafka clients",
     );
-    // The ESM's pollers use the function's security groups; they must reach each other too.
-    this.clientSecurityGroup.addIngressRule(this.clientSecurityGroup, Port.tcp(9098), "ESM pollers");
+    // MSK event pollers run in the *cluster's* subnets with the *cluster's* security group, not
+    // the function's (Lambda docs, "Amazon MSK event source mappings: network configuration":
+    // the cluster's security group must allow inbound traffic on the broker port from itself;
+    // 9098 is the IAM port). Outbound stays open (CDK default) for STS/Lambda on 443.
+    brokerSecurityGroup.addIngressRule(brokerSecurityGroup, Port.tcp(9098), "MSK event pollers (IAM port)");
 
     this.clusterName = Names.uniqueResourceName(this, { maxLength: 64, separator: "-" }).toLowerCase();
     const cluster = new CfnServerlessCluster(this, "Cluster", {
@@ -137,6 +143,16 @@ export class KafkaCluster extends Construct implements KafkaAccess {
         resources: [this.topicArn(topic)],
       }),
     );
+    // Every Tidemark producer is idempotent (kafkajs `idempotent: true`, and the ESM's Kafka
+    // on-failure destination): MSK IAM access control requires WriteDataIdempotently on the
+    // *cluster* resource for that (MSK docs, "IAM access control: semantics of actions and
+    // resources"); without it every produce fails with ClusterAuthorizationException.
+    fn.addToRolePolicy(
+      new PolicyStatement({
+        actions: ["kafka-cluster:WriteDataIdempotently"],
+        resources: [this.clusterArn],
+      }),
+    );
   }
 
   grantConsume(fn: LambdaFunction, topic: string, group: string): void {
@@ -159,10 +175,20 @@ export class KafkaCluster extends Construct implements KafkaAccess {
     );
     fn.addToRolePolicy(
       new PolicyStatement({
-        actions: ["kafka:DescribeClusterV2", "kafka:DescribeCluster"],
+        actions: [
+          "kafka:DescribeClusterV2",
+          "kafka:DescribeCluster",
+          "kafka-cluster:DescribeClusterDynamicConfiguration",
+        ],
         resources: [this.clusterArn],
       }),
     );
+    // The rest of AWSLambdaMSKExecutionRole, the documented minimum for an MSK event-source
+    // mapping (Lambda docs, "Configuring Lambda permissions for Amazon MSK event source
+    // mappings"): the poller describes the cluster's VPC and security groups to place its ENIs.
+    // The ENI actions come with AWSLambdaVPCAccessExecutionRole (VPC functions). EC2 Describe*
+    // actions support no resource-level permissions, hence "*".
+    fn.addToRolePolicy(new PolicyStatement({ actions: MSK_MAPPING_VPC_ACTIONS, resources: ["*"] }));
   }
 
   eventSource(group: string): Partial<CfnEventSourceMappingProps> {

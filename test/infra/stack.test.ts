@@ -12,6 +12,8 @@ import {
   topics,
 } from "../../lib/topology.ts";
 
+const pascalCase = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
+
 type Resources = Record<string, { Type: string; Properties?: Record<string, unknown> }>;
 
 describe("CDK stack (dev)", () => {
@@ -136,10 +138,6 @@ describe("CDK stack (dev)", () => {
   });
 
   it("grants least privilege on Kafka: only the ingest function writes events.raw", () => {
-    interface Statement {
-      Action: string | string[];
-      Resource: unknown;
-    }
     const writesRaw = ofType("AWS::IAM::Policy")
       .filter(([, r]) =>
         ((r.Properties?.PolicyDocument as { Statement?: Statement[] } | undefined)?.Statement ?? []).some(
@@ -157,6 +155,106 @@ describe("CDK stack (dev)", () => {
     expect(aggregatePolicy).toContain("kafka-cluster:AlterGroup");
     expect(aggregatePolicy).toContain(eventSourceMappings[0]?.consumerGroup);
     expect(aggregatePolicy).not.toContain("kafka-cluster:*");
+  });
+
+  interface Statement {
+    Action: string | string[];
+    Resource: unknown;
+  }
+  /** Every statement of the inline policies of one topology function's role. */
+  const statementsOf = (name: string): Statement[] =>
+    ofType("AWS::IAM::Policy")
+      .filter(([id]) => id.startsWith(`${pascalCase(name)}Function`))
+      .flatMap(
+        ([, r]) => (r.Properties?.PolicyDocument as { Statement?: Statement[] } | undefined)?.Statement ?? [],
+      );
+  const clusterArn = () => {
+    const [id] = ofType("AWS::MSK::ServerlessCluster")[0] ?? [];
+    return { "Fn::GetAtt": [id, "Arn"] };
+  };
+
+  // Lambda docs, "Amazon MSK event source mappings": the pollers' ENIs use the cluster's subnets
+  // and security group, so that group must admit itself on the broker port (9098 with IAM).
+  it("lets the MSK cluster's security group reach itself on 9098 (ESM pollers)", () => {
+    const [, msk] = ofType("AWS::MSK::ServerlessCluster")[0] ?? [];
+    const vpcConfigs = msk?.Properties?.VpcConfigs as { SecurityGroups: unknown[] }[] | undefined;
+    const clusterSg = vpcConfigs?.[0]?.SecurityGroups[0];
+    expect(clusterSg).toBeDefined();
+    const ingress = ofType("AWS::EC2::SecurityGroupIngress").map(([, r]) => r.Properties ?? {});
+    expect(ingress).toContainEqual(
+      expect.objectContaining({
+        GroupId: clusterSg,
+        SourceSecurityGroupId: clusterSg,
+        IpProtocol: "tcp",
+        FromPort: 9098,
+        ToPort: 9098,
+      }),
+    );
+  });
+
+  // MSK IAM access control: an idempotent producer needs kafka-cluster:WriteDataIdempotently on the cluster.
+  it("lets every producing role write idempotently on the cluster", () => {
+    const producers = new Set<string>([
+      ...Object.entries(functions)
+        .filter(([, spec]) => spec.produces.length > 0)
+        .map(([name]) => name),
+      ...eventSourceMappings.map((m) => m.function),
+    ]);
+    expect(producers.size).toBeGreaterThan(0);
+    for (const name of producers) {
+      const idempotent = statementsOf(name).filter((st) =>
+        [st.Action].flat().includes("kafka-cluster:WriteDataIdempotently"),
+      );
+      expect(
+        idempotent.map((st) => st.Resource),
+        name,
+      ).toContainEqual(clusterArn());
+    }
+  });
+
+  // AWSLambdaMSKExecutionRole is the documented minimum of an MSK mapping's execution role.
+  it("grants every MSK mapping role the whole of AWSLambdaMSKExecutionRole", () => {
+    const mskExecutionRole = [
+      "kafka:DescribeCluster",
+      "kafka:DescribeClusterV2",
+      "kafka:GetBootstrapBrokers",
+      "ec2:CreateNetworkInterface",
+      "ec2:DescribeNetworkInterfaces",
+      "ec2:DescribeVpcs",
+      "ec2:DeleteNetworkInterface",
+      "ec2:DescribeSubnets",
+      "ec2:DescribeSecurityGroups",
+      "logs:CreateLogGroup",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ];
+    // What CDK's VPC functions get from AWSLambdaVPCAccessExecutionRole (its documented contents).
+    const vpcAccessRole = [
+      "logs:CreateLogGroup",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+      "ec2:CreateNetworkInterface",
+      "ec2:DescribeNetworkInterfaces",
+      "ec2:DescribeSubnets",
+      "ec2:DeleteNetworkInterface",
+      "ec2:AssignPrivateIpAddresses",
+      "ec2:UnassignPrivateIpAddresses",
+    ];
+    for (const spec of eventSourceMappings) {
+      const roleId = Object.entries(resources).find(
+        ([id, r]) => r.Type === "AWS::IAM::Role" && id.startsWith(`${pascalCase(spec.function)}Function`),
+      );
+      const managed = JSON.stringify(roleId?.[1].Properties?.ManagedPolicyArns);
+      expect(managed).toContain("AWSLambdaVPCAccessExecutionRole");
+      const granted = new Set([
+        ...vpcAccessRole,
+        ...statementsOf(spec.function).flatMap((st) => [st.Action].flat()),
+      ]);
+      expect(
+        mskExecutionRole.filter((a) => !granted.has(a)),
+        spec.id,
+      ).toEqual([]);
+    }
   });
 
   it("keeps the archive private, encrypted, TLS-only, with the brief's lifecycle", () => {
