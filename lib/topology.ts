@@ -118,6 +118,11 @@ export interface FunctionSpec {
   readonly buckets: readonly (keyof typeof buckets)[];
   /** Topics the function produces to (read access for consumers comes from its mapping). */
   readonly produces: readonly (keyof typeof topics)[];
+  /**
+   * Concurrency reserved for the function in AWS, so that an ingest spike cannot take the
+   * account's whole pool and starve the stream consumers. @default none (shares the pool)
+   */
+  readonly reservedConcurrency?: number;
 }
 
 /** Lambda functions: one module each under `functions/`, the same module locally and in AWS. */
@@ -184,6 +189,8 @@ export const functions = {
     tables: ["aggregates", "rules", "streamState"],
     buckets: [],
     produces: ["eventsLate", "analyticsStats"],
+    // A Kafka mapping invokes at most one batch per partition at a time.
+    reservedConcurrency: topics.eventsRaw.partitions,
   },
   archive: {
     entry: "functions/archive.ts",
@@ -193,6 +200,7 @@ export const functions = {
     tables: [],
     buckets: ["archive"],
     produces: ["deadLetter"],
+    reservedConcurrency: topics.eventsRaw.partitions,
   },
   publish: {
     entry: "functions/publish.ts",
@@ -202,6 +210,8 @@ export const functions = {
     tables: ["aggregates"],
     buckets: [],
     produces: ["analyticsStats"],
+    // One concurrent batch per stream shard (parallelization factor 1); room for a few shards.
+    reservedConcurrency: 8,
   },
 } as const satisfies Record<FunctionName, FunctionSpec>;
 
@@ -245,6 +255,19 @@ export const api = {
     maxAgeSeconds: 600,
   },
 } as const;
+
+/**
+ * The CORS headers every response carries (preflight, handler results, and the gateway's own
+ * errors): a browser drops a response without them, including the error it should show.
+ */
+export function corsHeaders(): Record<string, string> {
+  return {
+    "access-control-allow-origin": api.cors.allowOrigins.join(","),
+    "access-control-allow-methods": api.cors.allowMethods.join(","),
+    "access-control-allow-headers": api.cors.allowHeaders.join(","),
+    "access-control-max-age": String(api.cors.maxAgeSeconds),
+  };
+}
 
 export interface EventSourceMappingSpec {
   /** Stable id: construct id in CDK, consumer group suffix locally. */

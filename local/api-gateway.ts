@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import { type ApiError, toErrorBody } from "../lib/contract/errors.ts";
-import { api, type RouteSpec, routes } from "../lib/topology.ts";
+import { api, corsHeaders, type RouteSpec, routes } from "../lib/topology.ts";
 import { LambdaTimeoutError, type LocalFunction } from "./lambda-runtime.ts";
 
 /**
@@ -53,15 +53,6 @@ export class TokenBucket {
     this.#tokens -= 1;
     return true;
   }
-}
-
-function corsHeaders(): Record<string, string> {
-  return {
-    "access-control-allow-origin": api.cors.allowOrigins.join(","),
-    "access-control-allow-methods": api.cors.allowMethods.join(","),
-    "access-control-allow-headers": api.cors.allowHeaders.join(","),
-    "access-control-max-age": String(api.cors.maxAgeSeconds),
-  };
 }
 
 function sendError(res: ServerResponse, error: ApiError, headers: Record<string, string> = {}): void {

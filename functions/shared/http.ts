@@ -3,11 +3,15 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
 import { type ApiError, internal, toErrorBody } from "../../lib/contract/errors.ts";
+import { corsHeaders } from "../../lib/topology.ts";
 
 /** One logger per function module (service name from POWERTOOLS_SERVICE_NAME). */
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "tidemark" });
 
-const jsonHeaders = { "content-type": "application/json" } as const;
+// With a Lambda proxy integration, API Gateway passes the function's headers through and adds
+// no CORS headers of its own (API Gateway docs, "Enabling CORS for a REST API resource": for
+// proxy integrations the backend must return Access-Control-Allow-Origin).
+const jsonHeaders = { "content-type": "application/json", ...corsHeaders() } as const;
 
 export function json(
   statusCode: number,

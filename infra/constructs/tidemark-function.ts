@@ -4,6 +4,7 @@ import { SubnetType } from "aws-cdk-lib/aws-ec2";
 import { Architecture, LoggingFormat, Runtime, Tracing } from "aws-cdk-lib/aws-lambda";
 import { NodejsFunction, OutputFormat } from "aws-cdk-lib/aws-lambda-nodejs";
 import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
+import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
 import type { FunctionSpec } from "../../lib/topology.ts";
 
@@ -16,6 +17,8 @@ export interface TidemarkFunctionProps {
   readonly removalPolicy: RemovalPolicy;
   /** Extra environment; grants add their own variables. @default {} */
   readonly environment?: Record<string, string>;
+  /** Concurrency reserved for the function. @default none (the account's unreserved pool) */
+  readonly reservedConcurrency?: number;
 }
 
 /**
@@ -46,6 +49,9 @@ export class TidemarkFunction extends Construct {
       vpc: props.vpc,
       vpcSubnets: { subnetType: SubnetType.PRIVATE_WITH_EGRESS },
       securityGroups: props.securityGroups,
+      ...(props.reservedConcurrency === undefined
+        ? {}
+        : { reservedConcurrentExecutions: props.reservedConcurrency }),
       environment: {
         NODE_OPTIONS: "--enable-source-maps",
         POWERTOOLS_SERVICE_NAME: "tidemark",
@@ -63,5 +69,29 @@ export class TidemarkFunction extends Construct {
         banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
       },
     });
+    const role = this.fn.role;
+    if (role) {
+      NagSuppressions.addResourceSuppressions(
+        role,
+        [
+          {
+            id: "AwsSolutions-IAM4",
+            reason:
+              "AWS's scoped service-role policies for a VPC function: log delivery and the function's ENIs.",
+            appliesTo: [
+              "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+              "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+            ],
+          },
+          {
+            id: "AwsSolutions-IAM5",
+            reason:
+              "X-Ray PutTraceSegments/PutTelemetryRecords (active tracing) support no resource-level permissions; for MSK mapping targets also ec2:DescribeVpcs/DescribeSecurityGroups (same).",
+            appliesTo: ["Resource::*"],
+          },
+        ],
+        true,
+      );
+    }
   }
 }
