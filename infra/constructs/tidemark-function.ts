@@ -7,6 +7,7 @@ import { LogGroup, type RetentionDays } from "aws-cdk-lib/aws-logs";
 import { NagSuppressions } from "cdk-nag";
 import { Construct } from "constructs";
 import type { FunctionSpec } from "../../lib/topology.ts";
+import { bundleExternals } from "../bundling.ts";
 
 export interface TidemarkFunctionProps {
   /** The function as the topology declares it (entry, memory, timeout, description). */
@@ -64,8 +65,8 @@ export class TidemarkFunction extends Construct {
         minify: true,
         sourceMap: true,
         mainFields: ["module", "main"],
-        // The runtime ships the AWS SDK v3; DuckDB is only used by the local query engine.
-        externalModules: ["@aws-sdk/*", "@duckdb/node-api"],
+        // Only the packages infra/bundling.ts names stay out of the bundle.
+        externalModules: bundleExternals,
         banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
       },
     });
