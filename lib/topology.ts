@@ -246,8 +246,21 @@ export const api = {
   throttleRateLimit: 5_000,
   /** Token-bucket burst size. */
   throttleBurstLimit: 2_000,
-  /** API Gateway's hard payload limit (10 MB). */
-  maxPayloadBytes: 10 * 1024 * 1024,
+  /**
+   * Payload limits: one fact for both wirings. A REST API buffers up to 10 MB, but a Lambda proxy
+   * integration invokes the function synchronously, and Lambda caps a synchronous invocation's
+   * request and response at 6 MB each (Lambda docs, "Lambda quotas": invocation payload) — the
+   * whole proxy event or result, in which the body is a JSON-escaped string next to headers and
+   * context. Bodies are therefore held to 5 MiB, which leaves room for that envelope.
+   */
+  payload: {
+    /** Lambda's synchronous invocation payload quota (request and response alike). */
+    lambdaInvokeBytes: 6 * 1024 * 1024,
+    /** Largest request body; larger ones get 413 (checked by every handler). */
+    maxRequestBodyBytes: 5 * 1024 * 1024,
+    /** Largest response body; GET /events shortens its page to stay under it. */
+    maxResponseBodyBytes: 5 * 1024 * 1024,
+  },
   cors: {
     allowOrigins: ["*"],
     allowMethods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],

@@ -100,3 +100,26 @@ export function decodeCursor(cursor: string): { timestamp: number; eventId: stri
   }
   return undefined;
 }
+
+/**
+ * A page of at most `limit` rows whose JSON fits in `maxBytes` (with `overheadBytes` for the
+ * envelope around them): rows are taken newest first until either bound is reached, and `more`
+ * says whether rows were left out, so that a cursor continues after the last one taken.
+ */
+export function pageWithinBytes<T>(
+  rows: readonly T[],
+  limit: number,
+  maxBytes: number,
+  overheadBytes = 1024,
+): { page: T[]; more: boolean } {
+  const page: T[] = [];
+  let size = overheadBytes;
+  for (const row of rows) {
+    if (page.length === limit) break;
+    const rowBytes = Buffer.byteLength(JSON.stringify(row)) + 1;
+    if (page.length > 0 && size + rowBytes > maxBytes) break;
+    size += rowBytes;
+    page.push(row);
+  }
+  return { page, more: rows.length > page.length };
+}
