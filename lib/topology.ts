@@ -133,6 +133,11 @@ export interface FunctionSpec {
   readonly buckets: readonly (keyof typeof buckets)[];
   /** Topics the function produces to (read access for consumers comes from its mapping). */
   readonly produces: readonly (keyof typeof topics)[];
+  /**
+   * Concurrency reserved for the function in AWS, so that an ingest spike cannot take the
+   * account's whole pool and starve the stream consumers. @default none (shares the pool)
+   */
+  readonly reservedConcurrency?: number;
 }
 
 /** Lambda functions: one module each under `functions/`, the same module locally and in AWS. */
@@ -199,6 +204,8 @@ export const functions = {
     tables: ["aggregates", "rules", "streamState"],
     buckets: [],
     produces: ["eventsLate", "analyticsStats"],
+    // A Kafka mapping invokes at most one batch per partition at a time.
+    reservedConcurrency: topics.eventsRaw.partitions,
   },
   archive: {
     entry: "functions/archive.ts",
@@ -208,6 +215,7 @@ export const functions = {
     tables: [],
     buckets: ["archive"],
     produces: ["deadLetter"],
+    reservedConcurrency: topics.eventsRaw.partitions,
   },
   publish: {
     entry: "functions/publish.ts",
@@ -217,6 +225,8 @@ export const functions = {
     tables: ["aggregates"],
     buckets: [],
     produces: ["analyticsStats"],
+    // One concurrent batch per stream shard (parallelization factor 1); room for a few shards.
+    reservedConcurrency: 8,
   },
 } as const satisfies Record<FunctionName, FunctionSpec>;
 
@@ -251,8 +261,21 @@ export const api = {
   throttleRateLimit: 5_000,
   /** Token-bucket burst size. */
   throttleBurstLimit: 2_000,
-  /** API Gateway's hard payload limit (10 MB). */
-  maxPayloadBytes: 10 * 1024 * 1024,
+  /**
+   * Payload limits: one fact for both wirings. A REST API buffers up to 10 MB, but a Lambda proxy
+   * integration invokes the function synchronously, and Lambda caps a synchronous invocation's
+   * request and response at 6 MB each (Lambda docs, "Lambda quotas": invocation payload) — the
+   * whole proxy event or result, in which the body is a JSON-escaped string next to headers and
+   * context. Bodies are therefore held to 5 MiB, which leaves room for that envelope.
+   */
+  payload: {
+    /** Lambda's synchronous invocation payload quota (request and response alike). */
+    lambdaInvokeBytes: 6 * 1024 * 1024,
+    /** Largest request body; larger ones get 413 (checked by every handler). */
+    maxRequestBodyBytes: 5 * 1024 * 1024,
+    /** Largest response body; GET /events shortens its page to stay under it. */
+    maxResponseBodyBytes: 5 * 1024 * 1024,
+  },
   cors: {
     allowOrigins: ["*"],
     allowMethods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
@@ -260,6 +283,19 @@ export const api = {
     maxAgeSeconds: 600,
   },
 } as const;
+
+/**
+ * The CORS headers every response carries (preflight, handler results, and the gateway's own
+ * errors): a browser drops a response without them, including the error it should show.
+ */
+export function corsHeaders(): Record<string, string> {
+  return {
+    "access-control-allow-origin": api.cors.allowOrigins.join(","),
+    "access-control-allow-methods": api.cors.allowMethods.join(","),
+    "access-control-allow-headers": api.cors.allowHeaders.join(","),
+    "access-control-max-age": String(api.cors.maxAgeSeconds),
+  };
+}
 
 export interface EventSourceMappingSpec {
   /** Stable id: construct id in CDK, consumer group suffix locally. */

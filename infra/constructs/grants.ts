@@ -1,6 +1,7 @@
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import type { Function as LambdaFunction } from "aws-cdk-lib/aws-lambda";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
+import { NagSuppressions } from "cdk-nag";
 import { type TableSpec, type TopicSpec, topicEnvVar, type topics } from "../../lib/topology.ts";
 import type { KafkaAccess } from "./kafka-cluster.ts";
 
@@ -30,6 +31,33 @@ export function useBucket(
   if (access === "read") bucket.grantRead(fn, prefix);
   else bucket.grantReadWrite(fn, prefix);
   fn.addEnvironment(envVar, bucket.bucketName);
+  suppressBucketWildcards(fn);
+}
+
+/**
+ * CDK's bucket grants use action groups (s3:GetObject*, s3:List*, …) on `<bucket>/<prefix>*`:
+ * object keys are not known in advance, and the groups are the object-level actions only.
+ */
+export function suppressBucketWildcards(fn: LambdaFunction): void {
+  if (!fn.role) return;
+  NagSuppressions.addResourceSuppressions(
+    fn.role,
+    [
+      {
+        id: "AwsSolutions-IAM5",
+        reason: "Bucket grants: object-level action groups on keys under the granted prefix only.",
+        appliesTo: [
+          "Action::s3:GetObject*",
+          "Action::s3:GetBucket*",
+          "Action::s3:List*",
+          "Action::s3:DeleteObject*",
+          "Action::s3:Abort*",
+          { regex: "/^Resource::<[A-Za-z0-9]+Bucket[A-Za-z0-9]*\\.Arn>\\/.*\\*$/" },
+        ],
+      },
+    ],
+    true,
+  );
 }
 
 /** Connect to the Kafka cluster (every Kafka client needs this). */
