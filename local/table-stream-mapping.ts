@@ -19,7 +19,10 @@ import type { TableStreamMappingSpec } from "../lib/topology.ts";
  * it is counted in `stats` and logged with its keys.
  */
 export interface StreamFailureRecord {
-  readonly requestContext: { readonly condition: "RetryAttemptsExhausted"; readonly approximateInvokeCount: number };
+  readonly requestContext: {
+    readonly condition: "RetryAttemptsExhausted";
+    readonly approximateInvokeCount: number;
+  };
   readonly responseContext: { readonly statusCode: number; readonly functionError: string };
   readonly version: "1.0";
   readonly timestamp: string;
