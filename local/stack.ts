@@ -52,6 +52,8 @@ export interface LocalStack {
    * functions, and the mappings when inline) plus the mappings process, asked for a fresh snapshot.
    */
   usage(): Promise<UsageSnapshot>;
+  /** The same per process: the API functions' (`api`) and the consumers' (`mappings`). */
+  usageByProcess(): Promise<{ readonly api: UsageSnapshot; readonly mappings: UsageSnapshot }>;
   /** RSS in bytes of this process (the API functions) and of the mappings process if there is one. */
   memory(): Promise<{ readonly api: number; readonly mappings?: number }>;
   stop(): Promise<void>;
@@ -139,6 +141,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       mappings = running.kafka;
     }
 
+    // Inline mappings share this process's meter: everything is reported under `api` then.
+    const usageByProcess = async () => ({
+      api: usageMeter.snapshot(),
+      mappings: child ? (await child.report()).usage : emptyUsage(),
+    });
+
     const gateway = new LocalApiGateway({
       port: options.port ?? 3000,
       functionFor: (route: RouteSpec) => fn(route.function),
@@ -153,9 +161,10 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       services,
       mappings,
       names,
+      usageByProcess,
       async usage() {
-        const own = usageMeter.snapshot();
-        return child ? addUsage(own, (await child.report()).usage) : own;
+        const { api, mappings } = await usageByProcess();
+        return addUsage(api, mappings);
       },
       async memory() {
         const api = process.memoryUsage().rss;
