@@ -141,6 +141,8 @@ const StatsWindow = z.object({
   lagP50: z.number().nullable(),
   lagP99: z.number().nullable(),
   lagMax: z.number().nullable(),
+  /** Topic timestamp of the phase's last message (null: none). */
+  lastAt: z.number().nullable(),
   malformed: z.number(),
   complete: z.boolean(),
 });
@@ -157,7 +159,8 @@ await new Promise<void>((resolve, reject) => {
   statsWorker.once("exit", (code) => reject(new Error(`stats subscriber exited with ${code}`)));
 });
 let windowId = 0;
-function statsWindow(from: number, to: number): Promise<StatsWindow> {
+/** analytics.stats figures since `from`, once the publisher is done (2 s without a message). */
+function statsWindow(from: number): Promise<StatsWindow> {
   const id = windowId++;
   return new Promise((resolve) => {
     const onMessage = (m: unknown) => {
@@ -167,7 +170,7 @@ function statsWindow(from: number, to: number): Promise<StatsWindow> {
       resolve(parsed.data);
     };
     statsWorker.on("message", onMessage);
-    statsWorker.send({ kind: "window", id, from, to });
+    statsWorker.send({ kind: "window", id, from, quietMs: 2_000 });
   });
 }
 
@@ -303,13 +306,15 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
     }
   })();
   await Promise.all([counting, lagging]);
-  const wallEnd = Date.now();
+  // The publisher (table-stream mapping) may still be behind: wait for it before the usage
+  // snapshot, so its reads belong to this phase.
+  const stats = await statsWindow(wallStart);
+  const loadEndedAt = wallStart + (loadEnded - loadStart);
   const usageAfter = await stack.usageByProcess();
   const byProcess = {
     api: usageSince(usageAfter.api, usageBefore.api),
     mappings: usageSince(usageAfter.mappings, usageBefore.mappings),
   };
-  const stats = await statsWindow(wallStart, wallEnd);
   const ingestRate = result.accepted / result.seconds;
   const e2eSeconds = (countedAt - loadStart) / 1000;
   return {
@@ -326,7 +331,9 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
     byProcess,
     statsRequests: statsRequests - statsRequestsBefore,
     stats,
-    statsRate: stats.messages / ((wallEnd - wallStart) / 1000),
+    statsRate: stats.lastAt === null ? 0 : stats.messages / ((stats.lastAt - wallStart) / 1000),
+    /** Seconds from the load's end to the phase's last analytics.stats message. */
+    statsTail: stats.lastAt === null ? Number.NaN : (stats.lastAt - loadEndedAt) / 1000,
     events: result.accepted + probes,
   };
 }
@@ -429,7 +436,7 @@ const rows: [string, string][] = [
   ],
   [
     "analytics.stats messages/s, phase 1",
-    `${int(p1.statsRate)} (${int(p1.stats.messages)} messages${p1.stats.complete ? "" : ", subscriber not caught up"}); phase 2 ${int(p2.statsRate)}`,
+    `${int(p1.statsRate)} (${int(p1.stats.messages)} messages${p1.stats.complete ? "" : ", subscriber not caught up"}; last one ${fmt(p1.statsTail)} s after load stopped); phase 2 ${int(p2.statsRate)} (last ${fmt(p2.statsTail)} s after)`,
   ],
   [
     "  publish lag p50 / p99 (topic time − written_at)",
@@ -489,6 +496,7 @@ const phaseJson = (p: Phase) => ({
   stats_topic: {
     messages: p.stats.messages,
     messages_per_s: p.statsRate,
+    last_message_after_load_s: p.statsTail,
     publish_lag_ms: { p50: p.stats.lagP50, p99: p.stats.lagP99, max: p.stats.lagMax },
     malformed: p.stats.malformed,
     complete: p.stats.complete,

@@ -5,12 +5,20 @@ import { z } from "zod";
  * `analytics.stats` subscriber for the bench, in its own process so that reading every message
  * does not take CPU from the API's event loop. It starts at the topic's end offsets as of its
  * start, records each message's topic timestamp and publish lag (topic timestamp − `written_at`:
- * aggregate delta written → message on the topic), and answers `window` requests from the parent
- * with the count and lag percentiles of the messages whose topic timestamp falls in [from, to).
+ * aggregate delta written → message on the topic), and answers `window` requests from the parent:
+ * once the publisher is done (every message on the topic read, none new for `quietMs`), the count
+ * and lag percentiles of the messages whose topic timestamp is at or after `from`, and the last
+ * one's timestamp. The parent asks after a phase's drain, when only the publisher may still be
+ * behind, so the phase's figures include its tail and the next phase's do not.
  */
 const Config = z.object({ brokers: z.array(z.string()).min(1), topic: z.string().min(1) });
 const config = Config.parse(JSON.parse(process.env.BENCH_STATS ?? "{}"));
-const Request = z.object({ kind: z.literal("window"), id: z.number(), from: z.number(), to: z.number() });
+const Request = z.object({
+  kind: z.literal("window"),
+  id: z.number(),
+  from: z.number(),
+  quietMs: z.number(),
+});
 
 const kafka = new Kafka({ clientId: "bench-stats", brokers: config.brokers, logLevel: logLevel.NOTHING });
 const admin = kafka.admin();
@@ -22,6 +30,7 @@ let size = 0;
 let at = new Float64Array(1 << 16);
 let lag = new Float64Array(1 << 16);
 let malformed = 0;
+let lastArrival = Date.now();
 const consumed = new Map<number, number>(); // partition → next offset
 const WRITTEN_AT = /"written_at":"([^"]+)"/;
 
@@ -49,6 +58,7 @@ await consumer.subscribe({ topic: config.topic });
 const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
 await consumer.run({
   eachBatch: async ({ batch }) => {
+    if (batch.messages.length > 0) lastArrival = Date.now();
     for (const m of batch.messages) {
       // Only two fields are needed; a regex costs far less than parsing every message.
       const writtenAt = Date.parse(WRITTEN_AT.exec(m.value?.toString() ?? "")?.[1] ?? "");
@@ -62,16 +72,16 @@ for (const p of startOffsets)
   consumer.seek({ topic: config.topic, partition: p.partition, offset: p.offset });
 await joined;
 
-/** Waits until every message on the topic now has been read (at most 60 s). */
-async function caughtUp() {
-  const ends = await admin.fetchTopicOffsets(config.topic);
+/** Waits until every message on the topic has been read and none came for `quietMs` (at most 120 s). */
+async function quiet(quietMs: number) {
   const start = new Map(startOffsets.map((p) => [p.partition, Number(p.offset)]));
-  const deadline = Date.now() + 60_000;
+  const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
+    const ends = await admin.fetchTopicOffsets(config.topic);
     const behind = ends.some(
       (p) => Number(p.high) > (consumed.get(p.partition) ?? start.get(p.partition) ?? 0),
     );
-    if (!behind) return true;
+    if (!behind && Date.now() - lastArrival >= quietMs) return true;
     await new Promise((r) => setTimeout(r, 100));
   }
   return false;
@@ -83,11 +93,14 @@ const pct = (xs: Float64Array, p: number) =>
 process.on("message", async (raw: unknown) => {
   const req = Request.safeParse(raw);
   if (!req.success) return;
-  const complete = await caughtUp();
+  const complete = await quiet(req.data.quietMs);
   const lags: number[] = [];
+  let last = Number.NaN;
   for (let i = 0; i < size; i++) {
     const t = at[i] as number;
-    if (t >= req.data.from && t < req.data.to) lags.push(lag[i] as number);
+    if (t < req.data.from) continue;
+    lags.push(lag[i] as number);
+    if (!(t <= last)) last = t;
   }
   const sorted = Float64Array.from(lags).sort();
   process.send?.({
@@ -97,6 +110,7 @@ process.on("message", async (raw: unknown) => {
     lagP50: pct(sorted, 50),
     lagP99: pct(sorted, 99),
     lagMax: sorted.length ? (sorted[sorted.length - 1] as number) : Number.NaN,
+    lastAt: last,
     malformed,
     complete,
   });
