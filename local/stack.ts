@@ -3,6 +3,14 @@ import { fileURLToPath } from "node:url";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { Kafka, logLevel } from "kafkajs";
+import { z } from "zod";
+import {
+  addUsage,
+  emptyUsage,
+  type UsageSnapshot,
+  UsageSnapshotSchema,
+  usageMeter,
+} from "../lib/adapters/usage-meter.ts";
 import { buckets, type FunctionName, type RouteSpec, tables, topicEnvVar, topics } from "../lib/topology.ts";
 import { LocalApiGateway } from "./api-gateway.ts";
 import { bootstrap, localNames } from "./bootstrap.ts";
@@ -39,8 +47,27 @@ export interface LocalStack {
   readonly services: RunningServices;
   readonly mappings: ReadonlyMap<string, LocalEventSourceMapping>;
   readonly names: ReturnType<typeof localNames>;
+  /**
+   * DynamoDB units and S3 requests so far (`lib/adapters/usage-meter.ts`): this process (the API
+   * functions, and the mappings when inline) plus the mappings process, asked for a fresh snapshot.
+   */
+  usage(): Promise<UsageSnapshot>;
+  /** The same per process: the API functions' (`api`) and the consumers' (`mappings`). */
+  usageByProcess(): Promise<{ readonly api: UsageSnapshot; readonly mappings: UsageSnapshot }>;
+  /** RSS in bytes of this process (the API functions) and of the mappings process if there is one. */
+  memory(): Promise<{ readonly api: number; readonly mappings?: number }>;
   stop(): Promise<void>;
 }
+
+/** What the mappings process reports over IPC, every second and when asked (`usage?`). */
+export const MappingsProcessReportSchema = z.object({
+  kind: z.literal("usage"),
+  /** The request answered, if any. */
+  id: z.number().optional(),
+  usage: UsageSnapshotSchema,
+  rss: z.number(),
+});
+export type MappingsProcessReport = z.infer<typeof MappingsProcessReportSchema>;
 
 /** The environment every local function sees: what CDK sets in AWS, pointed at local services. */
 export function functionEnvironment(
@@ -103,12 +130,22 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     let mappings: ReadonlyMap<string, LocalEventSourceMapping> = new Map();
     const mode = options.mappings ?? "process";
-    if (mode === "process") started.push(await startMappingsProcess(log));
+    let child: MappingsProcess | undefined;
+    if (mode === "process") {
+      child = await startMappingsProcess(log);
+      started.push(child);
+    }
     if (mode === "inline") {
       const running = await startMappings(log);
       started.push(running);
       mappings = running.kafka;
     }
+
+    // Inline mappings share this process's meter: everything is reported under `api` then.
+    const usageByProcess = async () => ({
+      api: usageMeter.snapshot(),
+      mappings: child ? (await child.report()).usage : emptyUsage(),
+    });
 
     const gateway = new LocalApiGateway({
       port: options.port ?? 3000,
@@ -124,6 +161,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       services,
       mappings,
       names,
+      usageByProcess,
+      async usage() {
+        const { api, mappings } = await usageByProcess();
+        return addUsage(api, mappings);
+      },
+      async memory() {
+        const api = process.memoryUsage().rss;
+        return child ? { api, mappings: (await child.report()).rss } : { api };
+      },
       async stop() {
         for (const s of started.reverse()) await s.stop().catch(() => undefined);
         if (ownsServices) await services.stop();
@@ -136,22 +182,51 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   }
 }
 
+interface MappingsProcess {
+  /** A fresh report (the last periodic one if the process does not answer within 2 s). */
+  report(): Promise<MappingsProcessReport>;
+  stop(): Promise<void>;
+}
+
 /** Forks `local/mappings-main.ts` with this process's (function) environment; resolves when it consumes. */
-async function startMappingsProcess(log: (line: string) => void): Promise<{ stop(): Promise<void> }> {
+async function startMappingsProcess(log: (line: string) => void): Promise<MappingsProcess> {
   const child = fork(fileURLToPath(new URL("./mappings-main.ts", import.meta.url)), [], {
     execArgv: ["--import", "tsx"],
     env: process.env,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let last: MappingsProcessReport = { kind: "usage", usage: emptyUsage(), rss: 0 };
+  const waiting = new Map<number, (r: MappingsProcessReport) => void>();
+  let nextId = 0;
   await new Promise<void>((resolve, reject) => {
     child.on("message", (m: { kind: string; line?: string }) => {
       if (m.kind === "ready") resolve();
       if (m.kind === "log" && m.line) log(m.line);
+      if (m.kind === "usage") {
+        const parsed = MappingsProcessReportSchema.safeParse(m);
+        if (!parsed.success) return log(`mappings process: malformed usage report: ${parsed.error.message}`);
+        last = parsed.data;
+        if (last.id !== undefined) waiting.get(last.id)?.(last);
+      }
     });
     child.once("exit", (code) => reject(new Error(`event-source mappings process exited with ${code}`)));
   });
   return {
+    report() {
+      if (!child.connected) return Promise.resolve(last);
+      const id = nextId++;
+      return new Promise((resolve) => {
+        const done = (r: MappingsProcessReport) => {
+          clearTimeout(timer);
+          waiting.delete(id);
+          resolve(r);
+        };
+        const timer = setTimeout(() => done(last), 2_000);
+        waiting.set(id, done);
+        child.send({ kind: "usage?", id });
+      });
+    },
     async stop() {
       if (child.exitCode !== null) return;
       child.kill("SIGTERM");
