@@ -4,7 +4,6 @@ import uPlot from "./uPlot.esm.js";
 
 const MINUTE = 60_000;
 const POLL_MS = 30_000;
-const MIN_REFRESH_GAP_MS = 500;
 const CHART_TYPES = 8;
 const COLORS = ["#0f766e", "#2563eb", "#d97706", "#dc2626", "#7c3aed", "#059669", "#db2777", "#4b5563"];
 
@@ -122,105 +121,149 @@ function drawRevenue() {
 }
 
 const uniqueOf = (stats) => stats.groups?.[0]?.unique ?? 0;
+const range = (ms, now = Date.now()) => `from=${now - ms}&to=${now}`;
 
-async function refresh() {
-  const now = Date.now();
-  const range = (ms) => `from=${now - ms}&to=${now}`;
-  const minute = Math.floor(now / MINUTE) * MINUTE;
-  const [active, byType, pages, sessions, users, late, revenue, revenueMinute, rules, health] =
-    await Promise.allSettled([
-      api(`stats?rule_id=active_users&${range(5 * MINUTE)}`),
-      api(`stats?rule_id=events_by_type&${range(60 * MINUTE)}`),
-      api(`stats?rule_id=page_views_by_url&${range(15 * MINUTE)}`),
-      api(`stats?rule_id=user_sessions&${range(60 * MINUTE)}`),
-      api(`stats?rule_id=unique_users&${range(60 * MINUTE)}`),
-      api(`stats?rule_id=late_events&${range(60 * MINUTE)}`),
-      api(`stats?rule_id=revenue_by_currency&${range(60 * MINUTE)}`),
-      api(`stats?rule_id=revenue_by_currency&from=${minute}&to=${now}`),
-      api("rules"),
-      api("health"),
-    ]);
-  const ok = (r) => (r.status === "fulfilled" ? r.value : undefined);
-
-  if (ok(active)) setText("active-users", number.format(uniqueOf(ok(active))));
-  if (ok(byType)) {
-    setText("events-total", number.format(ok(byType).count));
-    const types = ok(byType)
-      .groups.map((g) => g.group.event_type)
-      .filter(Boolean);
-    const series = await Promise.allSettled(
-      types.slice(0, CHART_TYPES).map((t) => api(`stats?event_type=${encodeURIComponent(t)}&interval=1h`)),
-    );
-    series.forEach((r, i) => {
-      if (r.status !== "fulfilled") return;
+async function loadEventTypes(types) {
+  const series = await Promise.allSettled(
+    types.map((t) => api(`stats?event_type=${encodeURIComponent(t)}&interval=1h`)),
+  );
+  series.forEach((r, i) => {
+    if (r.status === "fulfilled")
       perType.set(types[i], new Map(r.value.series.map((p) => [Date.parse(p.minute), p.count])));
-    });
-    drawChart();
-  }
-  if (ok(pages))
-    fillList(
-      "top-pages",
-      ok(pages)
-        .groups.filter((g) => !g.group.other)
-        .slice(0, 5)
-        .map((g) => [g.group.page_url || "(no URL)", number.format(g.count)]),
-    );
-  if (ok(sessions)) {
-    const s = ok(sessions);
-    const people = ok(users) ? uniqueOf(ok(users)) : 0;
-    setText("sessions-per-user", people > 0 ? number.format(s.sessions / people) : "–");
-    fillList(
-      "sessions",
-      s.groups.slice(0, 5).map((g) => [g.group.user_id, `${g.count} session${g.count === 1 ? "" : "s"}`]),
-    );
-  }
-  if (ok(late)) setText("late-events", number.format(ok(late).count));
-  if (ok(revenue))
-    revenueAvg = new Map(ok(revenue).groups.map((g) => [g.group["properties.currency"], (g.sum ?? 0) / 60]));
-  if (ok(revenueMinute)) {
-    revenueNow.clear();
-    for (const g of ok(revenueMinute).groups) revenueNow.set(g.group["properties.currency"], g.sum ?? 0);
-  }
-  drawRevenue();
-  if (ok(rules))
-    fillList(
-      "rules",
-      ok(rules).rules.map((r) => [
-        `${r.rule_id} — ${r.metric}${r.field ? `(${r.field})` : ""} of ${r.event_type}`,
-        r.window?.size ?? r.window?.gap ?? r.window?.type ?? "",
-        r.active ? "" : "inactive",
-      ]),
-    );
-  const dead = ok(health)?.dead_letter_records;
-  setText("dead-letters", typeof dead === "number" ? number.format(dead) : "–");
-  setText("updated", `updated ${new Date().toLocaleTimeString()}`);
+  });
 }
 
-// At most one refresh in flight; a live update during one schedules exactly one more.
-let refreshing = false;
-let again = false;
-let lastRefresh = 0;
-async function scheduleRefresh() {
-  if (refreshing) {
-    again = true;
+/**
+ * Each panel loads and renders on its own, so a fast answer is shown without waiting for a slow
+ * one; `rules` are the rule ids whose live updates make it reload.
+ */
+const panels = [
+  {
+    rules: ["unique_users"],
+    async load() {
+      setText(
+        "active-users",
+        number.format(uniqueOf(await api(`stats?rule_id=active_users&${range(5 * MINUTE)}`))),
+      );
+    },
+  },
+  {
+    rules: ["events_by_type"],
+    async load() {
+      // The types already charted are re-read alongside the total; new ones right after it.
+      const known = [...perType.keys()].slice(0, CHART_TYPES);
+      const [total] = await Promise.all([
+        api(`stats?rule_id=events_by_type&${range(60 * MINUTE)}`),
+        loadEventTypes(known),
+      ]);
+      setText("events-total", number.format(total.count));
+      const types = total.groups.map((g) => g.group.event_type).filter(Boolean);
+      await loadEventTypes(types.slice(0, CHART_TYPES).filter((t) => !known.includes(t)));
+      drawChart();
+    },
+  },
+  {
+    rules: ["page_views_by_url"],
+    async load() {
+      const pages = await api(`stats?rule_id=page_views_by_url&${range(15 * MINUTE)}`);
+      fillList(
+        "top-pages",
+        pages.groups
+          .filter((g) => !g.group.other)
+          .slice(0, 5)
+          .map((g) => [g.group.page_url || "(no URL)", number.format(g.count)]),
+      );
+    },
+  },
+  {
+    rules: ["active_sessions_per_user", "unique_users"],
+    async load() {
+      const [sessions, users] = await Promise.all([
+        api(`stats?rule_id=user_sessions&${range(60 * MINUTE)}`),
+        api(`stats?rule_id=unique_users&${range(60 * MINUTE)}`),
+      ]);
+      const people = uniqueOf(users);
+      setText("sessions-per-user", people > 0 ? number.format(sessions.sessions / people) : "–");
+      fillList(
+        "sessions",
+        sessions.groups
+          .slice(0, 5)
+          .map((g) => [g.group.user_id, `${g.count} session${g.count === 1 ? "" : "s"}`]),
+      );
+    },
+  },
+  {
+    rules: ["late_events"],
+    async load() {
+      setText(
+        "late-events",
+        number.format((await api(`stats?rule_id=late_events&${range(60 * MINUTE)}`)).count),
+      );
+    },
+  },
+  {
+    rules: ["revenue_by_currency"],
+    async load() {
+      const now = Date.now();
+      const minute = Math.floor(now / MINUTE) * MINUTE;
+      const [hour, current] = await Promise.all([
+        api(`stats?rule_id=revenue_by_currency&${range(60 * MINUTE, now)}`),
+        api(`stats?rule_id=revenue_by_currency&from=${minute}&to=${now}`),
+      ]);
+      revenueAvg = new Map(hour.groups.map((g) => [g.group["properties.currency"], (g.sum ?? 0) / 60]));
+      revenueNow.clear();
+      for (const g of current.groups) revenueNow.set(g.group["properties.currency"], g.sum ?? 0);
+      drawRevenue();
+    },
+  },
+  {
+    rules: [],
+    async load() {
+      const { rules } = await api("rules");
+      fillList(
+        "rules",
+        rules.map((r) => [
+          `${r.rule_id} — ${r.metric}${r.field ? `(${r.field})` : ""} of ${r.event_type}`,
+          r.window?.size ?? r.window?.gap ?? r.window?.type ?? "",
+          r.active ? "" : "inactive",
+        ]),
+      );
+    },
+  },
+  {
+    rules: [],
+    async load() {
+      // /health answers 503 when a service is down, with the same body.
+      const key = localStorage.getItem("tidemark-api-key");
+      const res = await fetch("health", { headers: key ? { "x-api-key": key } : {} });
+      const dead = (await res.json()).dead_letter_records;
+      setText("dead-letters", typeof dead === "number" ? number.format(dead) : "–");
+    },
+  },
+];
+
+// Per panel: at most one load in flight; updates meanwhile schedule exactly one more.
+for (const panel of panels) Object.assign(panel, { running: false, again: false });
+async function reload(panel) {
+  if (panel.running) {
+    panel.again = true;
     return;
   }
-  refreshing = true;
-  const wait = lastRefresh + MIN_REFRESH_GAP_MS - Date.now();
-  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  panel.running = true;
   try {
-    await refresh();
+    await panel.load();
+    setText("updated", `updated ${new Date().toLocaleTimeString()}`);
   } catch (error) {
-    console.warn("refresh failed", error);
+    console.warn("dashboard panel failed", error);
   } finally {
-    lastRefresh = Date.now();
-    refreshing = false;
-    if (again) {
-      again = false;
-      void scheduleRefresh();
+    panel.running = false;
+    if (panel.again) {
+      panel.again = false;
+      void reload(panel);
     }
   }
 }
+const refresh = () => Promise.all(panels.map(reload));
 
 function applyLive(messages) {
   let chartChanged = false;
@@ -260,7 +303,8 @@ function connect() {
     if (frame.type === "subscribed") setConnection("live", "live");
     if (frame.type === "stats") {
       applyLive(frame.messages);
-      void scheduleRefresh();
+      const changed = new Set(frame.messages.map((m) => m.rule_id));
+      for (const panel of panels) if (panel.rules.some((r) => changed.has(r))) void reload(panel);
     }
   });
   socket.addEventListener("close", () => {
@@ -270,5 +314,5 @@ function connect() {
 }
 
 connect();
-void scheduleRefresh();
-setInterval(() => void scheduleRefresh(), POLL_MS);
+void refresh();
+setInterval(() => void refresh(), POLL_MS);
