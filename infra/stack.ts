@@ -16,6 +16,12 @@ import {
   ResponseType,
   RestApi,
 } from "aws-cdk-lib/aws-apigateway";
+import {
+  WebSocketApi,
+  LogGroupLogDestination as WebSocketLogDestination,
+  WebSocketStage,
+} from "aws-cdk-lib/aws-apigatewayv2";
+import { WebSocketLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
 import { CfnWorkGroup } from "aws-cdk-lib/aws-athena";
 import {
   Alarm,
@@ -55,15 +61,19 @@ import {
   corsHeaders,
   eventSourceMappings,
   type FunctionName,
+  type FunctionSpec,
   functions,
   routes,
   type TableSpec,
   tableStreamMappings,
   tables,
   topics,
+  webSocketApi,
 } from "../lib/topology.ts";
 import {
   consumeFrom,
+  manageConnections,
+  observeTopic,
   produceTo,
   suppressBucketWildcards,
   useBucket,
@@ -298,7 +308,8 @@ export class TidemarkStack extends Stack {
       });
       this.functions.set(name, f);
       for (const key of spec.tables) {
-        const writes = name === "aggregate" || name === "rules";
+        // Every user of the connections table writes it (connect, subscribe, delete when gone).
+        const writes = name === "aggregate" || name === "rules" || key === "connections";
         useTable(f.fn, tableConstructs[key], tables[key], writes ? "readWrite" : "read");
       }
       for (const key of spec.buckets) {
@@ -311,6 +322,7 @@ export class TidemarkStack extends Stack {
         );
       }
       for (const key of spec.produces) produceTo(f.fn, cluster, key, topics[key]);
+      for (const key of (spec as FunctionSpec).observes ?? []) observeTopic(f.fn, cluster, key, topics[key]);
     }
     // GET /events runs Athena over the Glue table.
     const eventsFn = this.fn("events");
@@ -393,6 +405,37 @@ export class TidemarkStack extends Stack {
         }),
       );
     }
+
+    // Live-stats WebSocket API: the topology's routes, each a Lambda proxy integration.
+    const liveApi = new WebSocketApi(this, "LiveApi", {
+      description: "Tidemark live statistics: subscribe and receive analytics.stats updates",
+      routeSelectionExpression: webSocketApi.routeSelectionExpression,
+    });
+    for (const route of webSocketApi.routes) {
+      const id = pascal(route.routeKey.replace(/^\$/, ""));
+      liveApi.addRoute(route.routeKey, {
+        integration: new WebSocketLambdaIntegration(`${id}Integration`, this.fn(route.function)),
+      });
+    }
+    const liveStage = new WebSocketStage(this, "LiveStage", {
+      webSocketApi: liveApi,
+      stageName: webSocketApi.stageName,
+      autoDeploy: true,
+      throttle: { rateLimit: apiSettings.throttleRateLimit, burstLimit: apiSettings.throttleBurstLimit },
+      accessLogSettings: {
+        destination: new WebSocketLogDestination(
+          new LogGroup(this, "LiveApiAccessLogs", {
+            retention: stage.logRetention,
+            removalPolicy: stage.removalPolicy,
+          }),
+        ),
+      },
+    });
+    for (const [name, spec] of Object.entries(functions) as [FunctionName, FunctionSpec][]) {
+      if (spec.postsToConnections) manageConnections(this.fn(name), liveStage);
+    }
+    // The dashboard page tells the browser where to connect.
+    this.fn("dashboard").addEnvironment(webSocketApi.urlEnvVar, liveStage.url);
 
     // REST API: the topology's routes, stage throttling, API keys, access logs.
     const accessLogGroup = new LogGroup(this, "ApiAccessLogs", {
@@ -638,6 +681,10 @@ export class TidemarkStack extends Stack {
     new CfnOutput(this, "ApiKeyId", {
       value: apiKey.keyId,
       description: "aws apigateway get-api-key --include-value --api-key <id> prints the key",
+    });
+    new CfnOutput(this, "LiveUrl", {
+      value: liveStage.url,
+      description: 'Live statistics WebSocket: send {"action":"subscribe"} (docs/live-stats.md)',
     });
     new CfnOutput(this, "ArchiveBucketName", { value: archive.bucketName });
     if (cluster instanceof KafkaCluster)

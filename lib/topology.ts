@@ -90,6 +90,16 @@ export const tables = {
     sortKey: { name: "sk", type: "S" },
     ttlAttribute: "expires_at",
   },
+  /**
+   * Open WebSocket connections of the live-stats API and what each subscribed to. Few items (one
+   * per open dashboard), read whole by the broadcaster; TTL removes connections that ended without
+   * a `$disconnect` (API Gateway closes every connection after 2 h).
+   */
+  connections: {
+    envVar: "CONNECTIONS_TABLE",
+    partitionKey: { name: "connection_id", type: "S" },
+    ttlAttribute: "expires_at",
+  },
 } as const satisfies Record<string, TableSpec>;
 
 export interface BucketSpec {
@@ -121,7 +131,11 @@ export type FunctionName =
   | "openapi"
   | "aggregate"
   | "archive"
-  | "publish";
+  | "publish"
+  | "wsConnection"
+  | "wsSubscribe"
+  | "broadcast"
+  | "dashboard";
 
 export interface FunctionSpec {
   /** Module path relative to the repository root; exports `handler`. */
@@ -138,6 +152,16 @@ export interface FunctionSpec {
    * account's whole pool and starve the stream consumers. @default none (shares the pool)
    */
   readonly reservedConcurrency?: number;
+  /** Topics whose size (record count, from offsets) the function reads, without reading records. */
+  readonly observes?: readonly (keyof typeof topics)[];
+  /** Posts to WebSocket clients through the live-stats API's `@connections` management endpoint. */
+  readonly postsToConnections?: boolean;
+  /**
+   * Files the handler serves as they are, by file name: npm module paths (`uplot/dist/uPlot.esm.js`)
+   * or repository paths (`./web/…`). Copied into the Lambda bundle's `assets/` in AWS; read from
+   * the repository and `node_modules` locally.
+   */
+  readonly assets?: readonly string[];
 }
 
 /** Lambda functions: one module each under `functions/`, the same module locally and in AWS. */
@@ -186,6 +210,7 @@ export const functions = {
     tables: ["aggregates"],
     buckets: ["archive"],
     produces: [],
+    observes: ["deadLetter"],
   },
   openapi: {
     entry: "functions/openapi.ts",
@@ -228,6 +253,51 @@ export const functions = {
     // One concurrent batch per stream shard (parallelization factor 1); room for a few shards.
     reservedConcurrency: 8,
   },
+  wsConnection: {
+    entry: "functions/ws-connection.ts",
+    description: "live-stats WebSocket $connect/$disconnect: records and forgets connections",
+    memoryMb: 256,
+    timeoutSeconds: 5,
+    tables: ["connections"],
+    buckets: [],
+    produces: [],
+  },
+  wsSubscribe: {
+    entry: "functions/ws-subscribe.ts",
+    description: "live-stats WebSocket subscribe: stores which rule ids / event types a connection wants",
+    memoryMb: 256,
+    timeoutSeconds: 5,
+    tables: ["connections"],
+    buckets: [],
+    produces: [],
+    postsToConnections: true,
+  },
+  broadcast: {
+    entry: "functions/broadcast.ts",
+    description: "analytics.stats consumer: pushes matching stats messages to subscribed WebSocket clients",
+    memoryMb: 512,
+    timeoutSeconds: 30,
+    tables: ["connections", "rules"],
+    buckets: [],
+    produces: [],
+    postsToConnections: true,
+  },
+  dashboard: {
+    entry: "functions/dashboard.ts",
+    description: "GET /dashboard: the live dashboard page and its static ES modules",
+    memoryMb: 256,
+    timeoutSeconds: 5,
+    tables: [],
+    buckets: [],
+    produces: [],
+    assets: [
+      "./web/dashboard.html",
+      "./web/dashboard.js",
+      "./web/dashboard.css",
+      "uplot/dist/uPlot.esm.js",
+      "uplot/dist/uPlot.min.css",
+    ],
+  },
 } as const satisfies Record<FunctionName, FunctionSpec>;
 
 export type HttpMethod = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -253,7 +323,40 @@ export const routes = [
   { method: "DELETE", path: "/rules/{rule_id}", function: "rules", apiKeyRequired: true },
   { method: "GET", path: "/health", function: "health", apiKeyRequired: false },
   { method: "GET", path: "/openapi.json", function: "openapi", apiKeyRequired: false },
+  // The page and its static modules hold no data; the page reads /stats and /rules with the user's key.
+  { method: "GET", path: "/dashboard", function: "dashboard", apiKeyRequired: false },
+  { method: "GET", path: "/dashboard/{asset}", function: "dashboard", apiKeyRequired: false },
 ] as const satisfies readonly RouteSpec[];
+
+export interface WebSocketRouteSpec {
+  /** `$connect`, `$disconnect`, or the value of the message's `action` field. */
+  readonly routeKey: string;
+  readonly function: FunctionName;
+}
+
+/**
+ * The live-stats WebSocket API (API Gateway WebSocket API in AWS, `local/websocket-gateway.ts`
+ * on one machine). Clients send `{"action":"subscribe",…}` and receive matching `analytics.stats`
+ * messages (docs/live-stats.md).
+ */
+export const webSocketApi = {
+  /** API Gateway's route selection: the `action` field of a JSON message picks the route. */
+  routeSelectionExpression: "$request.body.action",
+  stageName: "live",
+  /** API Gateway closes a connection after 2 h at the latest; its item expires then too. */
+  connectionTtlSeconds: 2 * 3600,
+  /** Local port of the WebSocket server and `@connections` endpoint (`WS_PORT` overrides). */
+  localPort: 3001,
+  /** Environment variable with the `@connections` management endpoint (the stage's callback URL). */
+  managementEndpointEnvVar: "LIVE_MANAGEMENT_ENDPOINT",
+  /** Environment variable with the `wss://` URL clients connect to (the dashboard needs it). */
+  urlEnvVar: "LIVE_WEBSOCKET_URL",
+  routes: [
+    { routeKey: "$connect", function: "wsConnection" },
+    { routeKey: "$disconnect", function: "wsConnection" },
+    { routeKey: "subscribe", function: "wsSubscribe" },
+  ],
+} as const satisfies { readonly routes: readonly WebSocketRouteSpec[] } & Record<string, unknown>;
 
 /** API-wide settings: API Gateway stage throttling and limits, mirrored by the local gateway. */
 export const api = {
@@ -340,6 +443,21 @@ export const eventSourceMappings = [
     maximumBatchingWindowSeconds: 1,
     startingPosition: "TRIM_HORIZON",
     maximumRetryAttempts: 5,
+    onFailure: "deadLetter",
+    reportBatchItemFailures: true,
+  },
+  {
+    // Live stats to WebSocket clients. LATEST: a client wants what changes from now on, not a
+    // replay of the topic's day. Posting failures are handled per connection, so a batch fails
+    // only when DynamoDB does; one retry, then it goes the dead-letter way like any failed batch.
+    id: "BroadcastStats",
+    function: "broadcast",
+    topic: "analyticsStats",
+    consumerGroup: "tidemark-broadcast",
+    batchSize: 500,
+    maximumBatchingWindowSeconds: 0,
+    startingPosition: "LATEST",
+    maximumRetryAttempts: 1,
     onFailure: "deadLetter",
     reportBatchItemFailures: true,
   },

@@ -97,6 +97,14 @@ export class LocalEventSourceMapping {
       fromBeginning: this.#options.spec.startingPosition === "TRIM_HORIZON",
     });
     this.#running = true;
+    // As an enabled ESM does, consume from the moment start() returns: with LATEST, records
+    // produced before the group joined would otherwise be skipped.
+    const joined = new Promise<void>((resolve) => {
+      const off = this.#consumer.on(this.#consumer.events.GROUP_JOIN, () => {
+        off();
+        resolve();
+      });
+    });
     const partitionsConsumedConcurrently = 64;
     await this.#consumer.run({
       autoCommit: false,
@@ -119,6 +127,7 @@ export class LocalEventSourceMapping {
         }
       },
     });
+    await joined;
   }
 
   async stop(): Promise<void> {

@@ -11,13 +11,22 @@ import {
   UsageSnapshotSchema,
   usageMeter,
 } from "../lib/adapters/usage-meter.ts";
-import { buckets, type FunctionName, type RouteSpec, tables, topicEnvVar, topics } from "../lib/topology.ts";
+import {
+  buckets,
+  type FunctionName,
+  type RouteSpec,
+  tables,
+  topicEnvVar,
+  topics,
+  webSocketApi,
+} from "../lib/topology.ts";
 import { LocalApiGateway } from "./api-gateway.ts";
 import { bootstrap, localNames } from "./bootstrap.ts";
 import type { LocalEventSourceMapping } from "./event-source-mapping.ts";
 import { type LocalFunction, localFunction } from "./lambda-runtime.ts";
 import { startMappings } from "./mappings.ts";
 import { type RunningServices, type ServiceEndpoints, startServices } from "./services/index.ts";
+import { LocalWebSocketGateway } from "./websocket-gateway.ts";
 
 /**
  * The whole pipeline on one machine: real services (Kafka, DynamoDB Local, S3 server), the
@@ -28,6 +37,8 @@ import { type RunningServices, type ServiceEndpoints, startServices } from "./se
 export interface LocalStackOptions {
   /** HTTP port of the local API Gateway (0 = any free port). */
   readonly port?: number;
+  /** Port of the live-stats WebSocket server and its `@connections` endpoint (0 = any free port). */
+  readonly webSocketPort?: number;
   /** Prefix of local table and bucket names. */
   readonly namePrefix?: string;
   /**
@@ -43,6 +54,9 @@ export interface LocalStackOptions {
 
 export interface LocalStack {
   readonly url: string;
+  /** `ws://` URL of the live-stats WebSocket API. */
+  readonly liveUrl: string;
+  readonly webSocket: LocalWebSocketGateway;
   readonly endpoints: ServiceEndpoints;
   readonly services: RunningServices;
   readonly mappings: ReadonlyMap<string, LocalEventSourceMapping>;
@@ -128,6 +142,19 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       return f;
     };
 
+    // Before the mappings start: the broadcaster reads the management endpoint from its environment.
+    const webSocket = new LocalWebSocketGateway({
+      port: options.webSocketPort ?? webSocketApi.localPort,
+      functionFor: fn,
+      log,
+    });
+    const live = await webSocket.start();
+    started.push(webSocket);
+    env[webSocketApi.managementEndpointEnvVar] = live.managementEndpoint;
+    env[webSocketApi.urlEnvVar] = live.url;
+    process.env[webSocketApi.managementEndpointEnvVar] = live.managementEndpoint;
+    process.env[webSocketApi.urlEnvVar] = live.url;
+
     let mappings: ReadonlyMap<string, LocalEventSourceMapping> = new Map();
     const mode = options.mappings ?? "process";
     let child: MappingsProcess | undefined;
@@ -157,6 +184,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     return {
       url,
+      liveUrl: live.url,
+      webSocket,
       endpoints,
       services,
       mappings,

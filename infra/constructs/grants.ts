@@ -1,8 +1,15 @@
+import type { WebSocketStage } from "aws-cdk-lib/aws-apigatewayv2";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import type { Function as LambdaFunction } from "aws-cdk-lib/aws-lambda";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
 import { NagSuppressions } from "cdk-nag";
-import { type TableSpec, type TopicSpec, topicEnvVar, type topics } from "../../lib/topology.ts";
+import {
+  type TableSpec,
+  type TopicSpec,
+  topicEnvVar,
+  type topics,
+  webSocketApi,
+} from "../../lib/topology.ts";
 import type { KafkaAccess } from "./kafka-cluster.ts";
 
 /**
@@ -76,7 +83,24 @@ export function produceTo(
   fn.addEnvironment(topicEnvVar(key), topic.name);
 }
 
+/** Read how many records one topic holds (its offsets), not the records. */
+export function observeTopic(
+  fn: LambdaFunction,
+  kafka: KafkaAccess,
+  key: keyof typeof topics,
+  topic: TopicSpec,
+): void {
+  kafka.grantDescribe(fn, topic.name);
+  fn.addEnvironment(topicEnvVar(key), topic.name);
+}
+
 /** What an event-source mapping's poller needs, through the function's role, for one topic and group. */
 export function consumeFrom(fn: LambdaFunction, kafka: KafkaAccess, topic: TopicSpec, group: string): void {
   kafka.grantConsume(fn, topic.name, group);
+}
+
+/** Post to (and delete) the live-stats API's WebSocket connections through its `@connections` endpoint. */
+export function manageConnections(fn: LambdaFunction, stage: WebSocketStage): void {
+  stage.grantManagementApiAccess(fn);
+  fn.addEnvironment(webSocketApi.managementEndpointEnvVar, stage.callbackUrl);
 }

@@ -27,6 +27,8 @@ export interface KafkaAccess {
   grantConnect(fn: LambdaFunction): void;
   grantProduce(fn: LambdaFunction, topic: string): void;
   grantConsume(fn: LambdaFunction, topic: string, group: string): void;
+  /** Read a topic's metadata and offsets (how many records it holds), not its data. */
+  grantDescribe(fn: LambdaFunction, topic: string): void;
   /** The event-source properties of a mapping on `topic` for consumer group `group`. */
   eventSource(group: string): Partial<CfnEventSourceMappingProps>;
 }
@@ -197,6 +199,13 @@ export class KafkaCluster extends Construct implements KafkaAccess {
     );
   }
 
+  grantDescribe(fn: LambdaFunction, topic: string): void {
+    this.grantConnect(fn);
+    fn.addToRolePolicy(
+      new PolicyStatement({ actions: ["kafka-cluster:DescribeTopic"], resources: [this.topicArn(topic)] }),
+    );
+  }
+
   grantConsume(fn: LambdaFunction, topic: string, group: string): void {
     this.grantConnect(fn);
     fn.addToRolePolicy(
@@ -276,6 +285,10 @@ export class SelfManagedKafka implements KafkaAccess {
   }
 
   grantConsume(fn: LambdaFunction): void {
+    this.grantConnect(fn);
+  }
+
+  grantDescribe(fn: LambdaFunction): void {
     this.grantConnect(fn);
   }
 

@@ -1,3 +1,6 @@
+import { createRequire } from "node:module";
+import { basename, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Duration, type RemovalPolicy } from "aws-cdk-lib";
 import type { ISecurityGroup, IVpc } from "aws-cdk-lib/aws-ec2";
 import { SubnetType } from "aws-cdk-lib/aws-ec2";
@@ -11,7 +14,7 @@ import { bundleExternals } from "../bundling.ts";
 
 export interface TidemarkFunctionProps {
   /** The function as the topology declares it (entry, memory, timeout, description). */
-  readonly spec: Pick<FunctionSpec, "entry" | "description" | "memoryMb" | "timeoutSeconds">;
+  readonly spec: Pick<FunctionSpec, "entry" | "description" | "memoryMb" | "timeoutSeconds" | "assets">;
   readonly vpc: IVpc;
   readonly securityGroups: ISecurityGroup[];
   readonly logRetention: RetentionDays;
@@ -68,6 +71,7 @@ export class TidemarkFunction extends Construct {
         // Only the packages infra/bundling.ts names stay out of the bundle.
         externalModules: bundleExternals,
         banner: "import { createRequire } from 'module';const require = createRequire(import.meta.url);",
+        ...(props.spec.assets?.length ? { commandHooks: copyAssets(props.spec.assets) } : {}),
       },
     });
     const role = this.fn.role;
@@ -95,4 +99,23 @@ export class TidemarkFunction extends Construct {
       );
     }
   }
+}
+
+const requireFromHere = createRequire(import.meta.url);
+
+/**
+ * The files a handler serves as they are (topology `assets`), copied from the installed npm
+ * packages into the bundle's `assets/` after esbuild ran: vendored at build time, never by hand.
+ */
+function copyAssets(assets: readonly string[]) {
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  const files = assets.map((a) => (a.startsWith("./") ? resolve(root, a) : requireFromHere.resolve(a)));
+  return {
+    beforeBundling: () => [],
+    beforeInstall: () => [],
+    afterBundling: (_input: string, output: string) => [
+      `mkdir -p "${output}/assets"`,
+      ...files.map((f) => `cp "${f}" "${output}/assets/${basename(f)}"`),
+    ],
+  };
 }

@@ -152,6 +152,25 @@ function operations(): Record<string, Record<string, Json>> {
     "/openapi.json": {
       get: { operationId: "openapi", responses: { "200": { description: "this document" } } },
     },
+    "/dashboard": {
+      get: {
+        operationId: "dashboard",
+        summary:
+          "The live dashboard (HTML page; reads /stats and /rules, listens to the live-stats WebSocket)",
+        responses: { "200": { description: "the page", content: { "text/html": {} } } },
+      },
+    },
+    "/dashboard/{asset}": {
+      get: {
+        operationId: "dashboardAsset",
+        summary: "A static file of the dashboard (its ES modules and styles, uPlot's)",
+        parameters: [{ name: "asset", in: "path", required: true, schema: { type: "string" } }],
+        responses: {
+          "200": { description: "the file", content: { "text/javascript": {}, "text/css": {} } },
+          "404": errorResponse("no such asset"),
+        },
+      },
+    },
   };
 }
 

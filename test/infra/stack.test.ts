@@ -10,6 +10,7 @@ import {
   tableStreamMappings,
   tables,
   topics,
+  webSocketApi,
 } from "../../lib/topology.ts";
 
 const pascalCase = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
@@ -60,6 +61,38 @@ describe("CDK stack (dev)", () => {
       Quota: Match.objectLike({ Period: "DAY" }),
     });
     template.resourceCountIs("AWS::ApiGateway::ApiKey", 1);
+  });
+
+  it("declares the live-stats WebSocket API: routes, throttled and logged stage, @connections grants", () => {
+    template.hasResourceProperties("AWS::ApiGatewayV2::Api", {
+      ProtocolType: "WEBSOCKET",
+      RouteSelectionExpression: webSocketApi.routeSelectionExpression,
+    });
+    const routeKeys = ofType("AWS::ApiGatewayV2::Route").map(([, r]) => r.Properties?.RouteKey);
+    expect(routeKeys.sort()).toEqual(webSocketApi.routes.map((r) => r.routeKey).sort());
+    template.hasResourceProperties("AWS::ApiGatewayV2::Stage", {
+      StageName: webSocketApi.stageName,
+      AutoDeploy: true,
+      AccessLogSettings: Match.objectLike({ DestinationArn: Match.anyValue() }),
+      DefaultRouteSettings: Match.objectLike({ ThrottlingRateLimit: 5000, ThrottlingBurstLimit: 2000 }),
+    });
+    // Exactly the functions that post to connections may manage them, and learn the endpoint.
+    const managing = ofType("AWS::IAM::Policy").filter(([, r]) =>
+      JSON.stringify(r.Properties?.PolicyDocument).includes("execute-api:ManageConnections"),
+    );
+    const posting = Object.values(functions).filter((f) => "postsToConnections" in f && f.postsToConnections);
+    expect(managing).toHaveLength(posting.length);
+    const fns = ofType("AWS::Lambda::Function").map(([, r]) => r.Properties ?? {});
+    for (const spec of posting) {
+      const fn = fns.find((p) => p.Description === spec.description) as
+        | { Environment?: { Variables?: Record<string, unknown> } }
+        | undefined;
+      expect(fn?.Environment?.Variables?.[webSocketApi.managementEndpointEnvVar], spec.entry).toBeDefined();
+    }
+    const dashboard = fns.find((p) => p.Description === functions.dashboard.description) as
+      | { Environment?: { Variables?: Record<string, unknown> } }
+      | undefined;
+    expect(dashboard?.Environment?.Variables?.[webSocketApi.urlEnvVar]).toBeDefined();
   });
 
   it("creates every topic with its partition count through the topics custom resource", () => {
