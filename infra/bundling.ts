@@ -10,6 +10,7 @@
  */
 export const bundling = {
   runtimeProvided: [
+    "@aws-sdk/client-apigatewaymanagementapi",
     "@aws-sdk/client-athena",
     "@aws-sdk/client-dynamodb",
     "@aws-sdk/client-kafka",

@@ -413,9 +413,16 @@ export class TidemarkStack extends Stack {
     });
     for (const route of webSocketApi.routes) {
       const id = pascal(route.routeKey.replace(/^\$/, ""));
-      liveApi.addRoute(route.routeKey, {
+      const added = liveApi.addRoute(route.routeKey, {
         integration: new WebSocketLambdaIntegration(`${id}Integration`, this.fn(route.function)),
       });
+      NagSuppressions.addResourceSuppressions(added, [
+        {
+          id: "AwsSolutions-APIG4",
+          reason:
+            "Live stats carry only aggregates (no event payloads) and the stage is throttled; an authorizer on $connect is listed as open work in docs/live-stats.md.",
+        },
+      ]);
     }
     const liveStage = new WebSocketStage(this, "LiveStage", {
       webSocketApi: liveApi,
@@ -432,7 +439,21 @@ export class TidemarkStack extends Stack {
       },
     });
     for (const [name, spec] of Object.entries(functions) as [FunctionName, FunctionSpec][]) {
-      if (spec.postsToConnections) manageConnections(this.fn(name), liveStage);
+      if (!spec.postsToConnections) continue;
+      const fn = this.fn(name);
+      manageConnections(fn, liveStage);
+      if (fn.role)
+        NagSuppressions.addResourceSuppressions(
+          fn.role,
+          [
+            {
+              id: "AwsSolutions-IAM5",
+              reason: "PostToConnection/DeleteConnection on this stage's @connections/*: connection ids exist only at run time.",
+              appliesTo: [{ regex: "/^Resource::arn:<AWS::Partition>:execute-api:.*\\/@connections\\/\\*$/" }],
+            },
+          ],
+          true,
+        );
     }
     // The dashboard page tells the browser where to connect.
     this.fn("dashboard").addEnvironment(webSocketApi.urlEnvVar, liveStage.url);
