@@ -124,8 +124,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     const live = await webSocket.start();
     started.push(webSocket);
-    env[webSocketApi.managementEndpointEnvVar] = live.managementEndpoint;
-    env[webSocketApi.urlEnvVar] = live.url;
     process.env[webSocketApi.managementEndpointEnvVar] = live.managementEndpoint;
     process.env[webSocketApi.urlEnvVar] = live.url;
 
