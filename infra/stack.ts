@@ -448,8 +448,11 @@ export class TidemarkStack extends Stack {
           [
             {
               id: "AwsSolutions-IAM5",
-              reason: "PostToConnection/DeleteConnection on this stage's @connections/*: connection ids exist only at run time.",
-              appliesTo: [{ regex: "/^Resource::arn:<AWS::Partition>:execute-api:.*\\/@connections\\/\\*$/" }],
+              reason:
+                "PostToConnection/DeleteConnection on this stage's @connections/*: connection ids exist only at run time.",
+              appliesTo: [
+                { regex: "/^Resource::arn:<AWS::Partition>:execute-api:.*\\/@connections\\/\\*$/" },
+              ],
             },
           ],
           true,

@@ -345,8 +345,8 @@ export const webSocketApi = {
   stageName: "live",
   /** API Gateway closes a connection after 2 h at the latest; its item expires then too. */
   connectionTtlSeconds: 2 * 3600,
-  /** Local port of the WebSocket server and `@connections` endpoint (`WS_PORT` overrides). */
-  localPort: 3001,
+  /** Locally the WebSocket server (and `@connections`) listens on the API's port + this (`WS_PORT` overrides). */
+  localPortOffset: 1,
   /** Environment variable with the `@connections` management endpoint (the stage's callback URL). */
   managementEndpointEnvVar: "LIVE_MANAGEMENT_ENDPOINT",
   /** Environment variable with the `wss://` URL clients connect to (the dashboard needs it). */

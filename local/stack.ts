@@ -37,7 +37,7 @@ import { LocalWebSocketGateway } from "./websocket-gateway.ts";
 export interface LocalStackOptions {
   /** HTTP port of the local API Gateway (0 = any free port). */
   readonly port?: number;
-  /** Port of the live-stats WebSocket server and its `@connections` endpoint (0 = any free port). */
+  /** Port of the live-stats WebSocket server and its `@connections` endpoint (0 = any free port; default: API port + 1). */
   readonly webSocketPort?: number;
   /** Prefix of local table and bucket names. */
   readonly namePrefix?: string;
@@ -143,15 +143,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
 
     // Before the mappings start: the broadcaster reads the management endpoint from its environment.
+    const apiPort = options.port ?? 3000;
     const webSocket = new LocalWebSocketGateway({
-      port: options.webSocketPort ?? webSocketApi.localPort,
+      port: options.webSocketPort ?? (apiPort === 0 ? 0 : apiPort + webSocketApi.localPortOffset),
       functionFor: fn,
       log,
     });
     const live = await webSocket.start();
     started.push(webSocket);
-    env[webSocketApi.managementEndpointEnvVar] = live.managementEndpoint;
-    env[webSocketApi.urlEnvVar] = live.url;
     process.env[webSocketApi.managementEndpointEnvVar] = live.managementEndpoint;
     process.env[webSocketApi.urlEnvVar] = live.url;
 
@@ -175,7 +174,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
 
     const gateway = new LocalApiGateway({
-      port: options.port ?? 3000,
+      port: apiPort,
       functionFor: (route: RouteSpec) => fn(route.function),
       log,
     });

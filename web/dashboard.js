@@ -120,6 +120,9 @@ function drawRevenue() {
     );
 }
 
+// Events in the last 60 minutes: re-read by the panel, moved by live updates in between.
+let eventsTotal = 0;
+
 const uniqueOf = (stats) => stats.groups?.[0]?.unique ?? 0;
 const range = (ms, now = Date.now()) => `from=${now - ms}&to=${now}`;
 
@@ -149,14 +152,16 @@ const panels = [
   },
   {
     rules: ["events_by_type"],
-    async load() {
-      // The types already charted are re-read alongside the total; new ones right after it.
+    async load(live) {
+      // Live updates already moved the charted types' points: then only the total is re-read
+      // (and types never seen). The 30-s poll re-reads the charted types' series too.
       const known = [...perType.keys()].slice(0, CHART_TYPES);
       const [total] = await Promise.all([
         api(`stats?rule_id=events_by_type&${range(60 * MINUTE)}`),
-        loadEventTypes(known),
+        live ? undefined : loadEventTypes(known),
       ]);
-      setText("events-total", number.format(total.count));
+      eventsTotal = total.count;
+      setText("events-total", number.format(eventsTotal));
       const types = total.groups.map((g) => g.group.event_type).filter(Boolean);
       await loadEventTypes(types.slice(0, CHART_TYPES).filter((t) => !known.includes(t)));
       drawChart();
@@ -244,14 +249,14 @@ const panels = [
 
 // Per panel: at most one load in flight; updates meanwhile schedule exactly one more.
 for (const panel of panels) Object.assign(panel, { running: false, again: false });
-async function reload(panel) {
+async function reload(panel, live = false) {
   if (panel.running) {
     panel.again = true;
     return;
   }
   panel.running = true;
   try {
-    await panel.load();
+    await panel.load(live);
     setText("updated", `updated ${new Date().toLocaleTimeString()}`);
   } catch (error) {
     console.warn("dashboard panel failed", error);
@@ -259,7 +264,7 @@ async function reload(panel) {
     panel.running = false;
     if (panel.again) {
       panel.again = false;
-      void reload(panel);
+      void reload(panel, live);
     }
   }
 }
@@ -273,7 +278,10 @@ function applyLive(messages) {
     const start = Date.parse(m.window_start);
     if (m.rule_id === "events_by_type") {
       if (!perType.has(m.group)) perType.set(m.group, new Map());
-      perType.get(m.group).set(start, m.count);
+      const minutes = perType.get(m.group);
+      // A window's count only grows; what it adds since the last known value is new events.
+      eventsTotal += Math.max(0, m.count - (minutes.get(start) ?? 0));
+      minutes.set(start, m.count);
       chartChanged = true;
     }
     if (m.rule_id === "revenue_by_currency" && start === Math.floor(Date.now() / MINUTE) * MINUTE) {
@@ -281,7 +289,10 @@ function applyLive(messages) {
       revenueChanged = true;
     }
   }
-  if (chartChanged) drawChart();
+  if (chartChanged) {
+    drawChart();
+    setText("events-total", number.format(eventsTotal));
+  }
   if (revenueChanged) drawRevenue();
 }
 
@@ -304,7 +315,7 @@ function connect() {
     if (frame.type === "stats") {
       applyLive(frame.messages);
       const changed = new Set(frame.messages.map((m) => m.rule_id));
-      for (const panel of panels) if (panel.rules.some((r) => changed.has(r))) void reload(panel);
+      for (const panel of panels) if (panel.rules.some((r) => changed.has(r))) void reload(panel, true);
     }
   });
   socket.addEventListener("close", () => {

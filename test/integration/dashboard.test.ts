@@ -47,7 +47,7 @@ describe("dashboard in a real browser", () => {
     await stack?.stop();
   });
 
-  it("shows posted events within a second of their aggregate, live over the WebSocket", async () => {
+  it("shows posted events as their aggregates arrive over the WebSocket", async () => {
     const page = await context.newPage();
     const problems: string[] = [];
     page.on("pageerror", (e) => problems.push(e.message));
