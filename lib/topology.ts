@@ -281,6 +281,7 @@ export const functions = {
     buckets: [],
     produces: [],
     postsToConnections: true,
+    reservedConcurrency: topics.analyticsStats.partitions,
   },
   dashboard: {
     entry: "functions/dashboard.ts",
