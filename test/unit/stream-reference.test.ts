@@ -1,5 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { addValue, mergeStats, type NumberStats, newStats, statsSum } from "../../lib/stream/partial.ts";
+import { ExactSum } from "../support/reference-model.ts";
 import {
   CrashingStore,
   checkParameters,
@@ -9,6 +11,7 @@ import {
   readPlanArb,
   STORE_PARTITIONS,
   scenarioArb,
+  sumTolerance,
 } from "../support/stream-property.ts";
 import { MemoryWindowStore } from "./support/memory-window-store.ts";
 
@@ -32,7 +35,9 @@ import { MemoryWindowStore } from "./support/memory-window-store.ts";
 const { seed, numRuns } = checkParameters(40, 8_2026);
 
 describe("stream core against the reference model", () => {
-  it(`every /stats figure equals the model's (seed ${seed}, ${numRuns} runs)`, async () => {
+  // About 0.4 s a run on a loaded 2-core machine: the timeout grows with FAST_CHECK_RUNS.
+  const timeout = Math.max(60_000, numRuns * 2_000);
+  it(`every /stats figure equals the model's (seed ${seed}, ${numRuns} runs)`, { timeout }, async () => {
     let invocations = 0;
     let crashes = 0;
     let reads = 0;
@@ -50,5 +55,47 @@ describe("stream core against the reference model", () => {
     expect(crashes).toBeGreaterThan(0);
     expect(invocations).toBeGreaterThan(numRuns);
     expect(reads).toBeGreaterThan(numRuns);
+  });
+});
+
+describe("sums: the documented bound", () => {
+  const value = fc.oneof(
+    fc.double({ min: -1e300, max: 1e300, noNaN: true }),
+    fc.double({ min: -1, max: 1, noNaN: true }),
+    fc.constantFrom(1e300, -1e300, 1, 3, 2 ** 53, -(2 ** 60), 0.1),
+  );
+  it("compensated sums, folded in slices and merged as readers merge them, stay within the bound", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.array(value, { minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 8 }),
+        (slices) => {
+          const exact = new ExactSum();
+          let total: NumberStats | undefined;
+          for (const slice of slices) {
+            const partial = newStats(slice[0] as number);
+            for (const x of slice.slice(1)) addValue(partial, x);
+            for (const x of slice) exact.add(x);
+            if (total) mergeStats(total, partial);
+            else total = partial;
+          }
+          const got = statsSum(total as NumberStats);
+          return exact.within(got, sumTolerance(exact));
+        },
+      ),
+      { seed, numRuns: 10_000 },
+    );
+  });
+
+  it("is not always within one rounding: huge values cancelling around small ones", () => {
+    // Found by fast-check (the documentation used to claim one rounding): Neumaier's
+    // compensation term loses the small values when two huge ones cancel.
+    const xs = [2 ** 53, 1, -1e300, 1, 1e300];
+    const s = newStats(xs[0] as number);
+    for (const x of xs.slice(1)) addValue(s, x);
+    const exact = new ExactSum();
+    for (const x of xs) exact.add(x);
+    expect(exact.value).toBe(2 ** 53 + 2);
+    expect(statsSum(s)).toBe(2 ** 53);
+    expect(exact.within(statsSum(s), sumTolerance(exact))).toBe(true);
   });
 });
