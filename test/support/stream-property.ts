@@ -115,10 +115,15 @@ export interface Scenario {
   readonly steps: readonly Step[];
   /** The aggregator's clock: windows it considers closed are compacted. */
   readonly processingNow: number;
+  /**
+   * One hot partition, arrivals within 40 seconds, at most one new record per invocation: windows collect many deltas, so compaction by delta count (16 a minute window, 64 an
+   * hourly one) and in rounds runs, not only compaction of closed windows.
+   */
+  readonly trickle: boolean;
 }
 
-function toEvent(e: NewEvent, id: number): AcceptedEvent {
-  const received_at = T0 + e.arrival;
+function toEvent(e: NewEvent, id: number, arrivalSpreadMs: number): AcceptedEvent {
+  const received_at = T0 + (e.arrival % arrivalSpreadMs);
   const properties: [string, unknown][] = [];
   if (e.amount !== undefined) properties.push(["amount", e.amount]);
   if (e.currency !== undefined) properties.push(["currency", e.currency]);
@@ -139,20 +144,31 @@ function toEvent(e: NewEvent, id: number): AcceptedEvent {
 
 export function scenarioArb(maxEvents: number): fc.Arbitrary<Scenario> {
   return fc
-    .record({
-      ops: fc.array(opArb, { minLength: 1, maxLength: maxEvents }),
-      steps: fc.array(stepArb, { maxLength: 30 }),
-      processingNow: fc.constantFrom(T0 - HOUR, READ_NOW),
-    })
-    .map(({ ops, steps, processingNow }) => {
+    .integer({ min: 0, max: 4 })
+    .map((i) => i === 0)
+    .chain((trickle) =>
+      fc.record({
+        // "medium": lengths up to maxEvents (fast-check's default size keeps arrays near 10);
+        // a trickle takes maxEvents records, so that hourly windows (64 deltas) compact by count.
+        ops: fc.array(opArb, {
+          minLength: trickle ? maxEvents : 1,
+          maxLength: maxEvents,
+          size: "medium",
+        }),
+        steps: fc.array(stepArb, { maxLength: 40, size: "medium" }),
+        processingNow: fc.constantFrom(T0 - HOUR, READ_NOW),
+        trickle: fc.constant(trickle),
+      }),
+    )
+    .map(({ ops, steps, processingNow, trickle }) => {
       const logs = new Map<number, LogRecord[]>();
       const all: LogRecord[] = [];
       for (const op of ops) {
         let partition: number;
         let event: AcceptedEvent;
         if (op.kind === "new") {
-          partition = op.e.partition;
-          event = toEvent(op.e, all.length);
+          partition = trickle ? 0 : op.e.partition;
+          event = toEvent(op.e, all.length, trickle ? 40_000 : 30 * MINUTE + 1);
         } else {
           const original = all[op.of % Math.max(1, all.length)];
           if (!original) continue;
@@ -165,7 +181,7 @@ export function scenarioArb(maxEvents: number): fc.Arbitrary<Scenario> {
         logs.set(partition, log);
         all.push(record);
       }
-      return { logs, steps, processingNow };
+      return { logs, steps, processingNow, trickle };
     });
 }
 
@@ -214,6 +230,8 @@ export interface RunResult {
   readonly containerStarts: Map<number, number[]>;
   readonly invocations: number;
   readonly crashes: number;
+  /** Compaction transactions committed by successful invocations. */
+  readonly compactions: number;
 }
 
 /** Delivers the logs as the event-source mapping would under the scenario's schedule. */
@@ -224,12 +242,14 @@ export async function deliver(scenario: Scenario, store: CrashingStore): Promise
   let recent = new RecentEventIds();
   let invocations = 0;
   let crashes = 0;
+  let compactions = 0;
   const pending = () =>
     partitions.some((p) => (committed.get(p) ?? -1) < (scenario.logs.get(p)?.length ?? 0) - 1);
   for (let i = 0; pending(); i++) {
-    if (i > scenario.steps.length + 1_000) throw new Error("schedule did not finish");
+    if (i > scenario.steps.length + 10_000) throw new Error("schedule did not finish");
+    const rest = scenario.trickle ? 1 : 50;
     const step: Step = scenario.steps[i] ?? {
-      sizes: [50, 50, 50],
+      sizes: [rest, rest, rest],
       rewind: 0,
       crashAt: undefined,
       newContainer: false,
@@ -244,7 +264,8 @@ export async function deliver(scenario: Scenario, store: CrashingStore): Promise
       const log = scenario.logs.get(p) ?? [];
       const next = (committed.get(p) ?? -1) + 1;
       const from = Math.max(0, next - step.rewind);
-      const records = log.slice(from, next + (step.sizes[p] ?? 0));
+      const size = Math.min(step.sizes[p] ?? 0, scenario.trickle ? 1 : Number.POSITIVE_INFINITY);
+      const records = log.slice(from, next + size);
       batch.push(...records);
       if (records.length > 0) last.set(p, records.at(-1)?.offset ?? -1);
     }
@@ -252,13 +273,14 @@ export async function deliver(scenario: Scenario, store: CrashingStore): Promise
     invocations++;
     store.crashAt = step.crashAt === undefined ? Number.POSITIVE_INFINITY : store.applies + step.crashAt;
     try {
-      await aggregateBatch(TOPIC, batch, {
+      const outcome = await aggregateBatch(TOPIC, batch, {
         store,
         rules: BUILT_IN_RULES,
         recent,
         publishLate: async () => {},
         now: () => scenario.processingNow,
       });
+      compactions += outcome.compactions;
       for (const [p, o] of last) committed.set(p, Math.max(committed.get(p) ?? -1, o));
     } catch (error) {
       if (!(error instanceof Error) || error.message !== "crash") throw error;
@@ -272,7 +294,7 @@ export async function deliver(scenario: Scenario, store: CrashingStore): Promise
     const fence = await store.getFence(TOPIC, p);
     expect(fence.lastOffset, `fence of partition ${p}`).toBe((scenario.logs.get(p)?.length ?? 0) - 1);
   }
-  return { containerStarts, invocations, crashes };
+  return { containerStarts, invocations, crashes, compactions };
 }
 
 // --- comparing /stats with the model -----------------------------------------------------------

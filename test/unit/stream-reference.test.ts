@@ -32,7 +32,7 @@ import { MemoryWindowStore } from "./support/memory-window-store.ts";
  *
  * Fixed seed by default; FAST_CHECK_SEED / FAST_CHECK_RUNS vary it.
  */
-const { seed, numRuns } = checkParameters(40, 8_2026);
+const { seed, numRuns } = checkParameters(100, 8_2026);
 
 describe("stream core against the reference model", () => {
   // About 0.4 s a run on a loaded 2-core machine: the timeout grows with FAST_CHECK_RUNS.
@@ -40,6 +40,7 @@ describe("stream core against the reference model", () => {
   it(`every /stats figure equals the model's (seed ${seed}, ${numRuns} runs)`, { timeout }, async () => {
     let invocations = 0;
     let crashes = 0;
+    let compactions = 0;
     let reads = 0;
     await fc.assert(
       fc.asyncProperty(scenarioArb(120), readPlanArb, async (scenario, plan) => {
@@ -47,12 +48,14 @@ describe("stream core against the reference model", () => {
         const run = await deliver(scenario, store);
         invocations += run.invocations;
         crashes += run.crashes;
+        compactions += run.compactions;
         reads += await expectStatsMatchModel(store, modelOf(scenario, run), plan);
       }),
       { seed, numRuns },
     );
     // The schedules did exercise what they claim to.
     expect(crashes).toBeGreaterThan(0);
+    expect(compactions).toBeGreaterThan(0);
     expect(invocations).toBeGreaterThan(numRuns);
     expect(reads).toBeGreaterThan(numRuns);
   });
