@@ -1,6 +1,11 @@
 import fc from "fast-check";
 import { expect } from "vitest";
-import type { Fence, StoreChange, WindowStore } from "../../lib/adapters/window-store.ts";
+import {
+  type Fence,
+  FenceConflictError,
+  type StoreChange,
+  type WindowStore,
+} from "../../lib/adapters/window-store.ts";
 import type { StatsQuery } from "../../lib/contract/api.ts";
 import type { AcceptedEvent } from "../../lib/contract/event.ts";
 import { aggregateBatch, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
@@ -95,6 +100,11 @@ export interface Step {
   readonly crashAt: number | undefined;
   /** The invocation runs in a new execution environment (empty RecentEventIds). */
   readonly newContainer: boolean;
+  /**
+   * Two invocations of the same batch run at once, each in its own new execution environment
+   * (a rebalance's zombie): one commits each slice, the other's commit fails on the fence.
+   */
+  readonly zombie: boolean;
 }
 
 const stepArb: fc.Arbitrary<Step> = fc.record({
@@ -108,6 +118,7 @@ const stepArb: fc.Arbitrary<Step> = fc.record({
   ),
   crashAt: fc.option(fc.integer({ min: 0, max: 8 }), { nil: undefined, freq: 3 }),
   newContainer: fc.integer({ min: 0, max: 4 }).map((i) => i === 0),
+  zombie: fc.integer({ min: 0, max: 5 }).map((i) => i === 0),
 });
 
 export interface Scenario {
@@ -232,10 +243,22 @@ export interface RunResult {
   readonly crashes: number;
   /** Compaction transactions committed by successful invocations. */
   readonly compactions: number;
+  /** Zombie invocations that lost the fence race (and failed as a whole). */
+  readonly fenceConflicts: number;
 }
 
-/** Delivers the logs as the event-source mapping would under the scenario's schedule. */
-export async function deliver(scenario: Scenario, store: CrashingStore): Promise<RunResult> {
+/**
+ * Delivers the logs as the event-source mapping would under the scenario's schedule. `zombies`:
+ * honour the steps' concurrent invocations. The model needs both of them to read the fence
+ * before either commits (true of the memory store, whose calls complete in microtasks; against
+ * DynamoDB one could read a fence the other already moved, and its dedupe cache would start
+ * later than the model assumes).
+ */
+export async function deliver(
+  scenario: Scenario,
+  store: CrashingStore,
+  { zombies = false }: { zombies?: boolean } = {},
+): Promise<RunResult> {
   const partitions = [...scenario.logs.keys()];
   const committed = new Map(partitions.map((p) => [p, -1]));
   const containerStarts = new Map(partitions.map((p) => [p, [-1]]));
@@ -243,6 +266,7 @@ export async function deliver(scenario: Scenario, store: CrashingStore): Promise
   let invocations = 0;
   let crashes = 0;
   let compactions = 0;
+  let fenceConflicts = 0;
   const pending = () =>
     partitions.some((p) => (committed.get(p) ?? -1) < (scenario.logs.get(p)?.length ?? 0) - 1);
   for (let i = 0; pending(); i++) {
@@ -253,11 +277,14 @@ export async function deliver(scenario: Scenario, store: CrashingStore): Promise
       rewind: 0,
       crashAt: undefined,
       newContainer: false,
+      zombie: false,
     };
-    if (step.newContainer) {
+    const zombie = zombies && step.zombie;
+    const startContainer = async () => {
       recent = new RecentEventIds();
       for (const p of partitions) containerStarts.get(p)?.push((await store.getFence(TOPIC, p)).lastOffset);
-    }
+    };
+    if (step.newContainer || zombie) await startContainer();
     const batch: LogRecord[] = [];
     const last = new Map<number, number>();
     for (const p of partitions) {
@@ -272,29 +299,39 @@ export async function deliver(scenario: Scenario, store: CrashingStore): Promise
     if (batch.length === 0) continue;
     invocations++;
     store.crashAt = step.crashAt === undefined ? Number.POSITIVE_INFINITY : store.applies + step.crashAt;
-    try {
-      const outcome = await aggregateBatch(TOPIC, batch, {
+    const invoke = (ids: RecentEventIds) =>
+      aggregateBatch(TOPIC, batch, {
         store,
         rules: BUILT_IN_RULES,
-        recent,
+        recent: ids,
         publishLate: async () => {},
         now: () => scenario.processingNow,
       });
-      compactions += outcome.compactions;
-      for (const [p, o] of last) committed.set(p, Math.max(committed.get(p) ?? -1, o));
-    } catch (error) {
-      if (!(error instanceof Error) || error.message !== "crash") throw error;
-      crashes++;
-      await store.settle();
-    } finally {
-      store.crashAt = Number.POSITIVE_INFINITY;
+    const results = await Promise.allSettled(
+      zombie ? [invoke(recent), invoke(new RecentEventIds())] : [invoke(recent)],
+    );
+    // A dead invocation's other partitions still run until they reach the store: settle them
+    // before the crash is disarmed, so none of their writes lands after the retry started.
+    if (results.some((r) => r.status === "rejected")) await store.settle();
+    store.crashAt = Number.POSITIVE_INFINITY;
+    let ok = false;
+    for (const r of results) {
+      if (r.status === "fulfilled") {
+        ok = true;
+        compactions += r.value.compactions;
+      } else if (r.reason instanceof Error && r.reason.message === "crash") crashes++;
+      else if (!(zombie && r.reason instanceof FenceConflictError)) throw r.reason;
+      else fenceConflicts++;
     }
+    if (ok) for (const [p, o] of last) committed.set(p, Math.max(committed.get(p) ?? -1, o));
+    // After a zombie round the surviving environment's cache missed what the other committed.
+    if (zombie) await startContainer();
   }
   for (const p of partitions) {
     const fence = await store.getFence(TOPIC, p);
     expect(fence.lastOffset, `fence of partition ${p}`).toBe((scenario.logs.get(p)?.length ?? 0) - 1);
   }
-  return { containerStarts, invocations, crashes, compactions };
+  return { containerStarts, invocations, crashes, compactions, fenceConflicts };
 }
 
 // --- comparing /stats with the model -----------------------------------------------------------
