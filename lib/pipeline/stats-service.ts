@@ -213,7 +213,7 @@ async function readRule(
 const storedRule = (rules: readonly AggregationRule[], rule: AggregationRule) =>
   (rule.reads ? rules.find((r) => r.rule_id === rule.reads) : undefined) ?? rule;
 
-/** A plan in minute windows only, for rules without hourly roll-ups (at most 6 hours). */
+/** A plan in minute windows only, for rules without hourly roll-ups (at most 24 hours: ≤ 25 Queries a partition). */
 function minutesOnly(plan: ReadPlan, now: number): ReadPlan {
   if (plan.hours.length === 0) return plan;
   const from = plan.coveredFrom;
@@ -227,7 +227,7 @@ function minutesOnly(plan: ReadPlan, now: number): ReadPlan {
   for (let m = from; m < to; m += MINUTE_MS) minutes.push(m);
   return { ...plan, minutes, hours: [], elapsedMs: Math.max(0, Math.min(to, now) - from) };
 }
-const MAX_MINUTES_ONLY_MS = 6 * GRANULARITY_MS.h;
+const MAX_MINUTES_ONLY_MS = 24 * GRANULARITY_MS.h;
 
 /** Session windows of a rule, computed from its one-minute windows (lib/stream/sessions.ts). */
 async function readSessions(store: WindowStore, rule: AggregationRule, plan: SessionReadPlan, now: number) {

@@ -37,7 +37,7 @@ export interface AggregationRule {
    * Whether hourly roll-ups are kept (default true). The per-user built-in keeps minutes only: it
    * is read over the last minutes and for sessions (minute resolution), and an hourly copy of
    * every user would double its write cost for reads nobody makes. Such a rule reads ranges of
-   * up to 6 hours within the minute retention.
+   * up to 24 hours within the minute retention.
    */
   readonly rollup?: boolean;
   /** Where events are placed in time: event time (default), or arrival time (`late_events`). */
