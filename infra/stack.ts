@@ -497,6 +497,9 @@ export class TidemarkStack extends Stack {
     // `$context.error.messageString` is the gateway's message already JSON-quoted.
     const gatewayResponses = [
       [ResponseType.DEFAULT_4XX, "bad_request"],
+      [ResponseType.INVALID_API_KEY, "forbidden"],
+      [ResponseType.ACCESS_DENIED, "forbidden"],
+      [ResponseType.UNAUTHORIZED, "unauthorized"],
       [ResponseType.DEFAULT_5XX, "internal_error"],
       [ResponseType.BAD_REQUEST_BODY, "invalid_body"],
       [ResponseType.THROTTLED, "too_many_requests"],

@@ -18,6 +18,11 @@ export interface ApiGatewayOptions {
   readonly functionFor: (route: RouteSpec) => LocalFunction;
   readonly throttle?: { readonly rateLimit: number; readonly burstLimit: number };
   readonly log?: (line: string) => void;
+  /**
+   * When set, routes with `apiKeyRequired` answer 403 unless `x-api-key` equals it, as API
+   * Gateway does with a usage plan's key. @default no check
+   */
+  readonly apiKey?: string;
 }
 
 interface CompiledRoute {
@@ -133,6 +138,14 @@ export class LocalApiGateway {
         { allow: allowed },
       );
       return;
+    }
+    if (route.spec.apiKeyRequired && this.#options.apiKey !== undefined) {
+      const key = req.headers["x-api-key"];
+      if (key !== this.#options.apiKey) {
+        req.resume();
+        sendError(res, { status: 403, code: "forbidden", message: "Forbidden" });
+        return;
+      }
     }
     if (!this.#bucket.take()) {
       req.resume();

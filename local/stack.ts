@@ -50,6 +50,11 @@ export interface LocalStackOptions {
   readonly services?: RunningServices;
   readonly freshData?: boolean;
   readonly log?: (line: string) => void;
+  /**
+   * The API key the routes that require one (`apiKeyRequired`) must present in `x-api-key`, as
+   * API Gateway's usage plan does. @default `TIDEMARK_API_KEY` from the environment, or no check
+   */
+  readonly apiKey?: string;
 }
 
 export interface LocalStack {
@@ -173,10 +178,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       mappings: child ? (await child.report()).usage : emptyUsage(),
     });
 
+    const apiKey = options.apiKey ?? process.env.TIDEMARK_API_KEY;
     const gateway = new LocalApiGateway({
       port: apiPort,
       functionFor: (route: RouteSpec) => fn(route.function),
       log,
+      ...(apiKey ? { apiKey } : {}),
     });
     const url = await gateway.start();
     started.push(gateway);

@@ -84,21 +84,21 @@ function isoDate(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
 
-/** Opaque cursor: the last row's keyset position, base64url JSON. */
+/**
+ * Opaque cursor: the last row's keyset position as `<timestamp>.<base64url event_id>`. Every
+ * string of that shape (CURSOR_PATTERN, which the API schema declares) is a valid position, so
+ * a schema-valid cursor is never refused.
+ */
+export const CURSOR_PATTERN = /^\d{1,16}\.[A-Za-z0-9_-]{0,200}$/;
+
 export function encodeCursor(position: { timestamp: number; eventId: string }): string {
-  return Buffer.from(JSON.stringify([position.timestamp, position.eventId])).toString("base64url");
+  return `${position.timestamp}.${Buffer.from(position.eventId, "utf8").toString("base64url")}`;
 }
 
 export function decodeCursor(cursor: string): { timestamp: number; eventId: string } | undefined {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
-    if (Array.isArray(value) && typeof value[0] === "number" && typeof value[1] === "string") {
-      return { timestamp: value[0], eventId: value[1] };
-    }
-  } catch {
-    // fall through
-  }
-  return undefined;
+  if (!CURSOR_PATTERN.test(cursor)) return undefined;
+  const [timestamp = "", eventId = ""] = cursor.split(".");
+  return { timestamp: Number(timestamp), eventId: Buffer.from(eventId, "base64url").toString("utf8") };
 }
 
 /**

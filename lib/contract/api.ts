@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { CURSOR_PATTERN } from "../archive/events-sql.ts";
 import { type ApiError, badRequest } from "./errors.ts";
 import { EVENT_TYPE_PATTERN, StoredEventSchema } from "./event.ts";
 
@@ -27,7 +28,16 @@ function instant(text: string): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
-const instantParam = z.string().describe("ISO-8601 or epoch milliseconds");
+/**
+ * What `instant` reads: epoch milliseconds (at most 15 digits: a JS date ends at 8.64e15 ms),
+ * an ISO-8601 date, or a date-time with a zone.
+ */
+const INSTANT_PATTERN =
+  /^(\d{1,15}|\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])(T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?)$/;
+const instantParam = z
+  .string()
+  .regex(INSTANT_PATTERN, "must be epoch milliseconds, an ISO-8601 date, or a date-time with a zone")
+  .describe("ISO-8601 date or date-time with zone, or epoch milliseconds");
 
 export const EventsQuerySchema = z
   .object({
@@ -36,7 +46,7 @@ export const EventsQuerySchema = z
     from: instantParam.optional().describe("inclusive; default: `to` minus 1 hour"),
     to: instantParam.optional().describe("exclusive; default: now"),
     limit: z.coerce.number().int().min(1).max(1000).default(100),
-    cursor: z.string().max(512).optional().describe("next_cursor of the previous page"),
+    cursor: z.string().regex(CURSOR_PATTERN).optional().describe("next_cursor of the previous page"),
   })
   .meta({ id: "EventsQuery" });
 
@@ -255,6 +265,16 @@ export const StatsResponseSchema = z
   })
   .meta({ id: "Stats" });
 
+/**
+ * A rule's window size, slide or gap: 1 minute to 7 days (what GET /stats reads at most), in
+ * the schema itself so that the OpenAPI document states the bound. An unbounded size made a
+ * stats read enumerate windows for seconds.
+ */
+const RULE_DURATION = /^(([1-9]\d{0,3}|100[0-7]\d|10080)m|([1-9]\d?|1[0-5]\d|16[0-8])h|[1-7]d)$/;
+/** A session gap: 1 minute to 6 hours; reading a session rule looks one gap back, minute by minute. */
+const SESSION_GAP = /^(([1-9]\d?|[12]\d\d|3[0-5]\d|360)m|[1-6]h)$/;
+const ruleDuration = z.string().regex(RULE_DURATION, "must be 1m..10080m, 1h..168h or 1d..7d");
+
 export const RuleSchema = z
   .object({
     rule_id: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,63}$/),
@@ -265,13 +285,26 @@ export const RuleSchema = z
     group_by: z.array(z.string().max(128)).max(3).default([]),
     window: z.object({
       type: z.enum(["tumbling", "sliding", "session"]),
-      size: z.string().regex(DURATION).optional(),
-      slide: z.string().regex(DURATION).optional(),
-      gap: z.string().regex(DURATION).optional(),
+      size: ruleDuration.optional(),
+      slide: ruleDuration.optional(),
+      gap: z
+        .string()
+        .regex(SESSION_GAP, "must be 1m..360m or 1h..6h")
+        .optional()
+        .describe("session inactivity gap, at most 6 h (a read looks back one gap)"),
     }),
     active: z.boolean().default(true),
   })
   .meta({ id: "Rule" });
+
+/** A rule as the API returns it: built-in rules carry two read-only fields besides the input's. */
+export const RuleViewSchema = RuleSchema.extend({
+  detailed: z
+    .boolean()
+    .optional()
+    .describe("built-in rules: also keeps unique users and per-numeric-property stats per group"),
+  reads: z.string().optional().describe("a view: reads the windows of this other rule, stores nothing"),
+}).meta({ id: "RuleView" });
 
 export const HealthSchema = z
   .object({

@@ -6,6 +6,7 @@ import {
   HealthSchema,
   IngestAcceptedSchema,
   RuleSchema,
+  RuleViewSchema,
   StatsQuerySchema,
   StatsResponseSchema,
 } from "./api.ts";
@@ -99,14 +100,18 @@ function operations(): Record<string, Record<string, Json>> {
         operationId: "getStats",
         summary: "Live statistics over the last interval, or a rule's windows",
         parameters: queryParameters(StatsQuerySchema),
-        responses: { "200": ok("statistics", StatsResponseSchema), ...common },
+        responses: {
+          "200": ok("statistics", StatsResponseSchema),
+          "404": errorResponse("no such rule (rule_id)"),
+          ...common,
+        },
       },
     },
     "/rules": {
       get: {
         operationId: "listRules",
         summary: "Aggregation rules",
-        responses: { "200": ok("rules", z.object({ rules: z.array(RuleSchema) })), ...common },
+        responses: { "200": ok("rules", z.object({ rules: z.array(RuleViewSchema) })), ...common },
       },
       post: {
         operationId: "createRule",
@@ -115,29 +120,38 @@ function operations(): Record<string, Record<string, Json>> {
           required: true,
           content: { "application/json": { schema: ref(RuleSchema, "input") } },
         },
-        responses: { "201": ok("created", RuleSchema), ...common, "409": errorResponse("rule_id exists") },
+        responses: {
+          "201": ok("created", RuleViewSchema),
+          ...common,
+          "409": errorResponse("rule_id exists"),
+        },
       },
     },
     "/rules/{rule_id}": {
       get: {
         operationId: "getRule",
         parameters: [ruleIdParam],
-        responses: { "200": ok("the rule", RuleSchema), "404": errorResponse("no such rule"), ...common },
+        responses: { "200": ok("the rule", RuleViewSchema), "404": errorResponse("no such rule"), ...common },
       },
       put: {
         operationId: "updateRule",
         parameters: [ruleIdParam],
         requestBody: {
           required: true,
-          content: { "application/json": { schema: ref(RuleSchema, "input") } },
+          // rule_id comes from the path; in the body it may be left out (or must match).
+          content: {
+            "application/json": {
+              schema: ref(RuleSchema.partial({ rule_id: true }).meta({ id: "RuleUpdate" }), "input"),
+            },
+          },
         },
-        responses: { "200": ok("updated", RuleSchema), "404": errorResponse("no such rule"), ...common },
+        responses: { "200": ok("updated", RuleViewSchema), "404": errorResponse("no such rule"), ...common },
       },
       delete: {
         operationId: "disableRule",
         summary: "Disable a rule (its windows stay readable)",
         parameters: [ruleIdParam],
-        responses: { "200": ok("disabled", RuleSchema), "404": errorResponse("no such rule"), ...common },
+        responses: { "200": ok("disabled", RuleViewSchema), "404": errorResponse("no such rule"), ...common },
       },
     },
     "/health": {
@@ -150,7 +164,15 @@ function operations(): Record<string, Record<string, Json>> {
       },
     },
     "/openapi.json": {
-      get: { operationId: "openapi", responses: { "200": { description: "this document" } } },
+      get: {
+        operationId: "openapi",
+        responses: {
+          "200": {
+            description: "this document",
+            content: { "application/json": { schema: { type: "object" } } },
+          },
+        },
+      },
     },
     "/dashboard": {
       get: {
@@ -179,7 +201,13 @@ export function buildOpenApiDocument(): Json {
   for (const route of routes) {
     const op = paths[route.path]?.[route.method.toLowerCase()];
     if (!op) throw new Error(`OpenAPI document has no operation for ${route.method} ${route.path}`);
-    if (route.apiKeyRequired) op.security = [{ apiKey: [] }];
+    const responses = op.responses as Record<string, unknown>;
+    if (route.apiKeyRequired) {
+      op.security = [{ apiKey: [] }];
+      responses["403"] = errorResponse("missing or wrong x-api-key (or, for /rules writes, authorization)");
+    }
+    if (op.requestBody)
+      responses["413"] ??= errorResponse(`request body larger than ${mib(api.payload.maxRequestBodyBytes)}`);
   }
   return {
     openapi: "3.1.0",

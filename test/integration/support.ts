@@ -1,6 +1,6 @@
 import { inject } from "vitest";
 import { startServices } from "../../local/services/index.ts";
-import { type LocalStack, startLocalStack } from "../../local/stack.ts";
+import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../local/stack.ts";
 
 /** Points this test file at the services the global setup started. */
 export function useSharedServices(): void {
@@ -12,7 +12,7 @@ export function useSharedServices(): void {
 
 /** The whole local pipeline (API and WebSocket server on free ports) on the shared services. */
 export async function startPipeline(
-  options: { mappings?: "process" | "inline" | "none"; log?: (line: string) => void } = {},
+  options: Pick<LocalStackOptions, "mappings" | "apiKey" | "log"> = {},
 ): Promise<LocalStack> {
   useSharedServices();
   const services = await startServices();

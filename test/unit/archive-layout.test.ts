@@ -88,6 +88,10 @@ describe("GET /events SQL", () => {
     expect(decodeCursor(cursor)).toEqual({ timestamp: 123, eventId: "abc" });
     expect(decodeCursor("not-a-cursor")).toBeUndefined();
     expect(decodeCursor(Buffer.from('{"a":1}').toString("base64url"))).toBeUndefined();
+    expect(decodeCursor(encodeCursor({ timestamp: 1, eventId: "ü/+=é" }))).toEqual({
+      timestamp: 1,
+      eventId: "ü/+=é",
+    });
   });
 });
 
