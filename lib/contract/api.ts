@@ -271,8 +271,11 @@ export const StatsResponseSchema = z
  * stats read enumerate windows for seconds.
  */
 const RULE_DURATION = /^(([1-9]\d{0,3}|100[0-7]\d|10080)m|([1-9]\d?|1[0-5]\d|16[0-8])h|[1-7]d)$/;
-/** A session gap: 1 minute to 6 hours; reading a session rule looks one gap back, minute by minute. */
-const SESSION_GAP = /^(([1-9]\d?|[12]\d\d|3[0-5]\d|360)m|[1-6]h)$/;
+/**
+ * A session gap: 1 minute to 2 hours (MAX_SESSION_GAP_MS of lib/stream/read-plan.ts); reading a
+ * session rule looks one gap (plus 2 hours) back, minute by minute.
+ */
+const SESSION_GAP = /^(([1-9]\d?|1[01]\d|120)m|[12]h)$/;
 const ruleDuration = z.string().regex(RULE_DURATION, "must be 1m..10080m, 1h..168h or 1d..7d");
 
 export const RuleSchema = z
@@ -289,9 +292,9 @@ export const RuleSchema = z
       slide: ruleDuration.optional(),
       gap: z
         .string()
-        .regex(SESSION_GAP, "must be 1m..360m or 1h..6h")
+        .regex(SESSION_GAP, "must be 1m..120m or 1h..2h")
         .optional()
-        .describe("session inactivity gap, at most 6 h (a read looks back one gap)"),
+        .describe("session inactivity gap, at most 2 h (a read looks back one gap plus 2 h)"),
     }),
     active: z.boolean().default(true),
   })
