@@ -2,11 +2,12 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { build } from "esbuild";
+import { bundleExternals } from "../infra/bundling.ts";
 import { functions, tables, topicEnvVar, topics } from "../lib/topology.ts";
 
 /**
- * `npm run bench:bundles`: each function bundled as CDK bundles it (esbuild, minified ESM, AWS SDK
- * external: the Lambda runtime provides it), its size, and its module init time — a fresh Node
+ * `npm run bench:bundles`: each function bundled as CDK bundles it (esbuild, minified ESM, the
+ * packages of infra/bundling.ts external), its size, and its module init time — a fresh Node
  * process importing the bundle with the function's environment set (clients are created at
  * init; no network is touched until the first invocation).
  */
@@ -40,7 +41,7 @@ for (const [name, spec] of Object.entries(functions)) {
     platform: "node",
     target: "node22",
     mainFields: ["module", "main"],
-    external: ["@aws-sdk/*", "@duckdb/node-api"],
+    external: bundleExternals,
     banner: { js: "import { createRequire } from 'module';const require = createRequire(import.meta.url);" },
     logLevel: "silent",
   });

@@ -1,33 +1,65 @@
-import { fork } from "node:child_process";
+import { type ChildProcess, fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
+import { z } from "zod";
+import { addUsage, s3PutClassRequests, type UsageSnapshot, usageSince } from "../lib/adapters/usage-meter.ts";
 import { eventSourceMappings, topics } from "../lib/topology.ts";
 import { startLocalStack } from "../local/stack.ts";
 
 /**
- * `npm run bench`: figures of brief section 7 measured against the local stack on this machine.
- * Phase 1 drives batched POST /events as fast as it goes for BENCH_SECONDS (60); phase 2 paces
- * BENCH_PACED_RATE events/s (5000) for BENCH_PACED_SECONDS (30), so freshness is also measured
- * while the consumers keep up. Also: BENCH_CONCURRENCY (8), BENCH_BATCH (1000), BENCH_RAW_SECONDS (15).
+ * `npm run bench`: the figures of brief section 7 and issues 10 and 12, measured in one run
+ * against the local stack (docs/performance.md says what each figure means and how it is taken).
+ *
+ *   0. a raw kafkajs producer into the same broker (the client's and broker's ceiling);
+ *   1. phase 1: batched POST /events as fast as it goes for BENCH_SECONDS, then until every
+ *      accepted event is counted in GET /stats (end-to-end rate) and every consumer lag is 0;
+ *   2. phase 2: paced at BENCH_PACED_FRACTION (0.8) × phase 1's end-to-end rate (or
+ *      BENCH_PACED_RATE) for BENCH_PACED_SECONDS, with freshness probes and GET /stats latency;
+ *   3. GET /events over the last hour.
+ *
+ * DynamoDB units and S3 requests come from the usage meters of the API and mappings processes
+ * (lib/adapters/usage-meter.ts), diffed around each phase; analytics.stats rate and publish lag
+ * from a subscriber process (bench/stats-worker.ts) started before the load.
  */
-const seconds = Number(process.env.BENCH_SECONDS ?? 60);
-const concurrency = Number(process.env.BENCH_CONCURRENCY ?? 8);
-const batch = Number(process.env.BENCH_BATCH ?? 1000);
-const rawSeconds = Number(process.env.BENCH_RAW_SECONDS ?? 15);
-const pacedSeconds = Number(process.env.BENCH_PACED_SECONDS ?? 30);
-const pacedRate = Number(process.env.BENCH_PACED_RATE ?? 5000);
+const Knobs = z.object({
+  BENCH_SECONDS: z.coerce.number().positive().default(60),
+  BENCH_RAW_SECONDS: z.coerce.number().nonnegative().default(15),
+  BENCH_PACED_SECONDS: z.coerce.number().positive().default(30),
+  BENCH_PACED_FRACTION: z.coerce.number().positive().default(0.8),
+  /** Fixed paced rate (events/s) instead of BENCH_PACED_FRACTION × the end-to-end rate. */
+  BENCH_PACED_RATE: z.coerce.number().positive().optional(),
+  BENCH_CONCURRENCY: z.coerce.number().int().positive().default(8),
+  BENCH_BATCH: z.coerce.number().int().positive().max(10_000).default(1000),
+  /**
+   * Events per request in phase 2; default: what makes each lane send 5 requests a second (at
+   * most BENCH_BATCH), so the paced load is smooth rather than a burst every few seconds.
+   */
+  BENCH_PACED_BATCH: z.coerce.number().int().positive().max(10_000).optional(),
+  /** How long after the load stops to wait for counts and lags before calling it a failure. */
+  BENCH_DRAIN_TIMEOUT_SECONDS: z.coerce.number().positive().default(300),
+});
+const knobs = Knobs.parse(process.env);
 
-const pct = (xs: number[], p: number) => {
+const pct = (xs: readonly number[], p: number) => {
   if (xs.length === 0) return Number.NaN;
   const sorted = [...xs].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 };
-const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "n/a");
+const fmt = (n: number | null | undefined, digits = 1) =>
+  n !== null && n !== undefined && Number.isFinite(n) ? n.toFixed(digits) : "n/a";
+const int = (n: number | null | undefined) =>
+  n !== null && n !== undefined && Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "n/a";
+const mib = (bytes: number | undefined) => (bytes === undefined ? Number.NaN : bytes / 1048576);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const log = (line: string) => console.log(line);
+
+/** Event types unique to this run and phase, so counts in GET /stats are this phase's only. */
+const runTag = `bench_${Date.now().toString(36)}`;
+const loadTypes = (phase: string) => ["a", "b", "c", "d"].map((s) => `${runTag}_${phase}_${s}`);
 
 const startedAt = performance.now();
 const stack = await startLocalStack({ port: 0 });
-log(`stack up in ${fmt((performance.now() - startedAt) / 1000)} s at ${stack.url}`);
+log(`stack up in ${fmt((performance.now() - startedAt) / 1000)} s at ${stack.url}; run ${runTag}`);
 const kafka = new Kafka({
   clientId: "bench",
   brokers: stack.endpoints.kafkaBrokers,
@@ -60,7 +92,7 @@ const lags = async () =>
     await Promise.all(groups.map(async (g) => [g.id, await lag(g.group, g.topic)] as const)),
   );
 
-// 1. The broker's own capacity: a raw kafkajs producer with the pipeline's settings.
+// 0. The broker's own capacity: a raw kafkajs producer with the pipeline's settings.
 const rawTopic = "bench.raw";
 if (!(await admin.listTopics()).includes(rawTopic)) {
   await admin.createTopics({
@@ -79,24 +111,92 @@ const sample = JSON.stringify({
   metadata: { platform: "web" },
   received_at: Date.now(),
 });
-const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
-await producer.connect();
-let rawSent = 0;
-const rawDeadline = performance.now() + rawSeconds * 1000;
-const rawStart = performance.now();
-while (performance.now() < rawDeadline) {
-  const messages = Array.from({ length: 5_000 }, (_, i) => ({
-    key: `user-${(rawSent + i) % 50_000}`,
-    value: sample,
-  }));
-  await producer.send({ topic: rawTopic, acks: -1, messages });
-  rawSent += messages.length;
+let rawRate = Number.NaN;
+if (knobs.BENCH_RAW_SECONDS > 0) {
+  const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  let rawSent = 0;
+  const rawStart = performance.now();
+  const rawDeadline = rawStart + knobs.BENCH_RAW_SECONDS * 1000;
+  while (performance.now() < rawDeadline) {
+    const messages = Array.from({ length: 5_000 }, (_, i) => ({
+      key: `user-${(rawSent + i) % 50_000}`,
+      value: sample,
+    }));
+    await producer.send({ topic: rawTopic, acks: -1, messages });
+    rawSent += messages.length;
+  }
+  rawRate = rawSent / ((performance.now() - rawStart) / 1000);
+  await producer.disconnect();
+  log(
+    `raw kafkajs producer: ${int(rawRate)} events/s (${rawSent} in ${knobs.BENCH_RAW_SECONDS} s, acks=all, idempotent)`,
+  );
 }
-const rawRate = rawSent / ((performance.now() - rawStart) / 1000);
-await producer.disconnect();
-log(
-  `raw kafkajs producer: ${fmt(rawRate, 0)} events/s (${rawSent} in ${rawSeconds} s, acks=all, idempotent)`,
-);
+
+// The analytics.stats subscriber, started before any load.
+const StatsWindow = z.object({
+  kind: z.literal("window"),
+  id: z.number(),
+  messages: z.number(),
+  lagP50: z.number().nullable(),
+  lagP99: z.number().nullable(),
+  lagMax: z.number().nullable(),
+  /** Topic timestamp of the phase's last message (null: none). */
+  lastAt: z.number().nullable(),
+  malformed: z.number(),
+  complete: z.boolean(),
+});
+type StatsWindow = z.infer<typeof StatsWindow>;
+const statsWorker: ChildProcess = fork(fileURLToPath(new URL("./stats-worker.ts", import.meta.url)), [], {
+  execArgv: ["--import", "tsx"],
+  env: {
+    ...process.env,
+    BENCH_STATS: JSON.stringify({ brokers: stack.endpoints.kafkaBrokers, topic: topics.analyticsStats.name }),
+  },
+});
+await new Promise<void>((resolve, reject) => {
+  statsWorker.once("message", () => resolve());
+  statsWorker.once("exit", (code) => reject(new Error(`stats subscriber exited with ${code}`)));
+});
+let windowId = 0;
+/** analytics.stats figures since `from`, once the publisher is done (2 s without a message). */
+function statsWindow(from: number): Promise<StatsWindow> {
+  const id = windowId++;
+  return new Promise((resolve) => {
+    const onMessage = (m: unknown) => {
+      const parsed = StatsWindow.safeParse(m);
+      if (!parsed.success || parsed.data.id !== id) return;
+      statsWorker.off("message", onMessage);
+      resolve(parsed.data);
+    };
+    statsWorker.on("message", onMessage);
+    statsWorker.send({ kind: "window", id, from, quietMs: 2_000 });
+  });
+}
+
+async function memory() {
+  const [services, own] = await Promise.all([stack.services.memory(), stack.memory()]);
+  return { ...services, api: own.api, mappings: own.mappings ?? Number.NaN };
+}
+
+/** GET /stats requests made by the bench, so the API's read units can be given per request. */
+let statsRequests = 0;
+const getStats = (query: string) => {
+  statsRequests++;
+  return fetch(`${stack.url}/stats?${query}`);
+};
+
+/** Events of the given types counted in GET /stats over the last hour. */
+async function counted(types: readonly string[]): Promise<number> {
+  const counts = await Promise.all(
+    types.map(async (t) => {
+      const res = await getStats(`event_type=${t}&interval=1h`);
+      if (res.status !== 200) throw new Error(`GET /stats ${res.status}: ${await res.text()}`);
+      return ((await res.json()) as { count: number }).count;
+    }),
+  );
+  return counts.reduce((a, b) => a + b, 0);
+}
 
 interface Done {
   kind: "done";
@@ -107,11 +207,19 @@ interface Done {
 }
 
 /**
- * One load phase from a separate process, with lag sampling and a freshness probe (a fresh
- * event type posted every 200 ms, polled in GET /stats until counted), then the catch-up time.
+ * One load phase from a separate process, with lag sampling and freshness probes (a fresh event
+ * type posted every 200 ms and polled in GET /stats until counted: accepted → visible); after the
+ * load, GET /stats is polled until it counts every accepted event and each mapping's lag is 0.
  */
-async function phase(name: string, loadSeconds: number, rate: number) {
-  log(`\n${name}: ${loadSeconds} s${rate ? ` paced at ${rate} events/s` : " as fast as it goes"}`);
+async function phase(name: string, tag: string, loadSeconds: number, rate: number, batch: number) {
+  log(
+    `\n${name}: ${loadSeconds} s${rate ? ` paced at ${int(rate)} events/s` : " as fast as it goes"}, ${batch} events a request`,
+  );
+  const types = loadTypes(tag);
+  const usageBefore = await stack.usageByProcess();
+  const statsRequestsBefore = statsRequests;
+  const wallStart = Date.now();
+  const loadStart = performance.now();
   const worker = fork(fileURLToPath(new URL("./load-worker.ts", import.meta.url)), [], {
     execArgv: ["--import", "tsx"],
     env: {
@@ -119,43 +227,43 @@ async function phase(name: string, loadSeconds: number, rate: number) {
       BENCH_LOAD: JSON.stringify({
         url: stack.url,
         seconds: loadSeconds,
-        concurrency,
+        concurrency: knobs.BENCH_CONCURRENCY,
         batch,
         rate,
-        eventTypes: ["page_view", "click", "purchase_completed", "add_to_cart"],
+        eventTypes: types,
       }),
     },
   });
-  const done = new Promise<Done>((resolve) => {
+  const done = new Promise<Done>((resolve, reject) => {
     worker.on("message", (m: { kind: string }) => {
       if (m.kind === "done") resolve(m as Done);
     });
+    worker.once("exit", (code) => code !== 0 && reject(new Error(`load worker exited with ${code}`)));
   });
   const freshness: number[] = [];
   const statsLatency: number[] = [];
+  let probes = 0;
   let loading = true;
-  const loadStart = performance.now();
   const sampler = (async () => {
     while (loading) {
-      await new Promise((r) => setTimeout(r, 2000));
-      const l = await lags();
-      log(`  t=${fmt((performance.now() - loadStart) / 1000, 0)}s lag ${JSON.stringify(l)}`);
+      await sleep(2000);
+      log(`  t=${fmt((performance.now() - loadStart) / 1000, 0)}s lag ${JSON.stringify(await lags())}`);
     }
   })();
   const prober = (async () => {
-    let i = 0;
     while (loading) {
-      const type = `freshness_probe_${Date.now()}_${i++}`;
+      const type = `${runTag}_probe_${probes}`;
       const res = await fetch(`${stack.url}/events`, {
         method: "POST",
         headers: { "content-type": "application/json" },
-        body: JSON.stringify({ user_id: `probe-${i}`, event_type: type, timestamp: Date.now() }),
+        body: JSON.stringify({ user_id: `probe-${probes}`, event_type: type, timestamp: Date.now() }),
       });
+      probes++;
       if (res.status !== 202) continue;
       const acceptedAt = performance.now();
       for (;;) {
         const t0 = performance.now();
-        const stats = (await (await fetch(`${stack.url}/stats?event_type=${type}&interval=5m`)).json()) as {
+        const stats = (await (await getStats(`event_type=${type}&interval=5m`)).json()) as {
           count?: number;
         };
         statsLatency.push(performance.now() - t0);
@@ -164,76 +272,258 @@ async function phase(name: string, loadSeconds: number, rate: number) {
           break;
         }
         if (performance.now() - acceptedAt > 30_000) break;
-        await new Promise((r) => setTimeout(r, 10));
+        await sleep(20);
       }
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
   })();
   const result = await done;
+  const loadEnded = performance.now();
   loading = false;
   await Promise.all([sampler, prober]);
-  const loadEnded = performance.now();
-  const catchUp: Record<string, number> = {};
-  while (Object.keys(catchUp).length < groups.length && performance.now() - loadEnded < 300_000) {
-    const l = await lags();
-    for (const [id, v] of Object.entries(l)) {
-      if (v === 0 && catchUp[id] === undefined) catchUp[id] = (performance.now() - loadEnded) / 1000;
+
+  // Drain: every accepted event counted in GET /stats, every consumer lag back to 0.
+  const drainDeadline = loadEnded + knobs.BENCH_DRAIN_TIMEOUT_SECONDS * 1000;
+  let total = 0;
+  let countedAt = Number.NaN;
+  const counting = (async () => {
+    while (performance.now() < drainDeadline) {
+      total = await counted(types);
+      if (total >= result.accepted) {
+        countedAt = performance.now();
+        return;
+      }
+      await sleep(250);
     }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  return { result, freshness, statsLatency, catchUp };
+  })();
+  const catchUp: Record<string, number> = {};
+  const lagging = (async () => {
+    while (Object.keys(catchUp).length < groups.length && performance.now() < drainDeadline) {
+      for (const [id, v] of Object.entries(await lags())) {
+        if (v === 0 && catchUp[id] === undefined) catchUp[id] = (performance.now() - loadEnded) / 1000;
+      }
+      await sleep(200);
+    }
+  })();
+  await Promise.all([counting, lagging]);
+  // The publisher (table-stream mapping) may still be behind: wait for it before the usage
+  // snapshot, so its reads belong to this phase.
+  const stats = await statsWindow(wallStart);
+  const loadEndedAt = wallStart + (loadEnded - loadStart);
+  const usageAfter = await stack.usageByProcess();
+  const byProcess = {
+    api: usageSince(usageAfter.api, usageBefore.api),
+    mappings: usageSince(usageAfter.mappings, usageBefore.mappings),
+  };
+  const ingestRate = result.accepted / result.seconds;
+  const e2eSeconds = (countedAt - loadStart) / 1000;
+  return {
+    result,
+    ingestRate,
+    counted: total,
+    e2eSeconds,
+    e2eRate: result.accepted / e2eSeconds,
+    freshness,
+    statsLatency,
+    catchUp,
+    probes,
+    usage: addUsage(byProcess.api, byProcess.mappings),
+    byProcess,
+    statsRequests: statsRequests - statsRequestsBefore,
+    stats,
+    statsRate: stats.lastAt === null ? 0 : stats.messages / ((stats.lastAt - wallStart) / 1000),
+    /** Seconds from the load's end to the phase's last analytics.stats message. */
+    statsTail: stats.lastAt === null ? Number.NaN : (stats.lastAt - loadEndedAt) / 1000,
+    events: result.accepted + probes,
+  };
 }
+type Phase = Awaited<ReturnType<typeof phase>>;
 
-const full = await phase("Phase 1, sustained load", seconds, 0);
-const paced = await phase("Phase 2, paced load", pacedSeconds, pacedRate);
+const memBefore = await memory();
+const p1 = await phase("Phase 1, sustained load", "p1", knobs.BENCH_SECONDS, 0, knobs.BENCH_BATCH);
+const memAfter1 = await memory();
+if (!Number.isFinite(p1.e2eRate))
+  log("phase 1: not every accepted event was counted; pacing at 80 % of ingest");
+const pacedRate = Math.max(
+  1,
+  Math.round(
+    knobs.BENCH_PACED_RATE ??
+      knobs.BENCH_PACED_FRACTION * (Number.isFinite(p1.e2eRate) ? p1.e2eRate : p1.ingestRate),
+  ),
+);
+const pacedBatch =
+  knobs.BENCH_PACED_BATCH ??
+  Math.min(knobs.BENCH_BATCH, Math.max(1, Math.round(pacedRate / (5 * knobs.BENCH_CONCURRENCY))));
+const p2 = await phase("Phase 2, paced load", "p2", knobs.BENCH_PACED_SECONDS, pacedRate, pacedBatch);
 
-// 4. GET /events over the last hour.
+// 3. GET /events over the last hour.
 const eventsLatency: number[] = [];
 for (let i = 0; i < 20; i++) {
   const t0 = performance.now();
-  const res = await fetch(`${stack.url}/events?event_type=page_view&limit=100`);
+  const res = await fetch(`${stack.url}/events?event_type=${loadTypes("p1")[0]}&limit=100`);
   await res.arrayBuffer();
   eventsLatency.push(performance.now() - t0);
 }
+const memEnd = await memory();
 
-function report(name: string, p: Awaited<ReturnType<typeof phase>>) {
-  const rate = p.result.accepted / p.result.seconds;
-  log(`\n--- ${name} ---`);
-  log(
-    `ingest: ${fmt(rate, 0)} events/s accepted over ${fmt(p.result.seconds, 0)} s (target ≥ 100000), batch ${batch}, concurrency ${concurrency}`,
-  );
-  log(
-    `  request latency ms: p50 ${fmt(pct(p.result.latencies, 50))} p95 ${fmt(pct(p.result.latencies, 95))} p99 ${fmt(pct(p.result.latencies, 99))}; statuses ${JSON.stringify(p.result.statuses)}`,
-  );
-  log(`  pipeline / raw kafkajs producer into the same broker: ${fmt(rate / rawRate, 2)}`);
-  log(
-    `catch-up after load stopped (lag back to 0): ${
-      Object.entries(p.catchUp)
-        .map(([k, v]) => `${k} ${fmt(v)} s`)
-        .join(", ") || "not reached in 300 s"
-    } (target ≤ 10 s)`,
-  );
-  log(
-    `freshness accepted → visible in GET /stats: p50 ${fmt(pct(p.freshness, 50), 0)} ms p99 ${fmt(pct(p.freshness, 99), 0)} ms over ${p.freshness.length} probes (target p99 ≤ 1000 ms)`,
-  );
-  log(
-    `GET /stats latency: p50 ${fmt(pct(p.statsLatency, 50))} ms p95 ${fmt(pct(p.statsLatency, 95))} ms over ${p.statsLatency.length} requests (target p95 ≤ 50 ms)`,
-  );
+const writeUnitsPer = (p: Phase, n: number) => (p.usage.dynamodb.writeUnits / p.events) * n;
+/** The consumers' reads (aggregator, publisher): what the pipeline costs per event, polling aside. */
+const readUnitsPer = (p: Phase, n: number) => (p.byProcess.mappings.dynamodb.readUnits / p.events) * n;
+/** The API process's reads (GET /stats and its rules cache) per GET /stats request. */
+const readUnitsPerStatsGet = (p: Phase) => p.byProcess.api.dynamodb.readUnits / p.statsRequests;
+const s3PutsPerMillion = (p: Phase) => (s3PutClassRequests(p.usage) / p.events) * 1e6;
+const s3PutObjectsPerMillion = (p: Phase) => ((p.usage.s3.requests.PutObject ?? 0) / p.events) * 1e6;
+const catchUpText = (p: Phase) =>
+  groups
+    .map((g) => `${g.id} ${p.catchUp[g.id] === undefined ? "not reached" : `${fmt(p.catchUp[g.id])} s`}`)
+    .join(", ");
+const lost = (p: Phase) => p.result.accepted - p.counted;
+const memRow = (m: Awaited<ReturnType<typeof memory>>) =>
+  Object.entries(m)
+    .map(([k, v]) => `${k} ${fmt(mib(v), 0)}`)
+    .join(", ");
+
+const rows: [string, string][] = [
+  ["raw kafkajs producer (acks=all, idempotent)", `${int(rawRate)} events/s`],
+  [
+    "ingest: batched POST /events, phase 1",
+    `${int(p1.ingestRate)} events/s (${int(p1.result.accepted)} in ${fmt(p1.result.seconds)} s); statuses ${JSON.stringify(p1.result.statuses)}`,
+  ],
+  [
+    "  request latency p50 / p95 / p99",
+    `${fmt(pct(p1.result.latencies, 50), 0)} / ${fmt(pct(p1.result.latencies, 95), 0)} / ${fmt(pct(p1.result.latencies, 99), 0)} ms`,
+  ],
+  ["  API / raw producer", fmt(p1.ingestRate / rawRate, 2)],
+  [
+    "  batch × concurrency",
+    `${knobs.BENCH_BATCH} × ${knobs.BENCH_CONCURRENCY} (phase 2: ${pacedBatch} × ${knobs.BENCH_CONCURRENCY})`,
+  ],
+  [
+    "end-to-end: accepted → counted in GET /stats",
+    Number.isFinite(p1.e2eRate)
+      ? `${int(p1.e2eRate)} events/s (all counted ${fmt(p1.e2eSeconds)} s after load start)`
+      : `NOT all counted: ${int(p1.counted)} of ${int(p1.result.accepted)} after ${knobs.BENCH_DRAIN_TIMEOUT_SECONDS} s`,
+  ],
+  ["  end-to-end / ingest", fmt(p1.e2eRate / p1.ingestRate, 2)],
+  ["  lag back to 0 after load stopped", catchUpText(p1)],
+  [
+    `phase 2: paced at ${int(pacedRate)} events/s`,
+    `${int(p2.ingestRate)} events/s accepted; end-to-end ${Number.isFinite(p2.e2eRate) ? `all counted` : `NOT all counted (${int(p2.counted)} of ${int(p2.result.accepted)})`}; lag back to 0: ${catchUpText(p2)}`,
+  ],
+  [
+    "  freshness p50 / p99 (accepted → visible)",
+    `${fmt(pct(p2.freshness, 50), 0)} / ${fmt(pct(p2.freshness, 99), 0)} ms over ${p2.freshness.length} probes (phase 1: ${fmt(pct(p1.freshness, 50), 0)} / ${fmt(pct(p1.freshness, 99), 0)} ms)`,
+  ],
+  [
+    "  GET /stats p50 / p95",
+    `${fmt(pct(p2.statsLatency, 50))} / ${fmt(pct(p2.statsLatency, 95))} ms over ${p2.statsLatency.length} requests (phase 1 p95 ${fmt(pct(p1.statsLatency, 95))} ms)`,
+  ],
+  [
+    "DynamoDB write units per 100 events",
+    `phase 1 ${fmt(writeUnitsPer(p1, 100), 2)}, phase 2 ${fmt(writeUnitsPer(p2, 100), 2)}`,
+  ],
+  [
+    "DynamoDB write / read units per million events",
+    `phase 1 ${int(writeUnitsPer(p1, 1e6))} / ${int(readUnitsPer(p1, 1e6))}, phase 2 ${int(writeUnitsPer(p2, 1e6))} / ${int(readUnitsPer(p2, 1e6))} (reads: consumers only)`,
+  ],
+  [
+    "DynamoDB read units per GET /stats",
+    `phase 1 ${fmt(readUnitsPerStatsGet(p1))} (${p1.statsRequests} requests), phase 2 ${fmt(readUnitsPerStatsGet(p2))} (${p2.statsRequests})`,
+  ],
+  [
+    "S3 PUT-class requests per million events",
+    `phase 1 ${int(s3PutsPerMillion(p1))} (PutObject ${int(s3PutObjectsPerMillion(p1))}), phase 2 ${int(s3PutsPerMillion(p2))} (PutObject ${int(s3PutObjectsPerMillion(p2))})`,
+  ],
+  [
+    "analytics.stats messages/s, phase 1",
+    `${int(p1.statsRate)} (${int(p1.stats.messages)} messages${p1.stats.complete ? "" : ", subscriber not caught up"}; last one ${fmt(p1.statsTail)} s after load stopped); phase 2 ${int(p2.statsRate)} (last ${fmt(p2.statsTail)} s after)`,
+  ],
+  [
+    "  publish lag p50 / p99 (topic time − written_at)",
+    `phase 1 ${fmt(p1.stats.lagP50, 0)} / ${fmt(p1.stats.lagP99, 0)} ms, phase 2 ${fmt(p2.stats.lagP50, 0)} / ${fmt(p2.stats.lagP99, 0)} ms`,
+  ],
+  [
+    "GET /events (1 h, event_type, limit 100) p50 / p95",
+    `${fmt(pct(eventsLatency, 50), 0)} / ${fmt(pct(eventsLatency, 95), 0)} ms`,
+  ],
+  ["RSS MiB before load", memRow(memBefore)],
+  ["RSS MiB after phase 1", memRow(memAfter1)],
+  ["RSS MiB at the end", memRow(memEnd)],
+];
+const width = Math.max(...rows.map(([k]) => k.length));
+log("\n=== Tidemark bench (local stack, every service co-located) ===");
+for (const [k, v] of rows) log(`${k.padEnd(width)}  ${v}`);
+for (const [name, p] of [
+  ["phase 1", p1],
+  ["phase 2", p2],
+] as const) {
+  if (lost(p) > 0) log(`!!! ${name}: ${int(lost(p))} accepted events never counted in GET /stats (lost?)`);
+  if (lost(p) < 0) log(`!!! ${name}: ${int(-lost(p))} more events counted than accepted (duplicates?)`);
+  if (p.stats.malformed > 0)
+    log(`!!! ${name}: ${p.stats.malformed} analytics.stats messages without written_at`);
 }
 
-log("\n=== Tidemark bench (local stack, every service co-located) ===");
-log(`raw kafkajs producer (acks=all, idempotent): ${fmt(rawRate, 0)} events/s`);
-report("Phase 1, sustained load", full);
-report("Phase 2, paced load", paced);
+const phaseJson = (p: Phase) => ({
+  accepted: p.result.accepted,
+  counted: p.counted,
+  load_seconds: p.result.seconds,
+  ingest_events_per_s: p.ingestRate,
+  latency_ms: {
+    p50: pct(p.result.latencies, 50),
+    p95: pct(p.result.latencies, 95),
+    p99: pct(p.result.latencies, 99),
+  },
+  statuses: p.result.statuses,
+  e2e_seconds: p.e2eSeconds,
+  e2e_events_per_s: p.e2eRate,
+  e2e_over_ingest: p.e2eRate / p.ingestRate,
+  lag_to_zero_s: p.catchUp,
+  freshness_ms: { p50: pct(p.freshness, 50), p99: pct(p.freshness, 99), probes: p.freshness.length },
+  stats_get_ms: {
+    p50: pct(p.statsLatency, 50),
+    p95: pct(p.statsLatency, 95),
+    requests: p.statsLatency.length,
+  },
+  metered_events: p.events,
+  dynamodb_write_units_per_100: writeUnitsPer(p, 100),
+  dynamodb_write_units_per_million: writeUnitsPer(p, 1e6),
+  dynamodb_read_units_per_million: readUnitsPer(p, 1e6),
+  dynamodb_read_units_per_stats_get: readUnitsPerStatsGet(p),
+  stats_gets: p.statsRequests,
+  s3_put_class_per_million: s3PutsPerMillion(p),
+  s3_put_object_per_million: s3PutObjectsPerMillion(p),
+  usage: p.byProcess satisfies Record<string, UsageSnapshot>,
+  stats_topic: {
+    messages: p.stats.messages,
+    messages_per_s: p.statsRate,
+    last_message_after_load_s: p.statsTail,
+    publish_lag_ms: { p50: p.stats.lagP50, p99: p.stats.lagP99, max: p.stats.lagMax },
+    malformed: p.stats.malformed,
+    complete: p.stats.complete,
+  },
+});
+// One line with every figure, so docs/performance.md can be regenerated from a run.
 log(
-  `\nGET /events (1 h range, event_type, limit 100): p50 ${fmt(pct(eventsLatency, 50))} ms p95 ${fmt(pct(eventsLatency, 95))} ms (target p95 ≤ 500 ms)`,
-);
-log(
-  `service memory (RSS MiB): ${Object.entries(await stack.services.memory())
-    .map(([k, v]) => `${k} ${fmt(v / 1048576, 0)}`)
-    .join(", ")}; node (API) ${fmt(process.memoryUsage().rss / 1048576, 0)}`,
+  `BENCH_JSON ${JSON.stringify({
+    run: runTag,
+    at: new Date().toISOString(),
+    knobs,
+    raw_producer_events_per_s: rawRate,
+    api_over_raw: p1.ingestRate / rawRate,
+    paced_rate: pacedRate,
+    paced_batch: pacedBatch,
+    phase1: phaseJson(p1),
+    phase2: phaseJson(p2),
+    get_events_ms: { p50: pct(eventsLatency, 50), p95: pct(eventsLatency, 95) },
+    rss_mib: {
+      before: Object.fromEntries(Object.entries(memBefore).map(([k, v]) => [k, mib(v)])),
+      after_phase1: Object.fromEntries(Object.entries(memAfter1).map(([k, v]) => [k, mib(v)])),
+      end: Object.fromEntries(Object.entries(memEnd).map(([k, v]) => [k, mib(v)])),
+    },
+  })}`,
 );
 
+statsWorker.disconnect();
 await admin.disconnect();
 await stack.stop();
 process.exit(0);

@@ -2,6 +2,7 @@ import type { MSKEvent } from "aws-lambda";
 import { z } from "zod";
 import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
+import { sendBounded } from "../lib/adapters/kafka-batches.ts";
 import { CachedRules, DynamoRulesStore } from "../lib/adapters/rules-store.ts";
 import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";
@@ -66,11 +67,15 @@ export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] 
     allowedLatenessMs: config.ALLOWED_LATENESS_SECONDS * 1000,
     warn: (message, details) => logger.warn(message, details),
     publishLate: async (late) => {
-      await (await lateProducer()).send({
-        topic: config.TOPIC_EVENTS_LATE,
-        acks: -1,
-        messages: late.map((r) => ({ key: r.event.user_id, value: JSON.stringify(r.event) })),
-      });
+      await sendBounded(
+        await lateProducer(),
+        {
+          topic: config.TOPIC_EVENTS_LATE,
+          acks: -1,
+          messages: late.map((r) => ({ key: r.event.user_id, value: JSON.stringify(r.event) })),
+        },
+        topics.eventsLate.maxMessageBytes,
+      );
     },
   });
   logger.info("aggregated", {

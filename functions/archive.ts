@@ -2,11 +2,12 @@ import type { MSKEvent } from "aws-lambda";
 import { z } from "zod";
 import { S3ArchiveStore } from "../lib/adapters/archive-store.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
+import { sendBounded } from "../lib/adapters/kafka-batches.ts";
 import { createS3 } from "../lib/adapters/s3-client.ts";
 import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";
 import { lazy } from "../lib/lazy.ts";
 import { archiveBatch } from "../lib/pipeline/archive-batch.ts";
-import { buckets } from "../lib/topology.ts";
+import { buckets, topics } from "../lib/topology.ts";
 import { logger } from "./shared/http.ts";
 import { decodeMskEvent } from "./shared/msk.ts";
 
@@ -33,20 +34,24 @@ export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] 
   const outcome = await archiveBatch(decodeMskEvent(event), store, buckets.archive.prefix);
   if (outcome.rejected.length > 0) {
     logger.warn("records sent to the dead-letter topic", { count: outcome.rejected.length });
-    await (await deadLetterProducer()).send({
-      topic: config.TOPIC_DEAD_LETTER,
-      acks: -1,
-      messages: outcome.rejected.map(({ record, reason }) => ({
-        value: record.value,
-        headers: {
-          "x-tidemark-source-topic": record.topic,
-          "x-tidemark-source-partition": String(record.partition),
-          "x-tidemark-source-offset": String(record.offset),
-          "x-tidemark-error": reason.slice(0, 1000),
-          "x-tidemark-function": "archive",
-        },
-      })),
-    });
+    await sendBounded(
+      await deadLetterProducer(),
+      {
+        topic: config.TOPIC_DEAD_LETTER,
+        acks: -1,
+        messages: outcome.rejected.map(({ record, reason }) => ({
+          value: record.value,
+          headers: {
+            "x-tidemark-source-topic": record.topic,
+            "x-tidemark-source-partition": String(record.partition),
+            "x-tidemark-source-offset": String(record.offset),
+            "x-tidemark-error": reason.slice(0, 1000),
+            "x-tidemark-function": "archive",
+          },
+        })),
+      },
+      topics.deadLetter.maxMessageBytes,
+    );
   }
   return { batchItemFailures: [] };
 };

@@ -1,11 +1,11 @@
 import { z } from "zod";
 import type { EventsQueryEngine } from "../lib/adapters/events-query.ts";
-import { decodeCursor, encodeCursor } from "../lib/archive/events-sql.ts";
+import { decodeCursor, encodeCursor, pageWithinBytes } from "../lib/archive/events-sql.ts";
 import { awsEndpointsEnv, readConfig } from "../lib/config.ts";
 import { parseEventsQuery } from "../lib/contract/api.ts";
 import { badRequest } from "../lib/contract/errors.ts";
 import { lazy } from "../lib/lazy.ts";
-import { buckets } from "../lib/topology.ts";
+import { api, buckets } from "../lib/topology.ts";
 import { apiHandler, errorResponse, json, queryOf } from "./shared/http.ts";
 
 /** GET /events: archived events, newest first, keyset-paginated by an opaque cursor. */
@@ -63,11 +63,11 @@ export const handler = apiHandler(async (event) => {
     limit: q.limit + 1,
     ...(after ? { after } : {}),
   });
-  const page = rows.slice(0, q.limit);
+  // A full page of large events could pass Lambda's response quota: the page is cut by bytes
+  // too, and the cursor continues after its last row.
+  const { page, more } = pageWithinBytes(rows, q.limit, api.payload.maxResponseBodyBytes);
   const last = page[page.length - 1];
   const nextCursor =
-    rows.length > q.limit && last
-      ? encodeCursor({ timestamp: last.timestamp, eventId: last.event_id })
-      : null;
+    more && last ? encodeCursor({ timestamp: last.timestamp, eventId: last.event_id }) : null;
   return json(200, { events: page, next_cursor: nextCursor });
 });

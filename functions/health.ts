@@ -13,6 +13,7 @@ const config = readConfig(
   kafkaEnv.extend(awsEndpointsEnv.shape).extend({
     AGGREGATES_TABLE: z.string().min(1).optional(),
     ARCHIVE_BUCKET: z.string().min(1).optional(),
+    TOPIC_DEAD_LETTER: z.string().min(1).optional(),
   }),
 );
 const dynamodb = createDynamoDb(config);
@@ -40,8 +41,19 @@ async function check(probe: () => Promise<string>): Promise<{ ok: boolean; detai
   }
 }
 
+/** Records held by the dead-letter topic (within its retention), from its offsets; undefined when unknown. */
+async function deadLetterRecords(): Promise<number | undefined> {
+  const topic = config.TOPIC_DEAD_LETTER;
+  if (!topic) return undefined;
+  const result = await check(async () => {
+    const offsets = await (await admin()).fetchTopicOffsets(topic);
+    return String(offsets.reduce((n, p) => n + Number(p.high) - Number(p.low), 0));
+  });
+  return result.ok ? Number(result.detail) : undefined;
+}
+
 export const handler = apiHandler(async () => {
-  const [kafka, dynamo, storage] = await Promise.all([
+  const [kafka, dynamo, storage, deadLetters] = await Promise.all([
     check(async () => {
       const cluster = await (await admin()).describeCluster();
       return `${cluster.brokers.length} broker(s), controller ${cluster.controller}`;
@@ -56,8 +68,13 @@ export const handler = apiHandler(async () => {
       await s3.send(new HeadBucketCommand({ Bucket: config.ARCHIVE_BUCKET }));
       return `bucket ${config.ARCHIVE_BUCKET} reachable`;
     }),
+    deadLetterRecords(),
   ]);
   const services = { kafka, dynamodb: dynamo, s3: storage };
   const ok = Object.values(services).every((s) => s.ok);
-  return json(ok ? 200 : 503, { status: ok ? "ok" : "degraded", services });
+  return json(ok ? 200 : 503, {
+    status: ok ? "ok" : "degraded",
+    services,
+    ...(deadLetters !== undefined ? { dead_letter_records: deadLetters } : {}),
+  });
 });

@@ -5,6 +5,7 @@ import { kafkaEnv, readConfig, retentionEnv } from "../lib/config.ts";
 import { serviceUnavailable } from "../lib/contract/errors.ts";
 import { parseIngestBody } from "../lib/contract/event.ts";
 import { lazy } from "../lib/lazy.ts";
+import { topics } from "../lib/topology.ts";
 import { apiHandler, bodyText, errorResponse, json, logger } from "./shared/http.ts";
 
 /** POST /events: validate all-or-nothing, publish keyed by user_id, answer 202 only after acks=all. */
@@ -13,7 +14,11 @@ const config = readConfig(
 );
 const retentionMs = config.RETENTION_DAYS * 86_400_000;
 const publisher = lazy(
-  async () => new KafkaEventPublisher(await createKafka(config), { topic: config.TOPIC_EVENTS_RAW }),
+  async () =>
+    new KafkaEventPublisher(await createKafka(config), {
+      topic: config.TOPIC_EVENTS_RAW,
+      maxMessageBytes: topics.eventsRaw.maxMessageBytes,
+    }),
 );
 
 export const handler = apiHandler(async (event) => {

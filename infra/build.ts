@@ -1,7 +1,7 @@
 import { type App, Aspects, Tags } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
 import { applySuppressions } from "./nag-suppressions.ts";
-import { TidemarkStack } from "./stack.ts";
+import { type RulesWriteAuth, TidemarkStack } from "./stack.ts";
 import { stageFrom } from "./stages.ts";
 
 /** Adds the Tidemark stack of the app's `stage` context, checked by cdk-nag. Shared by the CLI app and tests. */
@@ -9,9 +9,13 @@ export function buildTidemark(app: App): TidemarkStack {
   const stage = stageFrom(app.node.tryGetContext("stage"));
   // `-c kafkaBrokers=host:port,…` swaps MSK for a self-managed Kafka (LocalStack deployments).
   const brokers = app.node.tryGetContext("kafkaBrokers") as string | undefined;
+  // `-c alarmEmail=ops@example.com` subscribes an address to the alarm topic.
+  const alarmEmail = app.node.tryGetContext("alarmEmail") as string | undefined;
   const stack = new TidemarkStack(app, `Tidemark-${stage.name}`, {
     stage,
     ...(brokers ? { selfManagedKafkaBrokers: brokers.split(",").map((b) => b.trim()) } : {}),
+    ...(alarmEmail ? { alarmEmail } : {}),
+    rulesWriteAuth: rulesWriteAuthFrom(app.node.tryGetContext("rulesAuth")),
     description: `Tidemark real-time analytics (${stage.name})`,
   });
   Tags.of(stack).add("project", "tidemark");
@@ -19,4 +23,13 @@ export function buildTidemark(app: App): TidemarkStack {
   applySuppressions(stack);
   Aspects.of(app).add(new AwsSolutionsChecks({ verbose: true }));
   return stack;
+}
+
+/** `-c rulesAuth=apiKey|iam|<Cognito user pool ARN>` (default apiKey). */
+export function rulesWriteAuthFrom(value: unknown): RulesWriteAuth {
+  if (value === undefined || value === "apiKey") return "apiKey";
+  if (value === "iam") return "iam";
+  if (typeof value === "string" && value.startsWith("arn:") && value.includes(":userpool/"))
+    return { cognitoUserPoolArn: value };
+  throw new Error(`rulesAuth must be apiKey, iam or a Cognito user pool ARN, not '${String(value)}'`);
 }

@@ -2,14 +2,26 @@ import { CfnOutput, Duration, Stack, type StackProps } from "aws-cdk-lib";
 import {
   AccessLogFormat,
   ApiKeySourceType,
+  AuthorizationType,
+  CognitoUserPoolsAuthorizer,
   Cors,
+  JsonSchemaVersion,
   LambdaIntegration,
   LogGroupLogDestination,
   MethodLoggingLevel,
+  type MethodOptions,
+  Model,
   Period,
   RequestValidator,
+  ResponseType,
   RestApi,
 } from "aws-cdk-lib/aws-apigateway";
+import {
+  WebSocketApi,
+  LogGroupLogDestination as WebSocketLogDestination,
+  WebSocketStage,
+} from "aws-cdk-lib/aws-apigatewayv2";
+import { WebSocketLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
 import { CfnWorkGroup } from "aws-cdk-lib/aws-athena";
 import {
   Alarm,
@@ -21,6 +33,7 @@ import {
   TreatMissingData,
 } from "aws-cdk-lib/aws-cloudwatch";
 import { SnsAction } from "aws-cdk-lib/aws-cloudwatch-actions";
+import { UserPool } from "aws-cdk-lib/aws-cognito";
 import { AttributeType, BillingMode, StreamViewType, Table, TableEncryption } from "aws-cdk-lib/aws-dynamodb";
 import {
   FlowLogDestination,
@@ -30,27 +43,43 @@ import {
   Vpc,
 } from "aws-cdk-lib/aws-ec2";
 import { CfnDatabase, CfnTable } from "aws-cdk-lib/aws-glue";
-import { PolicyStatement } from "aws-cdk-lib/aws-iam";
+import { PolicyStatement, ServicePrincipal } from "aws-cdk-lib/aws-iam";
 import { Key } from "aws-cdk-lib/aws-kms";
 import { CfnEventSourceMapping, StartingPosition } from "aws-cdk-lib/aws-lambda";
-import { DynamoEventSource } from "aws-cdk-lib/aws-lambda-event-sources";
+import { DynamoEventSource, SqsDlq } from "aws-cdk-lib/aws-lambda-event-sources";
 import { LogGroup } from "aws-cdk-lib/aws-logs";
 import { BlockPublicAccess, Bucket, BucketEncryption, StorageClass } from "aws-cdk-lib/aws-s3";
 import { Topic } from "aws-cdk-lib/aws-sns";
+import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
+import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
+import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
+import { eventBatchJsonSchema } from "../lib/contract/json-schema.ts";
 import {
   api as apiSettings,
   buckets,
+  corsHeaders,
   eventSourceMappings,
   type FunctionName,
+  type FunctionSpec,
   functions,
   routes,
   type TableSpec,
   tableStreamMappings,
   tables,
   topics,
+  webSocketApi,
 } from "../lib/topology.ts";
-import { consumeFrom, produceTo, useBucket, useKafkaCluster, useTable } from "./constructs/grants.ts";
+import {
+  consumeFrom,
+  manageConnections,
+  observeTopic,
+  produceTo,
+  suppressBucketWildcards,
+  useBucket,
+  useKafkaCluster,
+  useTable,
+} from "./constructs/grants.ts";
 import { type KafkaAccess, KafkaCluster, SelfManagedKafka } from "./constructs/kafka-cluster.ts";
 import { TidemarkFunction } from "./constructs/tidemark-function.ts";
 import type { StageConfig } from "./stages.ts";
@@ -68,7 +97,17 @@ export interface TidemarkStackProps extends StackProps {
    * whose MSK emulation is licensed-only. @default MSK Serverless
    */
   readonly selfManagedKafkaBrokers?: readonly string[];
+  /** Email address subscribed to the alarm topic (`-c alarmEmail=…`). @default no subscription */
+  readonly alarmEmail?: string;
+  /**
+   * Who may call the write routes of `/rules` (POST, PUT, DELETE): API key only (`apiKey`),
+   * SigV4-signed IAM principals (`iam`), or users of this Cognito user pool
+   * (`{ cognitoUserPoolArn }`); the API key stays required on top. @default "apiKey"
+   */
+  readonly rulesWriteAuth?: RulesWriteAuth;
 }
+
+export type RulesWriteAuth = "apiKey" | "iam" | { readonly cognitoUserPoolArn: string };
 
 const ATTRIBUTE_TYPES = { S: AttributeType.STRING, N: AttributeType.NUMBER } as const;
 
@@ -183,14 +222,18 @@ export class TidemarkStack extends Stack {
     });
 
     // Glue table over the archive with partition projection (no crawler, no MSCK REPAIR).
+    // Athena reads catalog names in lowercase and needs hyphenated ones quoted; CloudFormation's
+    // generated names have hyphens and mixed case (Athena docs, "Names for tables, databases and
+    // columns": only lowercase letters, numbers and underscores). Named from the stage instead.
     const database = new CfnDatabase(this, "GlueDatabase", {
       catalogId: this.account,
-      databaseInput: { description: "Tidemark event archive" },
+      databaseInput: { name: glueName(`tidemark_${stage.name}`), description: "Tidemark event archive" },
     });
     const eventsTable = new CfnTable(this, "GlueEventsTable", {
       catalogId: this.account,
       databaseName: database.ref,
       tableInput: {
+        name: "events",
         description: "Archived events (NDJSON.gz), Hive partitions projected",
         tableType: "EXTERNAL_TABLE",
         parameters: {
@@ -257,6 +300,7 @@ export class TidemarkStack extends Stack {
     ][]) {
       const f = new TidemarkFunction(this, `${pascal(name)}Function`, {
         spec,
+        ...("reservedConcurrency" in spec ? { reservedConcurrency: spec.reservedConcurrency } : {}),
         vpc,
         securityGroups: [clientSecurityGroup],
         logRetention: stage.logRetention,
@@ -264,7 +308,8 @@ export class TidemarkStack extends Stack {
       });
       this.functions.set(name, f);
       for (const key of spec.tables) {
-        const writes = name === "aggregate" || name === "rules";
+        // Every user of the connections table writes it (connect, subscribe, delete when gone).
+        const writes = name === "aggregate" || name === "rules" || key === "connections";
         useTable(f.fn, tableConstructs[key], tables[key], writes ? "readWrite" : "read");
       }
       for (const key of spec.buckets) {
@@ -277,6 +322,7 @@ export class TidemarkStack extends Stack {
         );
       }
       for (const key of spec.produces) produceTo(f.fn, cluster, key, topics[key]);
+      for (const key of (spec as FunctionSpec).observes ?? []) observeTopic(f.fn, cluster, key, topics[key]);
     }
     // GET /events runs Athena over the Glue table.
     const eventsFn = this.fn("events");
@@ -285,6 +331,7 @@ export class TidemarkStack extends Stack {
     eventsFn.addEnvironment("ATHENA_DATABASE", database.ref);
     eventsFn.addEnvironment("ATHENA_TABLE", eventsTable.ref);
     athenaResults.grantReadWrite(eventsFn);
+    suppressBucketWildcards(eventsFn);
     eventsFn.addToRolePolicy(
       new PolicyStatement({
         actions: [
@@ -319,7 +366,7 @@ export class TidemarkStack extends Stack {
       const target = this.fn(spec.function);
       consumeFrom(target, cluster, topics[spec.topic], spec.consumerGroup);
       produceTo(target, cluster, spec.onFailure, topics[spec.onFailure]);
-      new CfnEventSourceMapping(this, spec.id, {
+      const mapping = new CfnEventSourceMapping(this, spec.id, {
         functionName: target.functionName,
         ...cluster.eventSource(spec.consumerGroup),
         topics: [topics[spec.topic].name],
@@ -331,8 +378,21 @@ export class TidemarkStack extends Stack {
         destinationConfig: { onFailure: { destination: `kafka://${topics[spec.onFailure].name}` } },
         ...(spec.reportBatchItemFailures ? { functionResponseTypes: ["ReportBatchItemFailures"] } : {}),
       });
+      // A mapping created before its topic exists fails to enable (Lambda checks the topic when
+      // it starts polling), so it waits for the topics custom resource.
+      if (cluster.topicsReady) mapping.node.addDependency(cluster.topicsReady);
     }
-    // DynamoDB stream mappings (the stats publisher).
+    // DynamoDB stream mappings (the stats publisher). A stream batch that still fails after its
+    // retries is skipped; its metadata (shard, sequence range) goes to an SQS queue so it can be
+    // inspected and replayed (Lambda docs, "Retaining discarded batches for a DynamoDB event source").
+    const streamFailures = new Queue(this, "StreamFailuresQueue", {
+      encryption: QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    NagSuppressions.addResourceSuppressions(streamFailures, [
+      { id: "AwsSolutions-SQS3", reason: "This queue is itself the on-failure destination (a DLQ)." },
+    ]);
     for (const spec of tableStreamMappings) {
       this.fn(spec.function).addEventSource(
         new DynamoEventSource(tableConstructs[spec.table], {
@@ -341,9 +401,65 @@ export class TidemarkStack extends Stack {
           maxBatchingWindow: Duration.seconds(spec.maximumBatchingWindowSeconds),
           retryAttempts: spec.maximumRetryAttempts,
           reportBatchItemFailures: spec.reportBatchItemFailures,
+          onFailure: new SqsDlq(streamFailures),
         }),
       );
     }
+
+    // Live-stats WebSocket API: the topology's routes, each a Lambda proxy integration.
+    const liveApi = new WebSocketApi(this, "LiveApi", {
+      description: "Tidemark live statistics: subscribe and receive analytics.stats updates",
+      routeSelectionExpression: webSocketApi.routeSelectionExpression,
+    });
+    for (const route of webSocketApi.routes) {
+      const id = pascal(route.routeKey.replace(/^\$/, ""));
+      const added = liveApi.addRoute(route.routeKey, {
+        integration: new WebSocketLambdaIntegration(`${id}Integration`, this.fn(route.function)),
+      });
+      NagSuppressions.addResourceSuppressions(added, [
+        {
+          id: "AwsSolutions-APIG4",
+          reason:
+            "Live stats carry only aggregates (no event payloads) and the stage is throttled; an authorizer on $connect is listed as open work in docs/live-stats.md.",
+        },
+      ]);
+    }
+    const liveStage = new WebSocketStage(this, "LiveStage", {
+      webSocketApi: liveApi,
+      stageName: webSocketApi.stageName,
+      autoDeploy: true,
+      throttle: { rateLimit: apiSettings.throttleRateLimit, burstLimit: apiSettings.throttleBurstLimit },
+      accessLogSettings: {
+        destination: new WebSocketLogDestination(
+          new LogGroup(this, "LiveApiAccessLogs", {
+            retention: stage.logRetention,
+            removalPolicy: stage.removalPolicy,
+          }),
+        ),
+      },
+    });
+    for (const [name, spec] of Object.entries(functions) as [FunctionName, FunctionSpec][]) {
+      if (!spec.postsToConnections) continue;
+      const fn = this.fn(name);
+      manageConnections(fn, liveStage);
+      if (fn.role)
+        NagSuppressions.addResourceSuppressions(
+          fn.role,
+          [
+            {
+              id: "AwsSolutions-IAM5",
+              reason:
+                "PostToConnection/DeleteConnection on this stage's @connections/*: connection ids exist only at run time.",
+              appliesTo: [
+                { regex: "/^Resource::arn:<AWS::Partition>:execute-api:.*\\/@connections\\/\\*$/" },
+              ],
+            },
+          ],
+          true,
+        );
+    }
+    // The dashboard page tells the browser where to connect.
+    this.fn("dashboard").addEnvironment(webSocketApi.urlEnvVar, liveStage.url);
 
     // REST API: the topology's routes, stage throttling, API keys, access logs.
     const accessLogGroup = new LogGroup(this, "ApiAccessLogs", {
@@ -373,19 +489,109 @@ export class TidemarkStack extends Stack {
         maxAge: Duration.seconds(apiSettings.cors.maxAgeSeconds),
       },
     });
+    // API Gateway's own answers (bad body, missing key, throttling, integration failure) carry
+    // the CORS headers and the API's one error shape too, not only the function's responses
+    // (API Gateway docs, "Enabling CORS for a REST API resource": gateway responses need the
+    // headers set on them).
+    const gatewayCors = Object.fromEntries(Object.entries(corsHeaders()).map(([k, v]) => [k, `'${v}'`]));
+    // `$context.error.messageString` is the gateway's message already JSON-quoted.
+    const gatewayResponses = [
+      [ResponseType.DEFAULT_4XX, "bad_request"],
+      [ResponseType.DEFAULT_5XX, "internal_error"],
+      [ResponseType.BAD_REQUEST_BODY, "invalid_body"],
+      [ResponseType.THROTTLED, "too_many_requests"],
+      [ResponseType.QUOTA_EXCEEDED, "quota_exceeded"],
+      [ResponseType.REQUEST_TOO_LARGE, "payload_too_large"],
+    ] as const;
+    for (const [type, code] of gatewayResponses) {
+      restApi.addGatewayResponse(`Gateway${type.responseType}`, {
+        type,
+        responseHeaders: gatewayCors,
+        templates: {
+          "application/json": `{"error":{"code":"${code}","message":$context.error.messageString}}`,
+        },
+      });
+    }
     const validator = new RequestValidator(this, "ApiRequestValidator", {
       restApi,
       validateRequestBody: true,
       validateRequestParameters: true,
     });
+    // POST /events bodies are checked against the event batch's JSON Schema (generated from the
+    // zod contract) before a Lambda runs; the handler still reports every problem by index.
+    const eventBatchModel = new Model(this, "EventBatchModel", {
+      restApi,
+      contentType: "application/json",
+      description: "One event, an array of events, or {events: [...]} (from lib/contract/event.ts)",
+      schema: { schema: JsonSchemaVersion.DRAFT4, ...eventBatchJsonSchema() },
+    });
+    const rulesAuth = props.rulesWriteAuth ?? "apiKey";
+    const rulesWriteOptions: MethodOptions =
+      rulesAuth === "apiKey"
+        ? {}
+        : rulesAuth === "iam"
+          ? { authorizationType: AuthorizationType.IAM }
+          : {
+              authorizationType: AuthorizationType.COGNITO,
+              authorizer: new CognitoUserPoolsAuthorizer(this, "RulesAuthorizer", {
+                cognitoUserPools: [
+                  UserPool.fromUserPoolArn(this, "RulesUserPool", rulesAuth.cognitoUserPoolArn),
+                ],
+              }),
+            };
     for (const route of routes) {
-      restApi.root
+      const isRulesWrite = route.path.startsWith("/rules") && route.method !== "GET";
+      const method = restApi.root
         .resourceForPath(route.path)
         .addMethod(route.method, new LambdaIntegration(this.fn(route.function)), {
           apiKeyRequired: route.apiKeyRequired,
           requestValidator: validator,
+          ...(route.method === "POST" && route.path === "/events"
+            ? { requestModels: { "application/json": eventBatchModel } }
+            : {}),
+          ...(isRulesWrite ? rulesWriteOptions : {}),
         });
+      if (!route.apiKeyRequired) {
+        NagSuppressions.addResourceSuppressions(method, [
+          { id: "AwsSolutions-APIG4", reason: `${route.path} is public by design (no data, no writes).` },
+          { id: "AwsSolutions-COG4", reason: `${route.path} is public by design (no data, no writes).` },
+        ]);
+      } else if (!isRulesWrite || rulesAuth === "apiKey") {
+        NagSuppressions.addResourceSuppressions(method, [
+          {
+            id: "AwsSolutions-APIG4",
+            reason: "Machine-to-machine clients authenticate with an API key and usage plan.",
+          },
+          {
+            id: "AwsSolutions-COG4",
+            reason:
+              "Machine-to-machine clients use API keys; a Cognito authorizer is offered for /rules writes.",
+          },
+        ]);
+      } else if (rulesAuth === "iam") {
+        NagSuppressions.addResourceSuppressions(method, [
+          { id: "AwsSolutions-COG4", reason: "IAM (SigV4) authorization is chosen for /rules writes." },
+        ]);
+      }
     }
+    NagSuppressions.addResourceSuppressions(
+      restApi,
+      [
+        {
+          id: "AwsSolutions-IAM4",
+          reason: "API Gateway's account-level logging role uses AWS's AmazonAPIGatewayPushToCloudWatchLogs.",
+          appliesTo: [
+            "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AmazonAPIGatewayPushToCloudWatchLogs",
+          ],
+        },
+        {
+          id: "AwsSolutions-APIG3",
+          reason:
+            "WAF is left to the deployer (cost, rule choice); stage throttling and usage plans limit abuse.",
+        },
+      ],
+      true,
+    );
     const plan = restApi.addUsagePlan("UsagePlan", {
       description: "Default plan for Tidemark API clients",
       throttle: { rateLimit: apiSettings.throttleRateLimit, burstLimit: apiSettings.throttleBurstLimit },
@@ -400,13 +606,29 @@ export class TidemarkStack extends Stack {
       enableKeyRotation: true,
       removalPolicy: stage.removalPolicy,
     });
+    // CloudWatch publishes to an encrypted topic only if the key lets it (SNS docs, "Configure
+    // AWS KMS permissions for AWS services": CloudWatch needs kms:Decrypt and kms:GenerateDataKey*).
+    alarmKey.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions: ["kms:Decrypt", "kms:GenerateDataKey*"],
+        resources: ["*"],
+      }),
+    );
     const alarmTopic = new Topic(this, "AlarmTopic", { masterKey: alarmKey, enforceSSL: true });
-    const alarm = (id: string, metric: Metric, threshold: number, description: string) => {
+    if (props.alarmEmail) alarmTopic.addSubscription(new EmailSubscription(props.alarmEmail));
+    const alarm = (
+      id: string,
+      metric: Metric,
+      threshold: number,
+      description: string,
+      comparisonOperator = ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    ) => {
       const a = new Alarm(this, id, {
         metric,
         threshold,
         evaluationPeriods: 1,
-        comparisonOperator: ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        comparisonOperator,
         treatMissingData: TreatMissingData.NOT_BREACHING,
         alarmDescription: description,
       });
@@ -439,14 +661,32 @@ export class TidemarkStack extends Stack {
     lagMetrics.forEach((m, i) => {
       alarm(`${eventSourceMappings[i]?.id}OffsetLagAlarm`, m, 100_000, "consumer falling behind events.raw");
     });
+    // MessagesInPerSec is a rate: one dead letter in a minute averages far below 1/s, so the alarm
+    // fires on any non-zero value instead of comparing the rate with 1.
     const deadLetters = new Metric({
       namespace: "AWS/Kafka",
       metricName: "MessagesInPerSec",
       dimensionsMap: { "Cluster Name": cluster.clusterName ?? "self-managed", Topic: topics.deadLetter.name },
-      statistic: "Sum",
-      period: Duration.minutes(5),
+      statistic: "Maximum",
+      period: Duration.minutes(1),
     });
-    alarm("DeadLetterAlarm", deadLetters, 1, "records reached the dead-letter topic");
+    alarm(
+      "DeadLetterAlarm",
+      deadLetters,
+      0,
+      "records reached the dead-letter topic",
+      ComparisonOperator.GREATER_THAN_THRESHOLD,
+    );
+    alarm(
+      "StreamFailuresAlarm",
+      streamFailures.metricApproximateNumberOfMessagesVisible({
+        period: Duration.minutes(1),
+        statistic: "Maximum",
+      }),
+      0,
+      "a stats-publisher stream batch was discarded after its retries",
+      ComparisonOperator.GREATER_THAN_THRESHOLD,
+    );
     const dashboard = new Dashboard(this, "Dashboard", { defaultInterval: Duration.hours(3) });
     dashboard.addWidgets(
       new TextWidget({ markdown: `# Tidemark (${stage.name})`, width: 24, height: 1 }),
@@ -466,6 +706,10 @@ export class TidemarkStack extends Stack {
       value: apiKey.keyId,
       description: "aws apigateway get-api-key --include-value --api-key <id> prints the key",
     });
+    new CfnOutput(this, "LiveUrl", {
+      value: liveStage.url,
+      description: 'Live statistics WebSocket: send {"action":"subscribe"} (docs/live-stats.md)',
+    });
     new CfnOutput(this, "ArchiveBucketName", { value: archive.bucketName });
     if (cluster instanceof KafkaCluster)
       new CfnOutput(this, "KafkaClusterArn", { value: cluster.clusterArn });
@@ -477,6 +721,11 @@ export class TidemarkStack extends Stack {
     if (!f) throw new Error(`function ${name} is not defined`);
     return f.fn;
   }
+}
+
+/** Glue/Athena catalog names: lowercase letters, digits and underscores only. */
+function glueName(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9_]/g, "_");
 }
 
 function pascal(s: string): string {

@@ -11,10 +11,12 @@
  */
 
 /**
- * The topics' `max.message.bytes` (a record batch per partition must fit): producers cut their
- * requests by it, and both wirings create the topics with it (Kafka's default, 1 MiB).
+ * The topics' `max.message.bytes` (a partition's record batch in one produce request must fit):
+ * every producer cuts its requests by it (lib/adapters/kafka-batches.ts), and both wirings create
+ * the topics with it. 8 MiB is MSK Serverless's maximum; Kafka's default (1 MiB) would make a
+ * legal POST /events (10,000 events of one user, up to 10 MB) unpublishable.
  */
-export const MAX_MESSAGE_BYTES = 1_048_576;
+export const MAX_MESSAGE_BYTES = 8 * 1_048_576;
 
 /** Kafka topics. Partition counts matter: each `events.raw` partition has exactly one writer per aggregate item. */
 export const topics = {
@@ -88,6 +90,16 @@ export const tables = {
     sortKey: { name: "sk", type: "S" },
     ttlAttribute: "expires_at",
   },
+  /**
+   * Open WebSocket connections of the live-stats API and what each subscribed to. Few items (one
+   * per open dashboard), read whole by the broadcaster; TTL removes connections that ended without
+   * a `$disconnect` (API Gateway closes every connection after 2 h).
+   */
+  connections: {
+    envVar: "CONNECTIONS_TABLE",
+    partitionKey: { name: "connection_id", type: "S" },
+    ttlAttribute: "expires_at",
+  },
 } as const satisfies Record<string, TableSpec>;
 
 export interface BucketSpec {
@@ -119,7 +131,11 @@ export type FunctionName =
   | "openapi"
   | "aggregate"
   | "archive"
-  | "publish";
+  | "publish"
+  | "wsConnection"
+  | "wsSubscribe"
+  | "broadcast"
+  | "dashboard";
 
 export interface FunctionSpec {
   /** Module path relative to the repository root; exports `handler`. */
@@ -131,6 +147,21 @@ export interface FunctionSpec {
   readonly buckets: readonly (keyof typeof buckets)[];
   /** Topics the function produces to (read access for consumers comes from its mapping). */
   readonly produces: readonly (keyof typeof topics)[];
+  /**
+   * Concurrency reserved for the function in AWS, so that an ingest spike cannot take the
+   * account's whole pool and starve the stream consumers. @default none (shares the pool)
+   */
+  readonly reservedConcurrency?: number;
+  /** Topics whose size (record count, from offsets) the function reads, without reading records. */
+  readonly observes?: readonly (keyof typeof topics)[];
+  /** Posts to WebSocket clients through the live-stats API's `@connections` management endpoint. */
+  readonly postsToConnections?: boolean;
+  /**
+   * Files the handler serves as they are, by file name: npm module paths (`uplot/dist/uPlot.esm.js`)
+   * or repository paths (`./web/…`). Copied into the Lambda bundle's `assets/` in AWS; read from
+   * the repository and `node_modules` locally.
+   */
+  readonly assets?: readonly string[];
 }
 
 /** Lambda functions: one module each under `functions/`, the same module locally and in AWS. */
@@ -179,6 +210,7 @@ export const functions = {
     tables: ["aggregates"],
     buckets: ["archive"],
     produces: [],
+    observes: ["deadLetter"],
   },
   openapi: {
     entry: "functions/openapi.ts",
@@ -197,6 +229,8 @@ export const functions = {
     tables: ["aggregates", "rules", "streamState"],
     buckets: [],
     produces: ["eventsLate", "analyticsStats"],
+    // A Kafka mapping invokes at most one batch per partition at a time.
+    reservedConcurrency: topics.eventsRaw.partitions,
   },
   archive: {
     entry: "functions/archive.ts",
@@ -206,6 +240,7 @@ export const functions = {
     tables: [],
     buckets: ["archive"],
     produces: ["deadLetter"],
+    reservedConcurrency: topics.eventsRaw.partitions,
   },
   publish: {
     entry: "functions/publish.ts",
@@ -215,6 +250,54 @@ export const functions = {
     tables: ["aggregates"],
     buckets: [],
     produces: ["analyticsStats"],
+    // One concurrent batch per stream shard (parallelization factor 1); room for a few shards.
+    reservedConcurrency: 8,
+  },
+  wsConnection: {
+    entry: "functions/ws-connection.ts",
+    description: "live-stats WebSocket $connect/$disconnect: records and forgets connections",
+    memoryMb: 256,
+    timeoutSeconds: 5,
+    tables: ["connections"],
+    buckets: [],
+    produces: [],
+  },
+  wsSubscribe: {
+    entry: "functions/ws-subscribe.ts",
+    description: "live-stats WebSocket subscribe: stores which rule ids / event types a connection wants",
+    memoryMb: 256,
+    timeoutSeconds: 5,
+    tables: ["connections"],
+    buckets: [],
+    produces: [],
+    postsToConnections: true,
+  },
+  broadcast: {
+    entry: "functions/broadcast.ts",
+    description: "analytics.stats consumer: pushes matching stats messages to subscribed WebSocket clients",
+    memoryMb: 512,
+    timeoutSeconds: 30,
+    tables: ["connections", "rules"],
+    buckets: [],
+    produces: [],
+    postsToConnections: true,
+    reservedConcurrency: topics.analyticsStats.partitions,
+  },
+  dashboard: {
+    entry: "functions/dashboard.ts",
+    description: "GET /dashboard: the live dashboard page and its static ES modules",
+    memoryMb: 256,
+    timeoutSeconds: 5,
+    tables: [],
+    buckets: [],
+    produces: [],
+    assets: [
+      "./web/dashboard.html",
+      "./web/dashboard.js",
+      "./web/dashboard.css",
+      "uplot/dist/uPlot.esm.js",
+      "uplot/dist/uPlot.min.css",
+    ],
   },
 } as const satisfies Record<FunctionName, FunctionSpec>;
 
@@ -241,7 +324,40 @@ export const routes = [
   { method: "DELETE", path: "/rules/{rule_id}", function: "rules", apiKeyRequired: true },
   { method: "GET", path: "/health", function: "health", apiKeyRequired: false },
   { method: "GET", path: "/openapi.json", function: "openapi", apiKeyRequired: false },
+  // The page and its static modules hold no data; the page reads /stats and /rules with the user's key.
+  { method: "GET", path: "/dashboard", function: "dashboard", apiKeyRequired: false },
+  { method: "GET", path: "/dashboard/{asset}", function: "dashboard", apiKeyRequired: false },
 ] as const satisfies readonly RouteSpec[];
+
+export interface WebSocketRouteSpec {
+  /** `$connect`, `$disconnect`, or the value of the message's `action` field. */
+  readonly routeKey: string;
+  readonly function: FunctionName;
+}
+
+/**
+ * The live-stats WebSocket API (API Gateway WebSocket API in AWS, `local/websocket-gateway.ts`
+ * on one machine). Clients send `{"action":"subscribe",…}` and receive matching `analytics.stats`
+ * messages (docs/live-stats.md).
+ */
+export const webSocketApi = {
+  /** API Gateway's route selection: the `action` field of a JSON message picks the route. */
+  routeSelectionExpression: "$request.body.action",
+  stageName: "live",
+  /** API Gateway closes a connection after 2 h at the latest; its item expires then too. */
+  connectionTtlSeconds: 2 * 3600,
+  /** Locally the WebSocket server (and `@connections`) listens on the API's port + this (`WS_PORT` overrides). */
+  localPortOffset: 1,
+  /** Environment variable with the `@connections` management endpoint (the stage's callback URL). */
+  managementEndpointEnvVar: "LIVE_MANAGEMENT_ENDPOINT",
+  /** Environment variable with the `wss://` URL clients connect to (the dashboard needs it). */
+  urlEnvVar: "LIVE_WEBSOCKET_URL",
+  routes: [
+    { routeKey: "$connect", function: "wsConnection" },
+    { routeKey: "$disconnect", function: "wsConnection" },
+    { routeKey: "subscribe", function: "wsSubscribe" },
+  ],
+} as const satisfies { readonly routes: readonly WebSocketRouteSpec[] } & Record<string, unknown>;
 
 /** API-wide settings: API Gateway stage throttling and limits, mirrored by the local gateway. */
 export const api = {
@@ -249,8 +365,21 @@ export const api = {
   throttleRateLimit: 5_000,
   /** Token-bucket burst size. */
   throttleBurstLimit: 2_000,
-  /** API Gateway's hard payload limit (10 MB). */
-  maxPayloadBytes: 10 * 1024 * 1024,
+  /**
+   * Payload limits: one fact for both wirings. A REST API buffers up to 10 MB, but a Lambda proxy
+   * integration invokes the function synchronously, and Lambda caps a synchronous invocation's
+   * request and response at 6 MB each (Lambda docs, "Lambda quotas": invocation payload) — the
+   * whole proxy event or result, in which the body is a JSON-escaped string next to headers and
+   * context. Bodies are therefore held to 5 MiB, which leaves room for that envelope.
+   */
+  payload: {
+    /** Lambda's synchronous invocation payload quota (request and response alike). */
+    lambdaInvokeBytes: 6 * 1024 * 1024,
+    /** Largest request body; larger ones get 413 (checked by every handler). */
+    maxRequestBodyBytes: 5 * 1024 * 1024,
+    /** Largest response body; GET /events shortens its page to stay under it. */
+    maxResponseBodyBytes: 5 * 1024 * 1024,
+  },
   cors: {
     allowOrigins: ["*"],
     allowMethods: ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
@@ -258,6 +387,19 @@ export const api = {
     maxAgeSeconds: 600,
   },
 } as const;
+
+/**
+ * The CORS headers every response carries (preflight, handler results, and the gateway's own
+ * errors): a browser drops a response without them, including the error it should show.
+ */
+export function corsHeaders(): Record<string, string> {
+  return {
+    "access-control-allow-origin": api.cors.allowOrigins.join(","),
+    "access-control-allow-methods": api.cors.allowMethods.join(","),
+    "access-control-allow-headers": api.cors.allowHeaders.join(","),
+    "access-control-max-age": String(api.cors.maxAgeSeconds),
+  };
+}
 
 export interface EventSourceMappingSpec {
   /** Stable id: construct id in CDK, consumer group suffix locally. */
@@ -302,6 +444,21 @@ export const eventSourceMappings = [
     maximumBatchingWindowSeconds: 1,
     startingPosition: "TRIM_HORIZON",
     maximumRetryAttempts: 5,
+    onFailure: "deadLetter",
+    reportBatchItemFailures: true,
+  },
+  {
+    // Live stats to WebSocket clients. LATEST: a client wants what changes from now on, not a
+    // replay of the topic's day. Posting failures are handled per connection, so a batch fails
+    // only when DynamoDB does; one retry, then it goes the dead-letter way like any failed batch.
+    id: "BroadcastStats",
+    function: "broadcast",
+    topic: "analyticsStats",
+    consumerGroup: "tidemark-broadcast",
+    batchSize: 500,
+    maximumBatchingWindowSeconds: 0,
+    startingPosition: "LATEST",
+    maximumRetryAttempts: 1,
     onFailure: "deadLetter",
     reportBatchItemFailures: true,
   },

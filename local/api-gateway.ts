@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from "aws-lambda";
 import { type ApiError, toErrorBody } from "../lib/contract/errors.ts";
-import { api, type RouteSpec, routes } from "../lib/topology.ts";
+import { api, corsHeaders, type RouteSpec, routes } from "../lib/topology.ts";
 import { LambdaTimeoutError, type LocalFunction } from "./lambda-runtime.ts";
 
 /**
@@ -53,15 +53,6 @@ export class TokenBucket {
     this.#tokens -= 1;
     return true;
   }
-}
-
-function corsHeaders(): Record<string, string> {
-  return {
-    "access-control-allow-origin": api.cors.allowOrigins.join(","),
-    "access-control-allow-methods": api.cors.allowMethods.join(","),
-    "access-control-allow-headers": api.cors.allowHeaders.join(","),
-    "access-control-max-age": String(api.cors.maxAgeSeconds),
-  };
 }
 
 function sendError(res: ServerResponse, error: ApiError, headers: Record<string, string> = {}): void {
@@ -152,17 +143,10 @@ export class LocalApiGateway {
       );
       return;
     }
-    const body = await readBody(req, api.maxPayloadBytes);
+    // Nothing larger than Lambda's synchronous invocation quota can reach a function.
+    const body = await readBody(req, api.payload.lambdaInvokeBytes);
     if (body === "too_large") {
-      sendError(
-        res,
-        {
-          status: 413,
-          code: "payload_too_large",
-          message: `request body exceeds ${api.maxPayloadBytes} bytes`,
-        },
-        { connection: "close" },
-      );
+      sendError(res, invokeTooLarge(), { connection: "close" });
       return;
     }
     const match = route.pattern.exec(url.pathname);
@@ -172,6 +156,10 @@ export class LocalApiGateway {
       if (value !== undefined) pathParameters[name] = decodeURIComponent(value);
     });
     const event = toProxyEvent(req, url, route.spec, pathParameters, body);
+    if (Buffer.byteLength(JSON.stringify(event)) > api.payload.lambdaInvokeBytes) {
+      sendError(res, invokeTooLarge());
+      return;
+    }
     let result: APIGatewayProxyResult;
     try {
       result = (await this.#options.functionFor(route.spec).invoke(event)) as APIGatewayProxyResult;
@@ -186,6 +174,16 @@ export class LocalApiGateway {
       });
       return;
     }
+    // Lambda refuses a result over its quota; API Gateway answers that as a failed integration.
+    if (Buffer.byteLength(JSON.stringify(result)) > api.payload.lambdaInvokeBytes) {
+      this.#options.log?.(`[api] ${method} ${url.pathname}: response exceeds the Lambda payload quota`);
+      sendError(res, {
+        status: 502,
+        code: "integration_error",
+        message: "the function's response is too large",
+      });
+      return;
+    }
     const headers: Record<string, string> = { ...corsHeaders() };
     for (const [k, v] of Object.entries(result.headers ?? {})) headers[k.toLowerCase()] = String(v);
     const payload = result.isBase64Encoded
@@ -195,6 +193,14 @@ export class LocalApiGateway {
     res.writeHead(result.statusCode, headers);
     res.end(payload);
   }
+}
+
+function invokeTooLarge(): ApiError {
+  return {
+    status: 413,
+    code: "payload_too_large",
+    message: `request exceeds the ${api.payload.maxRequestBodyBytes}-byte body limit`,
+  };
 }
 
 async function readBody(req: IncomingMessage, limit: number): Promise<Buffer | "too_large"> {

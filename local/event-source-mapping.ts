@@ -1,6 +1,7 @@
 import type { MSKEvent, MSKRecord } from "aws-lambda";
 import type { Consumer, Kafka, KafkaMessage, Producer } from "kafkajs";
-import type { EventSourceMappingSpec } from "../lib/topology.ts";
+import { sendBounded } from "../lib/adapters/kafka-batches.ts";
+import { type EventSourceMappingSpec, MAX_MESSAGE_BYTES } from "../lib/topology.ts";
 
 /**
  * Emulates a Lambda event-source mapping for Amazon MSK on one machine, with AWS's delivery
@@ -35,6 +36,8 @@ export interface MappingOptions {
   /** Physical topic names. */
   readonly topic: string;
   readonly onFailureTopic: string;
+  /** The on-failure topic's max.message.bytes (a failed batch may need several requests). @default MAX_MESSAGE_BYTES */
+  readonly onFailureMaxMessageBytes?: number;
   readonly functionName: string;
   readonly invoke: (event: MSKEvent) => Promise<unknown>;
   /** Backoff before retry n (1-based). Default: 100 ms doubling, capped at 5 s. */
@@ -94,6 +97,14 @@ export class LocalEventSourceMapping {
       fromBeginning: this.#options.spec.startingPosition === "TRIM_HORIZON",
     });
     this.#running = true;
+    // As an enabled ESM does, consume from the moment start() returns: with LATEST, records
+    // produced before the group joined would otherwise be skipped.
+    const joined = new Promise<void>((resolve) => {
+      const off = this.#consumer.on(this.#consumer.events.GROUP_JOIN, () => {
+        off();
+        resolve();
+      });
+    });
     const partitionsConsumedConcurrently = 64;
     await this.#consumer.run({
       autoCommit: false,
@@ -116,6 +127,7 @@ export class LocalEventSourceMapping {
         }
       },
     });
+    await joined;
   }
 
   async stop(): Promise<void> {
@@ -213,24 +225,28 @@ export class LocalEventSourceMapping {
       `[esm ${spec.id}] ${topic}-${partition}: ${batch.length} record(s) sent to ${this.#options.onFailureTopic} after ${spec.maximumRetryAttempts} retries`,
     );
     this.stats.recordsSentToOnFailure += batch.length;
-    await this.#producer.send({
-      topic: this.#options.onFailureTopic,
-      acks: -1,
-      messages: batch.map((m) => ({
-        key: m.key,
-        value: m.value,
-        headers: {
-          ...m.headers,
-          "x-tidemark-source-topic": topic,
-          "x-tidemark-source-partition": String(partition),
-          "x-tidemark-source-offset": m.offset,
-          "x-tidemark-function": this.#options.functionName,
-          "x-tidemark-esm": spec.id,
-          "x-tidemark-error": reason.slice(0, 1000),
-          "x-tidemark-failed-at": new Date().toISOString(),
-        },
-      })),
-    });
+    await sendBounded(
+      this.#producer,
+      {
+        topic: this.#options.onFailureTopic,
+        acks: -1,
+        messages: batch.map((m) => ({
+          key: m.key,
+          value: m.value,
+          headers: {
+            ...m.headers,
+            "x-tidemark-source-topic": topic,
+            "x-tidemark-source-partition": String(partition),
+            "x-tidemark-source-offset": m.offset,
+            "x-tidemark-function": this.#options.functionName,
+            "x-tidemark-esm": spec.id,
+            "x-tidemark-error": reason.slice(0, 1000),
+            "x-tidemark-failed-at": new Date().toISOString(),
+          },
+        })),
+      },
+      this.#options.onFailureMaxMessageBytes ?? MAX_MESSAGE_BYTES,
+    );
   }
 }
 

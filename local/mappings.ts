@@ -1,6 +1,7 @@
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import type { DynamoDBStreamEvent, MSKEvent } from "aws-lambda";
 import { Kafka, logLevel } from "kafkajs";
+import { messageBytes } from "../lib/adapters/kafka-batches.ts";
 import { eventSourceMappings, tableStreamMappings, tables, topics } from "../lib/topology.ts";
 import { LocalEventSourceMapping } from "./event-source-mapping.ts";
 import { localFunction } from "./lambda-runtime.ts";
@@ -39,6 +40,7 @@ export async function startMappings(log: (line: string) => void): Promise<Runnin
         kafka,
         topic: topics[spec.topic].name,
         onFailureTopic: topics[spec.onFailure].name,
+        onFailureMaxMessageBytes: topics[spec.onFailure].maxMessageBytes,
         functionName: `tidemark-${spec.function}`,
         invoke: (event: MSKEvent) => fn.invoke(event),
         log,
@@ -58,13 +60,18 @@ export async function startMappings(log: (line: string) => void): Promise<Runnin
         region,
         invoke: (event: DynamoDBStreamEvent) => fn.invoke(event),
         onFailure: async (failure) => {
+          const destination = topics[spec.onFailure];
+          // The records ride along while they fit; the batch info alone lets them be re-read.
+          let value = JSON.stringify(failure);
+          if (messageBytes({ value }) + 1024 > destination.maxMessageBytes)
+            value = JSON.stringify({ ...failure, records: [], records_omitted: failure.records.length });
           await failureProducer.send({
-            topic: topics[spec.onFailure].name,
+            topic: destination.name,
             acks: -1,
             messages: [
               {
                 key: failure.DDBStreamBatchInfo.shardId,
-                value: JSON.stringify(failure),
+                value,
                 headers: { "tidemark-source": `dynamodb-stream:${spec.id}` },
               },
             ],

@@ -3,13 +3,30 @@ import { fileURLToPath } from "node:url";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { Kafka, logLevel } from "kafkajs";
-import { buckets, type FunctionName, type RouteSpec, tables, topicEnvVar, topics } from "../lib/topology.ts";
+import { z } from "zod";
+import {
+  addUsage,
+  emptyUsage,
+  type UsageSnapshot,
+  UsageSnapshotSchema,
+  usageMeter,
+} from "../lib/adapters/usage-meter.ts";
+import {
+  buckets,
+  type FunctionName,
+  type RouteSpec,
+  tables,
+  topicEnvVar,
+  topics,
+  webSocketApi,
+} from "../lib/topology.ts";
 import { LocalApiGateway } from "./api-gateway.ts";
 import { bootstrap, localNames } from "./bootstrap.ts";
 import type { LocalEventSourceMapping } from "./event-source-mapping.ts";
 import { type LocalFunction, localFunction } from "./lambda-runtime.ts";
 import { startMappings } from "./mappings.ts";
 import { type RunningServices, type ServiceEndpoints, startServices } from "./services/index.ts";
+import { LocalWebSocketGateway } from "./websocket-gateway.ts";
 
 /**
  * The whole pipeline on one machine: real services (Kafka, DynamoDB Local, S3 server), the
@@ -20,6 +37,8 @@ import { type RunningServices, type ServiceEndpoints, startServices } from "./se
 export interface LocalStackOptions {
   /** HTTP port of the local API Gateway (0 = any free port). */
   readonly port?: number;
+  /** Port of the live-stats WebSocket server and its `@connections` endpoint (0 = any free port; default: API port + 1). */
+  readonly webSocketPort?: number;
   /** Prefix of local table and bucket names. */
   readonly namePrefix?: string;
   /**
@@ -35,12 +54,34 @@ export interface LocalStackOptions {
 
 export interface LocalStack {
   readonly url: string;
+  /** `ws://` URL of the live-stats WebSocket API. */
+  readonly liveUrl: string;
+  readonly webSocket: LocalWebSocketGateway;
   readonly endpoints: ServiceEndpoints;
   readonly services: RunningServices;
   readonly mappings: ReadonlyMap<string, LocalEventSourceMapping>;
   readonly names: ReturnType<typeof localNames>;
+  /**
+   * DynamoDB units and S3 requests so far (`lib/adapters/usage-meter.ts`): this process (the API
+   * functions, and the mappings when inline) plus the mappings process, asked for a fresh snapshot.
+   */
+  usage(): Promise<UsageSnapshot>;
+  /** The same per process: the API functions' (`api`) and the consumers' (`mappings`). */
+  usageByProcess(): Promise<{ readonly api: UsageSnapshot; readonly mappings: UsageSnapshot }>;
+  /** RSS in bytes of this process (the API functions) and of the mappings process if there is one. */
+  memory(): Promise<{ readonly api: number; readonly mappings?: number }>;
   stop(): Promise<void>;
 }
+
+/** What the mappings process reports over IPC, every second and when asked (`usage?`). */
+export const MappingsProcessReportSchema = z.object({
+  kind: z.literal("usage"),
+  /** The request answered, if any. */
+  id: z.number().optional(),
+  usage: UsageSnapshotSchema,
+  rss: z.number(),
+});
+export type MappingsProcessReport = z.infer<typeof MappingsProcessReportSchema>;
 
 /** The environment every local function sees: what CDK sets in AWS, pointed at local services. */
 export function functionEnvironment(
@@ -101,17 +142,39 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       return f;
     };
 
+    // Before the mappings start: the broadcaster reads the management endpoint from its environment.
+    const apiPort = options.port ?? 3000;
+    const webSocket = new LocalWebSocketGateway({
+      port: options.webSocketPort ?? (apiPort === 0 ? 0 : apiPort + webSocketApi.localPortOffset),
+      functionFor: fn,
+      log,
+    });
+    const live = await webSocket.start();
+    started.push(webSocket);
+    process.env[webSocketApi.managementEndpointEnvVar] = live.managementEndpoint;
+    process.env[webSocketApi.urlEnvVar] = live.url;
+
     let mappings: ReadonlyMap<string, LocalEventSourceMapping> = new Map();
     const mode = options.mappings ?? "process";
-    if (mode === "process") started.push(await startMappingsProcess(log));
+    let child: MappingsProcess | undefined;
+    if (mode === "process") {
+      child = await startMappingsProcess(log);
+      started.push(child);
+    }
     if (mode === "inline") {
       const running = await startMappings(log);
       started.push(running);
       mappings = running.kafka;
     }
 
+    // Inline mappings share this process's meter: everything is reported under `api` then.
+    const usageByProcess = async () => ({
+      api: usageMeter.snapshot(),
+      mappings: child ? (await child.report()).usage : emptyUsage(),
+    });
+
     const gateway = new LocalApiGateway({
-      port: options.port ?? 3000,
+      port: apiPort,
       functionFor: (route: RouteSpec) => fn(route.function),
       log,
     });
@@ -120,10 +183,21 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     return {
       url,
+      liveUrl: live.url,
+      webSocket,
       endpoints,
       services,
       mappings,
       names,
+      usageByProcess,
+      async usage() {
+        const { api, mappings } = await usageByProcess();
+        return addUsage(api, mappings);
+      },
+      async memory() {
+        const api = process.memoryUsage().rss;
+        return child ? { api, mappings: (await child.report()).rss } : { api };
+      },
       async stop() {
         for (const s of started.reverse()) await s.stop().catch(() => undefined);
         if (ownsServices) await services.stop();
@@ -136,22 +210,51 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   }
 }
 
+interface MappingsProcess {
+  /** A fresh report (the last periodic one if the process does not answer within 2 s). */
+  report(): Promise<MappingsProcessReport>;
+  stop(): Promise<void>;
+}
+
 /** Forks `local/mappings-main.ts` with this process's (function) environment; resolves when it consumes. */
-async function startMappingsProcess(log: (line: string) => void): Promise<{ stop(): Promise<void> }> {
+async function startMappingsProcess(log: (line: string) => void): Promise<MappingsProcess> {
   const child = fork(fileURLToPath(new URL("./mappings-main.ts", import.meta.url)), [], {
     execArgv: ["--import", "tsx"],
     env: process.env,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  let last: MappingsProcessReport = { kind: "usage", usage: emptyUsage(), rss: 0 };
+  const waiting = new Map<number, (r: MappingsProcessReport) => void>();
+  let nextId = 0;
   await new Promise<void>((resolve, reject) => {
     child.on("message", (m: { kind: string; line?: string }) => {
       if (m.kind === "ready") resolve();
       if (m.kind === "log" && m.line) log(m.line);
+      if (m.kind === "usage") {
+        const parsed = MappingsProcessReportSchema.safeParse(m);
+        if (!parsed.success) return log(`mappings process: malformed usage report: ${parsed.error.message}`);
+        last = parsed.data;
+        if (last.id !== undefined) waiting.get(last.id)?.(last);
+      }
     });
     child.once("exit", (code) => reject(new Error(`event-source mappings process exited with ${code}`)));
   });
   return {
+    report() {
+      if (!child.connected) return Promise.resolve(last);
+      const id = nextId++;
+      return new Promise((resolve) => {
+        const done = (r: MappingsProcessReport) => {
+          clearTimeout(timer);
+          waiting.delete(id);
+          resolve(r);
+        };
+        const timer = setTimeout(() => done(last), 2_000);
+        waiting.set(id, done);
+        child.send({ kind: "usage?", id });
+      });
+    },
     async stop() {
       if (child.exitCode !== null) return;
       child.kill("SIGTERM");

@@ -5,12 +5,15 @@ import { startLocalStack } from "./stack.ts";
 const began = performance.now();
 const log = (line: string) => console.log(line);
 const port = Number(process.env.PORT ?? 3000);
+const webSocketPort = process.env.WS_PORT ? Number(process.env.WS_PORT) : undefined;
 
-const stack = await startLocalStack({ port, log });
+const stack = await startLocalStack({ port, log, ...(webSocketPort !== undefined ? { webSocketPort } : {}) });
 const seconds = ((performance.now() - began) / 1000).toFixed(1);
 console.log(`
 Tidemark is running (started in ${seconds} s)
   API        ${stack.url}   (try: curl ${stack.url}/health)
+  Dashboard  ${stack.url}/dashboard
+  Live stats ${stack.liveUrl}   (send {"action":"subscribe","rule_ids":[],"event_types":[]})
   Kafka      ${stack.endpoints.kafkaBrokers.join(",")}
   DynamoDB   ${stack.endpoints.dynamodbEndpoint}
   S3         ${stack.endpoints.s3Endpoint}

@@ -117,6 +117,23 @@ export class LocalTableStreamMapping {
           shard.iterator = res.NextShardIterator;
           if (!shard.iterator) shard.closed = true;
         } catch (error) {
+          if ((error as { name?: string }).name === "TrimmedDataAccessException") {
+            // The iterator points before the oldest record still kept: as Lambda does, resume at the
+            // trim horizon. DynamoDB Local also answers this for a LATEST iterator taken on a shard
+            // that was still empty, forever, so without this a fresh table is never delivered.
+            shard.iterator = (
+              await this.#o.client
+                .send(
+                  new GetShardIteratorCommand({
+                    StreamArn: this.#streamArn,
+                    ShardId: id,
+                    ShardIteratorType: "TRIM_HORIZON",
+                  }),
+                )
+                .catch(() => ({ ShardIterator: shard.iterator }))
+            ).ShardIterator;
+            continue;
+          }
           this.#o.log?.(`[stream ${this.#o.spec.id}] shard ${id}: ${String(error)}`);
         }
       }

@@ -2,12 +2,16 @@ import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import middy from "@middy/core";
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from "aws-lambda";
-import { type ApiError, internal, toErrorBody } from "../../lib/contract/errors.ts";
+import { type ApiError, internal, payloadTooLarge, toErrorBody } from "../../lib/contract/errors.ts";
+import { api, corsHeaders } from "../../lib/topology.ts";
 
 /** One logger per function module (service name from POWERTOOLS_SERVICE_NAME). */
 export const logger = new Logger({ serviceName: process.env.POWERTOOLS_SERVICE_NAME ?? "tidemark" });
 
-const jsonHeaders = { "content-type": "application/json" } as const;
+// With a Lambda proxy integration, API Gateway passes the function's headers through and adds
+// no CORS headers of its own (API Gateway docs, "Enabling CORS for a REST API resource": for
+// proxy integrations the backend must return Access-Control-Allow-Origin).
+const jsonHeaders = { "content-type": "application/json", ...corsHeaders() } as const;
 
 export function json(
   statusCode: number,
@@ -43,6 +47,14 @@ export function apiHandler(fn: ApiHandler) {
     .use(injectLambdaContext(logger))
     .handler(async (event, context) => {
       try {
+        // The body limit of lib/topology.ts, checked here so that AWS and the local gateway
+        // answer the same 413 (API Gateway itself would let up to 10 MB through).
+        const body = bodyText(event);
+        if (body !== undefined && Buffer.byteLength(body) > api.payload.maxRequestBodyBytes) {
+          return errorResponse(
+            payloadTooLarge(`request exceeds the ${api.payload.maxRequestBodyBytes}-byte body limit`),
+          );
+        }
         return await fn(event, context);
       } catch (error) {
         logger.error("unhandled error", { error: error as Error });

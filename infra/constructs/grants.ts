@@ -1,7 +1,15 @@
+import type { WebSocketStage } from "aws-cdk-lib/aws-apigatewayv2";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
 import type { Function as LambdaFunction } from "aws-cdk-lib/aws-lambda";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
-import { type TableSpec, type TopicSpec, topicEnvVar, type topics } from "../../lib/topology.ts";
+import { NagSuppressions } from "cdk-nag";
+import {
+  type TableSpec,
+  type TopicSpec,
+  topicEnvVar,
+  type topics,
+  webSocketApi,
+} from "../../lib/topology.ts";
 import type { KafkaAccess } from "./kafka-cluster.ts";
 
 /**
@@ -30,6 +38,33 @@ export function useBucket(
   if (access === "read") bucket.grantRead(fn, prefix);
   else bucket.grantReadWrite(fn, prefix);
   fn.addEnvironment(envVar, bucket.bucketName);
+  suppressBucketWildcards(fn);
+}
+
+/**
+ * CDK's bucket grants use action groups (s3:GetObject*, s3:List*, …) on `<bucket>/<prefix>*`:
+ * object keys are not known in advance, and the groups are the object-level actions only.
+ */
+export function suppressBucketWildcards(fn: LambdaFunction): void {
+  if (!fn.role) return;
+  NagSuppressions.addResourceSuppressions(
+    fn.role,
+    [
+      {
+        id: "AwsSolutions-IAM5",
+        reason: "Bucket grants: object-level action groups on keys under the granted prefix only.",
+        appliesTo: [
+          "Action::s3:GetObject*",
+          "Action::s3:GetBucket*",
+          "Action::s3:List*",
+          "Action::s3:DeleteObject*",
+          "Action::s3:Abort*",
+          { regex: "/^Resource::<[A-Za-z0-9]+Bucket[A-Za-z0-9]*\\.Arn>\\/.*\\*$/" },
+        ],
+      },
+    ],
+    true,
+  );
 }
 
 /** Connect to the Kafka cluster (every Kafka client needs this). */
@@ -48,7 +83,24 @@ export function produceTo(
   fn.addEnvironment(topicEnvVar(key), topic.name);
 }
 
+/** Read how many records one topic holds (its offsets), not the records. */
+export function observeTopic(
+  fn: LambdaFunction,
+  kafka: KafkaAccess,
+  key: keyof typeof topics,
+  topic: TopicSpec,
+): void {
+  kafka.grantDescribe(fn, topic.name);
+  fn.addEnvironment(topicEnvVar(key), topic.name);
+}
+
 /** What an event-source mapping's poller needs, through the function's role, for one topic and group. */
 export function consumeFrom(fn: LambdaFunction, kafka: KafkaAccess, topic: TopicSpec, group: string): void {
   kafka.grantConsume(fn, topic.name, group);
+}
+
+/** Post to (and delete) the live-stats API's WebSocket connections through its `@connections` endpoint. */
+export function manageConnections(fn: LambdaFunction, stage: WebSocketStage): void {
+  stage.grantManagementApiAccess(fn);
+  fn.addEnvironment(webSocketApi.managementEndpointEnvVar, stage.callbackUrl);
 }

@@ -1,5 +1,6 @@
 import type { Kafka, Message, Producer } from "kafkajs";
 import { CompressionTypes } from "kafkajs";
+import { messageBytes, sendBounded } from "./kafka-batches.ts";
 
 /** The ingest side's port: publish serialized events so that Kafka acknowledged every one. */
 export interface EventPublisher {
@@ -21,6 +22,7 @@ export class BrokerUnavailableError extends Error {
 
 interface Pending {
   readonly messages: readonly PublishMessage[];
+  readonly bytes: number;
   resolve(): void;
   reject(error: Error): void;
 }
@@ -29,6 +31,8 @@ export interface KafkaPublisherOptions {
   readonly topic: string;
   /** Upper bound of messages coalesced into one produce request. */
   readonly maxMessagesPerRequest?: number;
+  /** The topic's `max.message.bytes`: requests are cut so every partition's batch fits. */
+  readonly maxMessageBytes: number;
 }
 
 /**
@@ -41,6 +45,7 @@ export class KafkaEventPublisher implements EventPublisher {
   readonly #producer: Producer;
   readonly #topic: string;
   readonly #maxMessages: number;
+  readonly #maxBytes: number;
   #connected: Promise<void> | undefined;
   #queue: Pending[] = [];
   #flushing = false;
@@ -55,12 +60,14 @@ export class KafkaEventPublisher implements EventPublisher {
     });
     this.#topic = options.topic;
     this.#maxMessages = options.maxMessagesPerRequest ?? 50_000;
+    this.#maxBytes = options.maxMessageBytes;
   }
 
   publish(messages: readonly PublishMessage[]): Promise<void> {
     if (messages.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ messages, resolve, reject });
+      const bytes = messages.reduce((n, m) => n + messageBytes(m), 0);
+      this.#queue.push({ messages, bytes, resolve, reject });
       if (!this.#flushing) void this.#flush();
     });
   }
@@ -91,13 +98,13 @@ export class KafkaEventPublisher implements EventPublisher {
         }
         try {
           await this.#connect();
-          await this.#producer.send({
-            topic: this.#topic,
-            acks: -1,
-            timeout: 10_000,
-            compression: CompressionTypes.None,
-            messages,
-          });
+          // One request unless the coalesced messages exceed the topic's max.message.bytes (a
+          // single POST of 10,000 large events of one user can): then several, in order.
+          await sendBounded(
+            this.#producer,
+            { topic: this.#topic, acks: -1, timeout: 10_000, compression: CompressionTypes.None, messages },
+            this.#maxBytes,
+          );
           for (const pending of batch) pending.resolve();
         } catch (error) {
           const reason = error instanceof Error ? error.message : String(error);
@@ -115,12 +122,18 @@ export class KafkaEventPublisher implements EventPublisher {
   #takeBatch(): Pending[] {
     const batch: Pending[] = [];
     let count = 0;
+    let bytes = 0;
     while (this.#queue.length > 0) {
       const next = this.#queue[0];
       if (!next) break;
-      if (batch.length > 0 && count + next.messages.length > this.#maxMessages) break;
+      if (
+        batch.length > 0 &&
+        (count + next.messages.length > this.#maxMessages || bytes + next.bytes > this.#maxBytes)
+      )
+        break;
       batch.push(next);
       count += next.messages.length;
+      bytes += next.bytes;
       this.#queue.shift();
     }
     return batch;

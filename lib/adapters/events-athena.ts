@@ -30,6 +30,8 @@ export class AthenaEventsEngine implements EventsQueryEngine {
 
   async query(q: EventsSqlQuery): Promise<ArchivedEventRow[]> {
     const withTypes = q.eventType === undefined ? { ...q, eventTypes: await this.options.eventTypes() } : q;
+    // An empty archive has no event type to name, and Athena needs one (injected projection).
+    if (withTypes.eventType === undefined && withTypes.eventTypes?.length === 0) return [];
     const { sql, params } = buildEventsSql(`"${this.options.database}"."${this.options.table}"`, withTypes);
     const started = await this.athena.send(
       new StartQueryExecutionCommand({

@@ -27,6 +27,7 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
   async query(q: EventsSqlQuery): Promise<ArchivedEventRow[]> {
     const types =
       q.eventType !== undefined ? [q.eventType] : await listEventTypes(this.s3, this.bucket, this.prefix);
+    if (types.length === 0) return [];
     const hours = hoursBetween(q.from, q.to - 1).reverse();
     const rows: ArchivedEventRow[] = [];
     for (const { dt, hour } of hours) {
@@ -37,7 +38,7 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
       ).flat();
       if (keys.length === 0) continue;
       const files = await Promise.all(keys.map((k) => this.#localCopy(k)));
-      rows.push(...(await this.#run(files, { ...q, limit: q.limit - rows.length })));
+      rows.push(...(await this.#run(files, { ...q, eventTypes: types, limit: q.limit - rows.length })));
       if (rows.length >= q.limit) break;
     }
     return rows;

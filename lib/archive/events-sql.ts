@@ -1,7 +1,9 @@
 /**
- * The one SQL builder for GET /events, used by both query engines: Athena over the Glue table
- * in AWS and DuckDB over the archived objects locally. Parameters are positional (`?`), values
- * never spliced into the text.
+ * The one SQL builder for GET /events, used by both query engines: Athena (engine v3, Trino SQL)
+ * over the Glue table in AWS and DuckDB over the archived objects locally. Values are positional
+ * `?` parameters in the WHERE clause, never spliced into the text; Athena accepts execution
+ * parameters only there (Athena docs, "Use parameterized queries"), so the LIMIT is an integer
+ * literal, validated here.
  */
 export interface EventsSqlQuery {
   readonly userId?: string;
@@ -36,27 +38,31 @@ export const EVENT_COLUMNS = [
   "received_at",
 ] as const;
 
+/** The largest LIMIT the builder writes (a page of GET /events plus one look-ahead row). */
+export const MAX_SQL_LIMIT = 10_001;
+
 /**
  * Newest first, keyset-paginated on (timestamp, event_id), one row per event_id (a client retry
- * may have archived an event twice). `dt` bounds let Athena prune partitions.
+ * may have archived an event twice). `dt` bounds let Athena prune partitions, and there is
+ * always an `event_type` predicate: the Glue table projects `event_type` as an injected
+ * partition key, which Athena refuses to query without one (Athena docs, "Injected type":
+ * queries must give the key's value(s) in the WHERE clause). With no event type to read there
+ * is nothing to query: callers check `eventTypes` first.
  */
 export function buildEventsSql(source: string, q: EventsSqlQuery): BuiltSql {
+  if (!Number.isSafeInteger(q.limit) || q.limit < 1 || q.limit > MAX_SQL_LIMIT) {
+    throw new RangeError(`limit must be an integer in 1..${MAX_SQL_LIMIT}, not ${q.limit}`);
+  }
+  const types = q.eventType !== undefined ? [q.eventType] : (q.eventTypes ?? []);
+  if (types.length === 0) throw new RangeError("an event type (or a non-empty list of them) is required");
   const where: string[] = ['"timestamp" >= ?', '"timestamp" < ?', "dt BETWEEN ? AND ?"];
   const params: SqlValue[] = [q.from, q.to, isoDate(q.from), isoDate(q.to)];
   if (q.userId !== undefined) {
     where.push("user_id = ?");
     params.push(q.userId);
   }
-  if (q.eventType !== undefined) {
-    where.push("event_type = ?");
-    params.push(q.eventType);
-  } else if (q.eventTypes !== undefined) {
-    // An empty list must match nothing, not everything.
-    where.push(
-      q.eventTypes.length > 0 ? `event_type IN (${q.eventTypes.map(() => "?").join(", ")})` : "1 = 0",
-    );
-    params.push(...q.eventTypes);
-  }
+  where.push(types.length === 1 ? "event_type = ?" : `event_type IN (${types.map(() => "?").join(", ")})`);
+  params.push(...types);
   if (q.after) {
     where.push('("timestamp" < ? OR ("timestamp" = ? AND event_id < ?))');
     params.push(q.after.timestamp, q.after.timestamp, q.after.eventId);
@@ -69,9 +75,8 @@ export function buildEventsSql(source: string, q: EventsSqlQuery): BuiltSql {
     `  WHERE ${where.join(" AND ")}`,
     ") WHERE copy = 1",
     'ORDER BY "timestamp" DESC, event_id DESC',
-    "LIMIT ?",
+    `LIMIT ${q.limit}`,
   ].join("\n");
-  params.push(q.limit);
   return { sql, params };
 }
 
@@ -94,4 +99,27 @@ export function decodeCursor(cursor: string): { timestamp: number; eventId: stri
     // fall through
   }
   return undefined;
+}
+
+/**
+ * A page of at most `limit` rows whose JSON fits in `maxBytes` (with `overheadBytes` for the
+ * envelope around them): rows are taken newest first until either bound is reached, and `more`
+ * says whether rows were left out, so that a cursor continues after the last one taken.
+ */
+export function pageWithinBytes<T>(
+  rows: readonly T[],
+  limit: number,
+  maxBytes: number,
+  overheadBytes = 1024,
+): { page: T[]; more: boolean } {
+  const page: T[] = [];
+  let size = overheadBytes;
+  for (const row of rows) {
+    if (page.length === limit) break;
+    const rowBytes = Buffer.byteLength(JSON.stringify(row)) + 1;
+    if (page.length > 0 && size + rowBytes > maxBytes) break;
+    size += rowBytes;
+    page.push(row);
+  }
+  return { page, more: rows.length > page.length };
 }

@@ -277,5 +277,11 @@ export const HealthSchema = z
   .object({
     status: z.enum(["ok", "degraded"]),
     services: z.record(z.string(), z.object({ ok: z.boolean(), detail: z.string() })),
+    dead_letter_records: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("records in the dead-letter topic (within its retention); absent when Kafka does not answer"),
   })
   .meta({ id: "Health" });

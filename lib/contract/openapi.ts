@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { routes } from "../topology.ts";
+import { api, routes } from "../topology.ts";
 import {
   EventsPageSchema,
   EventsQuerySchema,
@@ -10,7 +10,7 @@ import {
   StatsResponseSchema,
 } from "./api.ts";
 import { ErrorBodySchema } from "./errors.ts";
-import { IngestBodySchema } from "./event.ts";
+import { IngestBodySchema, MAX_EVENTS_PER_REQUEST } from "./event.ts";
 
 /**
  * The OpenAPI 3.1 document, generated from the same zod schemas the handlers validate with
@@ -20,6 +20,8 @@ import { IngestBodySchema } from "./event.ts";
 type Json = Record<string, unknown>;
 
 const components: Record<string, unknown> = {};
+
+const mib = (bytes: number) => `${bytes / (1024 * 1024)} MiB`;
 
 /** A schema reference, registering the schema (and every named schema inside it) as components. */
 function ref(schema: z.ZodType, io: "input" | "output" = "output"): Json {
@@ -71,7 +73,7 @@ function operations(): Record<string, Record<string, Json>> {
     "/events": {
       post: {
         operationId: "ingestEvents",
-        summary: "Send one event, an array, or {events: [...]} (at most 10,000 events and 10 MB)",
+        summary: `Send one event, an array, or {events: [...]} (at most ${MAX_EVENTS_PER_REQUEST.toLocaleString("en-US")} events and ${mib(api.payload.maxRequestBodyBytes)})`,
         description:
           "All or nothing: 202 only once Kafka acknowledged every event (acks=all). Retrying after 503 is safe: event_id makes retries idempotent downstream.",
         requestBody: {
@@ -81,7 +83,7 @@ function operations(): Record<string, Record<string, Json>> {
         responses: {
           "202": ok("every event was acknowledged by Kafka", IngestAcceptedSchema),
           ...common,
-          "413": errorResponse("request larger than 10 MB"),
+          "413": errorResponse(`request body larger than ${mib(api.payload.maxRequestBodyBytes)}`),
           "503": errorResponse("Kafka unavailable; nothing was accepted", retryAfter),
         },
       },
@@ -149,6 +151,25 @@ function operations(): Record<string, Record<string, Json>> {
     },
     "/openapi.json": {
       get: { operationId: "openapi", responses: { "200": { description: "this document" } } },
+    },
+    "/dashboard": {
+      get: {
+        operationId: "dashboard",
+        summary:
+          "The live dashboard (HTML page; reads /stats and /rules, listens to the live-stats WebSocket)",
+        responses: { "200": { description: "the page", content: { "text/html": {} } } },
+      },
+    },
+    "/dashboard/{asset}": {
+      get: {
+        operationId: "dashboardAsset",
+        summary: "A static file of the dashboard (its ES modules and styles, uPlot's)",
+        parameters: [{ name: "asset", in: "path", required: true, schema: { type: "string" } }],
+        responses: {
+          "200": { description: "the file", content: { "text/javascript": {}, "text/css": {} } },
+          "404": errorResponse("no such asset"),
+        },
+      },
     },
   };
 }

@@ -1,8 +1,9 @@
+import { chunkByBytes } from "../adapters/kafka-batches.ts";
 import type { WindowStore } from "../adapters/window-store.ts";
 import { type Granularity, type WindowRef, windowKey } from "../stream/fold.ts";
 import { unpackGroups } from "../stream/partial.ts";
 import { mergeRecords } from "../stream/partial-items.ts";
-import { chunkByBytes, statsMessagesFor } from "./stats-messages.ts";
+import { statsMessagesFor } from "./stats-messages.ts";
 
 export interface ChangedWindow {
   readonly ref: WindowRef;

@@ -62,7 +62,8 @@ export function validateRule(body: unknown, pathRuleId?: string): Result<Aggrega
  */
 export function nextVersion(existing: AggregationRule, updated: AggregationRule): number {
   const current = existing.version ?? 1;
-  const stored = (r: AggregationRule) => JSON.stringify([r.event_type, r.metric, r.field ?? null, r.group_by]);
+  const stored = (r: AggregationRule) =>
+    JSON.stringify([r.event_type, r.metric, r.field ?? null, r.group_by]);
   return stored(existing) === stored(updated) ? current : current + 1;
 }
 

@@ -182,7 +182,10 @@ async function readRule(
     return readSessions(store, rule, plan as SessionReadPlan, now);
   }
   // Without a range, the rule's own window: active_users (sliding 5m) reads the last 5 minutes.
-  const plan = planned(() => (ranged ? planRange({ from, to, now }) : planRuleWindow(rule.window, now)));
+  const plan = planned(() => {
+    const p = ranged ? planRange({ from, to, now }) : planRuleWindow(rule.window, now);
+    return rule.rollup === false || storedRule(rules, rule).rollup === false ? minutesOnly(p, now) : p;
+  });
   const read = await readPlanned(store, storageKey(rule), plan);
   const all = mergeWindows(read.windows.flatMap((w) => (w.groups ? [w.groups] : [])));
   const total = totalOf(all);
@@ -205,6 +208,26 @@ async function readRule(
     groups: groupsOf(rule, all),
   };
 }
+
+/** The rule whose windows a view reads (itself when it stores its own). */
+const storedRule = (rules: readonly AggregationRule[], rule: AggregationRule) =>
+  (rule.reads ? rules.find((r) => r.rule_id === rule.reads) : undefined) ?? rule;
+
+/** A plan in minute windows only, for rules without hourly roll-ups (at most 6 hours). */
+function minutesOnly(plan: ReadPlan, now: number): ReadPlan {
+  if (plan.hours.length === 0) return plan;
+  const from = plan.coveredFrom;
+  const to = plan.coveredTo;
+  if (to - from > MAX_MINUTES_ONLY_MS)
+    throw new ReadPlanError(
+      "range_too_long",
+      "this rule keeps one-minute windows only: read at most 6 hours",
+    );
+  const minutes: number[] = [];
+  for (let m = from; m < to; m += MINUTE_MS) minutes.push(m);
+  return { ...plan, minutes, hours: [], elapsedMs: Math.max(0, Math.min(to, now) - from) };
+}
+const MAX_MINUTES_ONLY_MS = 6 * GRANULARITY_MS.h;
 
 /** Session windows of a rule, computed from its one-minute windows (lib/stream/sessions.ts). */
 async function readSessions(store: WindowStore, rule: AggregationRule, plan: SessionReadPlan, now: number) {

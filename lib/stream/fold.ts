@@ -65,7 +65,8 @@ export function foldRecords(
       const rule = rules[ri] as AggregationRule;
       if (!matches(rule, event)) continue;
       const at = placedAt(rule, event);
-      for (let gi = 0; gi < 2; gi++) {
+      const granularities = rule.rollup === false ? 1 : 2;
+      for (let gi = 0; gi < granularities; gi++) {
         const windowStart =
           gi === 0 ? Math.floor(at / MINUTE_MS) * MINUTE_MS : Math.floor(at / HOUR_MS) * HOUR_MS;
         const numberKey = ((windowStart / MINUTE_MS) * ruleCount + ri) * 2 + gi;

@@ -87,6 +87,13 @@ function tau(x: number): number {
   return z / 3;
 }
 
+/**
+ * Serialized bytes below which the sparse form is written. Stored partials are deflated, and the
+ * dense form's empty registers compress to almost nothing while sparse entries (random indexes)
+ * do not: dense wins once about an eighth of the registers are set.
+ */
+const SPARSE_SERIALIZED_LIMIT = (3 * M) / 8;
+
 /** Non-zero registers beyond which the in-memory sparse form turns dense. */
 const SPARSE_LIMIT = 600;
 
@@ -180,7 +187,7 @@ export class HyperLogLog {
   }
 
   serialize(): Uint8Array {
-    if (this.#sparse) {
+    if (this.#sparse && this.#sparse.size * 3 < SPARSE_SERIALIZED_LIMIT) {
       const entries = [...this.#sparse].sort((a, b) => a[0] - b[0]);
       const out = new Uint8Array(1 + entries.length * 3);
       out[0] = SPARSE;
@@ -192,10 +199,10 @@ export class HyperLogLog {
       }
       return out;
     }
-    const regs = this.#dense as Uint8Array;
+    const regs = this.registers;
     let nonZero = 0;
     for (let i = 0; i < M; i++) if (regs[i]) nonZero++;
-    if (nonZero * 3 < M) {
+    if (nonZero * 3 < SPARSE_SERIALIZED_LIMIT) {
       const out = new Uint8Array(1 + nonZero * 3);
       out[0] = SPARSE;
       let p = 1;

@@ -105,7 +105,36 @@ export function encodePartial(
   }));
 }
 
-export const decodeGroups = (r: PartialRecord): Groups => unpackGroups(r.b);
+/**
+ * Decoded groups of a record, memoized: a committed record never changes under its key (a delta
+ * is written once, with the fence that covers it; a compaction writes a new `offset`), so readers
+ * that see the same windows again — the stats publisher on every write, GET /stats on every poll —
+ * inflate and parse each record once. Bounded by the groups held. Callers must not mutate the
+ * result (merging copies what it takes).
+ */
+export function decodeGroups(r: PartialRecord): Groups {
+  const key = `${r.pk}|${r.sk}|${r.offset}|${r.at}|${r.b.length}`;
+  const hit = decoded.get(key);
+  if (hit) {
+    decoded.delete(key);
+    decoded.set(key, hit);
+    return hit;
+  }
+  const groups = unpackGroups(r.b);
+  decoded.set(key, groups);
+  decodedGroups += groups.size;
+  while (decodedGroups > MAX_DECODED_GROUPS && decoded.size > 1) {
+    const [oldest, value] = decoded.entries().next().value as [string, Groups];
+    decoded.delete(oldest);
+    decodedGroups -= value.size;
+  }
+  return groups;
+}
+
+/** Groups kept decoded per process (a few tens of MB at most). */
+const MAX_DECODED_GROUPS = 200_000;
+const decoded = new Map<string, Groups>();
+let decodedGroups = 0;
 
 /**
  * The records that count for a window, per partition: the compacted chunks with the highest

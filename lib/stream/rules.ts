@@ -33,6 +33,13 @@ export interface AggregationRule {
    * definition writes under a new storage key, so old windows are never read under it (issue 8.13).
    */
   readonly version?: number;
+  /**
+   * Whether hourly roll-ups are kept (default true). The per-user built-in keeps minutes only: it
+   * is read over the last minutes and for sessions (minute resolution), and an hourly copy of
+   * every user would double its write cost for reads nobody makes. Such a rule reads ranges of
+   * up to 6 hours within the minute retention.
+   */
+  readonly rollup?: boolean;
   /** Where events are placed in time: event time (default), or arrival time (`late_events`). */
   readonly time_basis?: "event" | "arrival";
 }
@@ -94,6 +101,7 @@ export const BUILT_IN_RULES: readonly AggregationRule[] = [
     group_by: ["user_id"],
     window: { type: "sliding", size: "5m", slide: "1m" },
     active: true,
+    rollup: false,
   },
   {
     rule_id: "user_sessions",

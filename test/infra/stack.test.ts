@@ -10,7 +10,10 @@ import {
   tableStreamMappings,
   tables,
   topics,
+  webSocketApi,
 } from "../../lib/topology.ts";
+
+const pascalCase = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, unknown> }>;
 
@@ -58,6 +61,38 @@ describe("CDK stack (dev)", () => {
       Quota: Match.objectLike({ Period: "DAY" }),
     });
     template.resourceCountIs("AWS::ApiGateway::ApiKey", 1);
+  });
+
+  it("declares the live-stats WebSocket API: routes, throttled and logged stage, @connections grants", () => {
+    template.hasResourceProperties("AWS::ApiGatewayV2::Api", {
+      ProtocolType: "WEBSOCKET",
+      RouteSelectionExpression: webSocketApi.routeSelectionExpression,
+    });
+    const routeKeys = ofType("AWS::ApiGatewayV2::Route").map(([, r]) => r.Properties?.RouteKey);
+    expect(routeKeys.sort()).toEqual(webSocketApi.routes.map((r) => r.routeKey).sort());
+    template.hasResourceProperties("AWS::ApiGatewayV2::Stage", {
+      StageName: webSocketApi.stageName,
+      AutoDeploy: true,
+      AccessLogSettings: Match.objectLike({ DestinationArn: Match.anyValue() }),
+      DefaultRouteSettings: Match.objectLike({ ThrottlingRateLimit: 5000, ThrottlingBurstLimit: 2000 }),
+    });
+    // Exactly the functions that post to connections may manage them, and learn the endpoint.
+    const managing = ofType("AWS::IAM::Policy").filter(([, r]) =>
+      JSON.stringify(r.Properties?.PolicyDocument).includes("execute-api:ManageConnections"),
+    );
+    const posting = Object.values(functions).filter((f) => "postsToConnections" in f && f.postsToConnections);
+    expect(managing).toHaveLength(posting.length);
+    const fns = ofType("AWS::Lambda::Function").map(([, r]) => r.Properties ?? {});
+    for (const spec of posting) {
+      const fn = fns.find((p) => p.Description === spec.description) as
+        | { Environment?: { Variables?: Record<string, unknown> } }
+        | undefined;
+      expect(fn?.Environment?.Variables?.[webSocketApi.managementEndpointEnvVar], spec.entry).toBeDefined();
+    }
+    const dashboard = fns.find((p) => p.Description === functions.dashboard.description) as
+      | { Environment?: { Variables?: Record<string, unknown> } }
+      | undefined;
+    expect(dashboard?.Environment?.Variables?.[webSocketApi.urlEnvVar]).toBeDefined();
   });
 
   it("creates every topic with its partition count through the topics custom resource", () => {
@@ -136,10 +171,6 @@ describe("CDK stack (dev)", () => {
   });
 
   it("grants least privilege on Kafka: only the ingest function writes events.raw", () => {
-    interface Statement {
-      Action: string | string[];
-      Resource: unknown;
-    }
     const writesRaw = ofType("AWS::IAM::Policy")
       .filter(([, r]) =>
         ((r.Properties?.PolicyDocument as { Statement?: Statement[] } | undefined)?.Statement ?? []).some(
@@ -157,6 +188,208 @@ describe("CDK stack (dev)", () => {
     expect(aggregatePolicy).toContain("kafka-cluster:AlterGroup");
     expect(aggregatePolicy).toContain(eventSourceMappings[0]?.consumerGroup);
     expect(aggregatePolicy).not.toContain("kafka-cluster:*");
+  });
+
+  interface Statement {
+    Action: string | string[];
+    Resource: unknown;
+  }
+  /** Every statement of the inline policies of one topology function's role. */
+  const statementsOf = (name: string): Statement[] =>
+    ofType("AWS::IAM::Policy")
+      .filter(([id]) => id.startsWith(`${pascalCase(name)}Function`))
+      .flatMap(
+        ([, r]) => (r.Properties?.PolicyDocument as { Statement?: Statement[] } | undefined)?.Statement ?? [],
+      );
+  const clusterArn = () => {
+    const [id] = ofType("AWS::MSK::ServerlessCluster")[0] ?? [];
+    return { "Fn::GetAtt": [id, "Arn"] };
+  };
+
+  // Lambda docs, "Amazon MSK event source mappings": the pollers' ENIs use the cluster's subnets
+  // and security group, so that group must admit itself on the broker port (9098 with IAM).
+  it("lets the MSK cluster's security group reach itself on 9098 (ESM pollers)", () => {
+    const [, msk] = ofType("AWS::MSK::ServerlessCluster")[0] ?? [];
+    const vpcConfigs = msk?.Properties?.VpcConfigs as { SecurityGroups: unknown[] }[] | undefined;
+    const clusterSg = vpcConfigs?.[0]?.SecurityGroups[0];
+    expect(clusterSg).toBeDefined();
+    const ingress = ofType("AWS::EC2::SecurityGroupIngress").map(([, r]) => r.Properties ?? {});
+    expect(ingress).toContainEqual(
+      expect.objectContaining({
+        GroupId: clusterSg,
+        SourceSecurityGroupId: clusterSg,
+        IpProtocol: "tcp",
+        FromPort: 9098,
+        ToPort: 9098,
+      }),
+    );
+  });
+
+  // MSK IAM access control: an idempotent producer needs kafka-cluster:WriteDataIdempotently on the cluster.
+  it("lets every producing role write idempotently on the cluster", () => {
+    const producers = new Set<string>([
+      ...Object.entries(functions)
+        .filter(([, spec]) => spec.produces.length > 0)
+        .map(([name]) => name),
+      ...eventSourceMappings.map((m) => m.function),
+    ]);
+    expect(producers.size).toBeGreaterThan(0);
+    for (const name of producers) {
+      const idempotent = statementsOf(name).filter((st) =>
+        [st.Action].flat().includes("kafka-cluster:WriteDataIdempotently"),
+      );
+      expect(
+        idempotent.map((st) => st.Resource),
+        name,
+      ).toContainEqual(clusterArn());
+    }
+  });
+
+  // AWSLambdaMSKExecutionRole is the documented minimum of an MSK mapping's execution role.
+  it("grants every MSK mapping role the whole of AWSLambdaMSKExecutionRole", () => {
+    const mskExecutionRole = [
+      "kafka:DescribeCluster",
+      "kafka:DescribeClusterV2",
+      "kafka:GetBootstrapBrokers",
+      "ec2:CreateNetworkInterface",
+      "ec2:DescribeNetworkInterfaces",
+      "ec2:DescribeVpcs",
+      "ec2:DeleteNetworkInterface",
+      "ec2:DescribeSubnets",
+      "ec2:DescribeSecurityGroups",
+      "logs:CreateLogGroup",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+    ];
+    // What CDK's VPC functions get from AWSLambdaVPCAccessExecutionRole (its documented contents).
+    const vpcAccessRole = [
+      "logs:CreateLogGroup",
+      "logs:CreateLogStream",
+      "logs:PutLogEvents",
+      "ec2:CreateNetworkInterface",
+      "ec2:DescribeNetworkInterfaces",
+      "ec2:DescribeSubnets",
+      "ec2:DeleteNetworkInterface",
+      "ec2:AssignPrivateIpAddresses",
+      "ec2:UnassignPrivateIpAddresses",
+    ];
+    for (const spec of eventSourceMappings) {
+      const roleId = Object.entries(resources).find(
+        ([id, r]) => r.Type === "AWS::IAM::Role" && id.startsWith(`${pascalCase(spec.function)}Function`),
+      );
+      const managed = JSON.stringify(roleId?.[1].Properties?.ManagedPolicyArns);
+      expect(managed).toContain("AWSLambdaVPCAccessExecutionRole");
+      const granted = new Set([
+        ...vpcAccessRole,
+        ...statementsOf(spec.function).flatMap((st) => [st.Action].flat()),
+      ]);
+      expect(
+        mskExecutionRole.filter((a) => !granted.has(a)),
+        spec.id,
+      ).toEqual([]);
+    }
+  });
+
+  // Athena docs, "Names for tables, databases and columns": lowercase letters, digits, underscores.
+  it("names the Glue database and table in Athena's naming rules, from the stage", () => {
+    template.hasResourceProperties("AWS::Glue::Database", {
+      DatabaseInput: Match.objectLike({ Name: "tidemark_dev" }),
+    });
+    template.hasResourceProperties("AWS::Glue::Table", {
+      TableInput: Match.objectLike({ Name: Match.stringLikeRegexp("^[a-z0-9_]+$") }),
+    });
+  });
+
+  // SNS docs: CloudWatch can publish to a KMS-encrypted topic only if the key policy allows it.
+  it("lets CloudWatch use the alarm topic's key, and alarms on any dead letter", () => {
+    const keys = ofType("AWS::KMS::Key").map(([, r]) => JSON.stringify(r.Properties?.KeyPolicy));
+    const cloudwatchKey = keys.filter((k) => k.includes("cloudwatch.amazonaws.com"));
+    expect(cloudwatchKey).toHaveLength(1);
+    expect(cloudwatchKey[0]).toContain("kms:Decrypt");
+    expect(cloudwatchKey[0]).toContain("kms:GenerateDataKey*");
+    // MessagesInPerSec is a rate: "≥ 1" would miss a single record; any non-zero value must fire.
+    const [, deadLetter] =
+      ofType("AWS::CloudWatch::Alarm").find(([id]) => id.startsWith("DeadLetterAlarm")) ?? [];
+    expect(deadLetter?.Properties).toMatchObject({
+      MetricName: "MessagesInPerSec",
+      Threshold: 0,
+      ComparisonOperator: "GreaterThanThreshold",
+    });
+    template.resourceCountIs("AWS::SNS::Subscription", 0);
+  });
+
+  it("creates the MSK mappings after the topics, gives the stream mapping a failure destination, reserves consumer concurrency", () => {
+    const [topicsId] = ofType("Custom::KafkaTopics")[0] ?? [];
+    const mskMappings = Object.values(resources).filter(
+      (r) =>
+        r.Type === "AWS::Lambda::EventSourceMapping" && r.Properties?.AmazonManagedKafkaEventSourceConfig,
+    ) as { DependsOn?: string[] }[];
+    expect(mskMappings).toHaveLength(eventSourceMappings.length);
+    for (const m of mskMappings) expect(m.DependsOn).toContain(topicsId);
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      EventSourceArn: Match.objectLike({
+        "Fn::GetAtt": Match.arrayWith([Match.stringLikeRegexp("AggregatesTable")]),
+      }),
+      DestinationConfig: { OnFailure: { Destination: Match.anyValue() } },
+    });
+    const fns = ofType("AWS::Lambda::Function").map(([, r]) => r.Properties ?? {});
+    const consumers = [...eventSourceMappings, ...tableStreamMappings].map((m) => functions[m.function]);
+    for (const spec of consumers) {
+      const fn = fns.find((p) => p.Description === spec.description);
+      expect(fn?.ReservedConcurrentExecutions, spec.entry).toBeGreaterThan(0);
+    }
+    const [, failureAlarm] =
+      ofType("AWS::CloudWatch::Alarm").find(([id]) => id.startsWith("StreamFailuresAlarm")) ?? [];
+    expect(failureAlarm?.Properties).toMatchObject({
+      Threshold: 0,
+      ComparisonOperator: "GreaterThanThreshold",
+    });
+  });
+
+  // CloudFormation: a custom-named resource cannot be replaced; every MSK Serverless property replaces.
+  it("derives the MSK cluster's name from what replaces it, not a fixed string", () => {
+    const [, msk] = ofType("AWS::MSK::ServerlessCluster")[0] ?? [];
+    const name = msk?.Properties?.ClusterName;
+    expect(typeof name).not.toBe("string");
+    const [sgId] =
+      ofType("AWS::EC2::SecurityGroup").find(([id]) => id.startsWith("KafkaBrokerSecurityGroup")) ?? [];
+    expect(JSON.stringify(name)).toContain(`"${sgId}","GroupId"`);
+  });
+
+  it("scopes every cdk-nag suppression to its resource", () => {
+    const stackMetadata = JSON.stringify(template.toJSON().Metadata ?? {});
+    const ids = [...stackMetadata.matchAll(/"id":"(AwsSolutions-[A-Z0-9]+)"/g)].map((m) => m[1]);
+    expect(ids).toEqual(["AwsSolutions-L1"]);
+  });
+
+  it("validates POST /events bodies against the event batch's JSON Schema", () => {
+    const [modelId, model] = ofType("AWS::ApiGateway::Model")[0] ?? [];
+    const schema = model?.Properties?.Schema as Record<string, unknown>;
+    expect(schema.$schema).toBe("http://json-schema.org/draft-04/schema#");
+    expect(JSON.stringify(schema)).not.toContain("$ref");
+    expect(JSON.stringify(schema)).toContain('"required":["user_id","event_type","timestamp"]');
+    template.hasResourceProperties("AWS::ApiGateway::Method", {
+      HttpMethod: "POST",
+      RequestModels: { "application/json": { Ref: modelId } },
+      RequestValidatorId: Match.anyValue(),
+    });
+  });
+
+  // API Gateway docs, "Enabling CORS for a REST API resource": gateway responses need the headers too.
+  it("puts CORS headers and the error shape on API Gateway's own 4xx/5xx answers", () => {
+    for (const type of ["DEFAULT_4XX", "DEFAULT_5XX", "BAD_REQUEST_BODY", "THROTTLED"]) {
+      template.hasResourceProperties("AWS::ApiGateway::GatewayResponse", {
+        ResponseType: type,
+        ResponseParameters: Match.objectLike({
+          "gatewayresponse.header.access-control-allow-origin": "'*'",
+        }),
+        ResponseTemplates: {
+          "application/json": Match.stringLikeRegexp(
+            '^\\{"error":\\{"code":"[a-z_]+","message":\\$context\\.error\\.messageString\\}\\}$',
+          ),
+        },
+      });
+    }
   });
 
   it("keeps the archive private, encrypted, TLS-only, with the brief's lifecycle", () => {
@@ -232,6 +465,39 @@ describe("CDK stack (dev)", () => {
     );
     template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
   });
+});
+
+describe("CDK stack with options", () => {
+  const writes = (template: Template) =>
+    Object.values(template.toJSON().Resources as Resources)
+      .filter((r) => r.Type === "AWS::ApiGateway::Method")
+      .map((r) => r.Properties ?? {});
+
+  it("subscribes -c alarmEmail and puts /rules writes behind IAM with -c rulesAuth=iam", () => {
+    const app = new App({ context: { stage: "dev", alarmEmail: "ops@example.com", rulesAuth: "iam" } });
+    const stack = buildTidemark(app);
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties("AWS::SNS::Subscription", {
+      Protocol: "email",
+      Endpoint: "ops@example.com",
+    });
+    const iam = writes(template).filter((m) => m.AuthorizationType === "AWS_IAM");
+    expect(iam.map((m) => m.HttpMethod).sort()).toEqual(["DELETE", "POST", "PUT"]);
+    const nag = Annotations.fromStack(stack);
+    expect(nag.findError("*", Match.stringLikeRegexp("AwsSolutions-.*"))).toEqual([]);
+  }, 180_000);
+
+  it("puts /rules writes behind a Cognito authorizer with -c rulesAuth=<user pool ARN>", () => {
+    const pool = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_abc";
+    const template = Template.fromStack(
+      buildTidemark(new App({ context: { stage: "dev", rulesAuth: pool } })),
+    );
+    template.hasResourceProperties("AWS::ApiGateway::Authorizer", {
+      Type: "COGNITO_USER_POOLS",
+      ProviderARNs: [pool],
+    });
+    expect(writes(template).filter((m) => m.AuthorizationType === "COGNITO_USER_POOLS")).toHaveLength(3);
+  }, 180_000);
 });
 
 describe("CDK stack (prod)", () => {

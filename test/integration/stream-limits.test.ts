@@ -34,6 +34,28 @@ describe("stream limits on the real services", () => {
   };
   const stats = (query: string) => getJson(`${stack.url}/stats?${query}`).then((r) => r.json as Stats);
 
+  it("accepts a legal 4.5 MB POST of 10,000 events of one user (one partition, above Kafka's 1 MiB default)", async () => {
+    const type = `bulk_${Date.now()}`;
+    const now = Date.now();
+    const note = "n".repeat(350);
+    const events = Array.from({ length: 10_000 }, (_, i) => ({
+      user_id: "bulk-user",
+      event_type: type,
+      timestamp: now,
+      properties: { i, note },
+    }));
+    const res = await postJson(`${stack.url}/events`, { events });
+    expect(res.status).toBe(202);
+    const s = await waitFor(
+      async () => {
+        const r = await stats(`event_type=${type}&interval=5m`);
+        return r.count === 10_000 ? r : undefined;
+      },
+      { timeoutMs: 60_000 },
+    );
+    expect(s.count).toBe(10_000);
+  });
+
   it("8.2 sums numbers beyond 2^53 without losing the batch", async () => {
     const type = `huge_${Date.now()}`;
     const now = Date.now();

@@ -10,13 +10,13 @@ export function useSharedServices(): void {
   process.env.TIDEMARK_S3_ENDPOINT = endpoints.s3Endpoint;
 }
 
-/** The whole local pipeline (API on a free port) on the shared services. */
+/** The whole local pipeline (API and WebSocket server on free ports) on the shared services. */
 export async function startPipeline(
   options: { mappings?: "process" | "inline" | "none"; log?: (line: string) => void } = {},
 ): Promise<LocalStack> {
   useSharedServices();
   const services = await startServices();
-  return startLocalStack({ services, port: 0, mappings: "inline", ...options });
+  return startLocalStack({ services, port: 0, webSocketPort: 0, mappings: "inline", ...options });
 }
 
 export async function waitFor<T>(

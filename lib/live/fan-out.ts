@@ -1,0 +1,104 @@
+import type { AggregationRule } from "../stream/rules.ts";
+import {
+  LIVE_SCHEMA,
+  type LiveFrame,
+  matchesSubscription,
+  type RoutedStatsMessage,
+  type Subscription,
+} from "./subscriptions.ts";
+
+/** A WebSocket connection as the store knows it; no subscription yet means it receives nothing. */
+export interface ConnectionRecord {
+  readonly connection_id: string;
+  readonly subscription?: Subscription;
+}
+
+/** Port: where connections and their subscriptions live (DynamoDB in both wirings). */
+export interface ConnectionStore {
+  add(connectionId: string, now: number): Promise<void>;
+  /** Resolves false when the connection is unknown (it disconnected meanwhile). */
+  subscribe(connectionId: string, subscription: Subscription, now: number): Promise<boolean>;
+  remove(connectionId: string): Promise<void>;
+  subscribed(): Promise<ConnectionRecord[]>;
+}
+
+/** Port: sends one frame to one connection; `gone` when the client is no longer connected (410). */
+export interface ConnectionNotifier {
+  post(connectionId: string, data: string): Promise<"sent" | "gone">;
+}
+
+export interface FanOutResult {
+  readonly frames: number;
+  readonly gone: readonly string[];
+  readonly failed: number;
+}
+
+/** API Gateway's WebSocket message limit is 128 KB; stay under it with JSON framing to spare. */
+export const MAX_FRAME_BYTES = 120 * 1024;
+
+/** Splits messages into `stats` frames of at most `maxBytes` serialized (a lone oversize message still goes alone). */
+export function statsFrames(messages: readonly RoutedStatsMessage[], maxBytes = MAX_FRAME_BYTES): string[] {
+  const frames: string[] = [];
+  let batch: RoutedStatsMessage[] = [];
+  let size = 0;
+  const envelope = JSON.stringify({ schema: LIVE_SCHEMA, type: "stats", messages: [] }).length;
+  const flush = () => {
+    if (batch.length === 0) return;
+    const frame: LiveFrame = { schema: LIVE_SCHEMA, type: "stats", messages: batch };
+    frames.push(JSON.stringify(frame));
+    batch = [];
+    size = 0;
+  };
+  for (const m of messages) {
+    const bytes = Buffer.byteLength(JSON.stringify(m)) + 1;
+    if (batch.length > 0 && envelope + size + bytes > maxBytes) flush();
+    batch.push(m);
+    size += bytes;
+  }
+  flush();
+  return frames;
+}
+
+/**
+ * Sends each subscribed connection the messages its subscription matches, in order, batched
+ * into frames. A connection that is gone (410) is deleted from the store; any other posting
+ * failure is counted and skipped, because the next update of the same window supersedes it and
+ * one slow client must not hold back the others.
+ */
+export async function fanOut(
+  messages: readonly RoutedStatsMessage[],
+  deps: {
+    readonly store: ConnectionStore;
+    readonly notifier: ConnectionNotifier;
+    readonly ruleFor: (ruleId: string) => Pick<AggregationRule, "event_type" | "group_by"> | undefined;
+    readonly onError?: (connectionId: string, error: unknown) => void;
+  },
+): Promise<FanOutResult> {
+  if (messages.length === 0) return { frames: 0, gone: [], failed: 0 };
+  const connections = await deps.store.subscribed();
+  const gone: string[] = [];
+  let frames = 0;
+  let failed = 0;
+  await Promise.all(
+    connections.map(async (c) => {
+      const subscription = c.subscription;
+      if (!subscription) return;
+      const matching = messages.filter((m) => matchesSubscription(subscription, m, deps.ruleFor(m.rule_id)));
+      for (const frame of statsFrames(matching)) {
+        try {
+          if ((await deps.notifier.post(c.connection_id, frame)) === "gone") {
+            gone.push(c.connection_id);
+            await deps.store.remove(c.connection_id);
+            return;
+          }
+          frames++;
+        } catch (error) {
+          failed++;
+          deps.onError?.(c.connection_id, error);
+          return;
+        }
+      }
+    }),
+  );
+  return { frames, gone, failed };
+}
