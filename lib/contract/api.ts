@@ -300,8 +300,16 @@ export const RuleSchema = z
   })
   .meta({ id: "Rule" });
 
-/** A rule as the API returns it: built-in rules carry two read-only fields besides the input's. */
+/** A rule as the API returns it: read-only fields besides the input's. */
 export const RuleViewSchema = RuleSchema.extend({
+  version: z
+    .number()
+    .int()
+    .min(1)
+    .optional()
+    .describe("bumped when an update changes what is stored (event type, metric, field, group_by)"),
+  rollup: z.boolean().optional().describe("false: keeps one-minute windows only (no hourly roll-ups)"),
+  time_basis: z.enum(["event", "arrival"]).optional().describe("places events by event time or arrival time"),
   detailed: z
     .boolean()
     .optional()
