@@ -14,6 +14,7 @@ import {
 import {
   buckets,
   type FunctionName,
+  functions,
   type RouteSpec,
   tables,
   topicEnvVar,
@@ -217,6 +218,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   }
 }
 
+/** Heap of the mappings process: the aggregate function's memory in AWS, less a quarter for buffers. */
+const MAPPINGS_HEAP_MB = Math.floor((functions.aggregate.memoryMb * 3) / 4);
+
 interface MappingsProcess {
   /** A fresh report (the last periodic one if the process does not answer within 2 s). */
   report(): Promise<MappingsProcessReport>;
@@ -226,7 +230,18 @@ interface MappingsProcess {
 /** Forks `local/mappings-main.ts` with this process's (function) environment; resolves when it consumes. */
 async function startMappingsProcess(log: (line: string) => void): Promise<MappingsProcess> {
   const child = fork(fileURLToPath(new URL("./mappings-main.ts", import.meta.url)), [], {
-    execArgv: ["--import", "tsx"],
+    // The consumers' heap held to what one consumer function has in AWS (lib/topology.ts
+    // memoryMb): V8 otherwise lets garbage pile up to a quarter of the machine's memory before
+    // collecting it, which looks like growth with the events processed (issue 10.5).
+    execArgv: [
+      "--import",
+      "tsx",
+      `--max-old-space-size=${MAPPINGS_HEAP_MB}`,
+      // TIDEMARK_MAPPINGS_CPU_PROF=<dir>: a V8 CPU profile of the consumers (docs/performance.md).
+      ...(process.env.TIDEMARK_MAPPINGS_CPU_PROF
+        ? ["--cpu-prof", `--cpu-prof-dir=${process.env.TIDEMARK_MAPPINGS_CPU_PROF}`]
+        : []),
+    ],
     env: process.env,
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });

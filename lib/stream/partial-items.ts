@@ -134,7 +134,7 @@ export function decodeGroups(r: PartialRecord): Groups {
 }
 
 /** Groups kept decoded per process (a few tens of MB at most). */
-const MAX_DECODED_GROUPS = 200_000;
+const MAX_DECODED_GROUPS = 100_000;
 const decoded = new Map<string, Groups>();
 let decodedGroups = 0;
 
