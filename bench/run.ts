@@ -58,7 +58,16 @@ const runTag = `bench_${Date.now().toString(36)}`;
 const loadTypes = (phase: string) => ["a", "b", "c", "d"].map((s) => `${runTag}_${phase}_${s}`);
 
 const startedAt = performance.now();
-const stack = await startLocalStack({ port: 0 });
+// The stack's own lines that mean lost or delayed data are shown and counted, never dropped.
+let stackProblems = 0;
+const stack = await startLocalStack({
+  port: 0,
+  log: (line) => {
+    if (!/fail|skipp|sent to|exceed|too large/i.test(line)) return;
+    stackProblems++;
+    if (stackProblems <= 20) console.log(`  [stack] ${line}`);
+  },
+});
 log(`stack up in ${fmt((performance.now() - startedAt) / 1000)} s at ${stack.url}; run ${runTag}`);
 const kafka = new Kafka({
   clientId: "bench",
@@ -452,6 +461,7 @@ const rows: [string, string][] = [
 ];
 const width = Math.max(...rows.map(([k]) => k.length));
 log("\n=== Tidemark bench (local stack, every service co-located) ===");
+log(`stack lines reporting failures, skips or on-failure deliveries: ${stackProblems}`);
 for (const [k, v] of rows) log(`${k.padEnd(width)}  ${v}`);
 for (const [name, p] of [
   ["phase 1", p1],
