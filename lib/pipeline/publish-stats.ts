@@ -19,7 +19,7 @@ export interface ChangedWindow {
 export function changedWindowsOf(images: readonly (Record<string, unknown> | undefined)[]): ChangedWindow[] {
   const out = new Map<string, ChangedWindow>();
   for (const image of images) {
-    if (!image || image.kind !== "d" || image.g !== "m") continue;
+    if (image?.kind !== "d" || image.g !== "m") continue;
     if (typeof image.rule !== "string" || !(image.b instanceof Uint8Array)) continue;
     const ref: WindowRef = {
       ruleKey: image.rule,

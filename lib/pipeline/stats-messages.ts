@@ -1,12 +1,13 @@
 import { GRANULARITY_MS, type Granularity } from "../stream/fold.ts";
 import type { Groups } from "../stream/partial.ts";
-import { figures, isOtherGroup } from "../stream/read.ts";
+import { type Figures, figures, isOtherGroup } from "../stream/read.ts";
 
 /**
  * The message on `analytics.stats` (docs/stats-topic.md): the merged value of one window of one
- * rule and group, as of `updated_at`. Keyed by `window_id`; later messages supersede earlier ones.
+ * rule and group, as of `updated_at`. Keyed by `window_id`; per key, the greatest `updated_at`
+ * holds the latest value. The figures are those of GET /stats (lib/stream/read.ts).
  */
-export interface StatsMessage {
+export interface StatsMessage extends Omit<Figures, "values" | "field_partial"> {
   schema: "tidemark.stats.v1";
   window_id: string;
   rule_id: string;
@@ -14,12 +15,6 @@ export interface StatsMessage {
   granularity: Granularity;
   window_start: string;
   window_end: string;
-  count: number;
-  unique_users?: number;
-  sum?: number;
-  avg?: number;
-  min?: number;
-  max?: number;
   /** when the aggregate that triggered this message was written (publish lag = topic time − this) */
   written_at: string;
   updated_at: string;

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { GRANULARITY_MS, type Granularity, TTL_SECONDS, type WindowRef, windowKey } from "./fold.ts";
+import { GRANULARITY_MS, type Granularity, TTL_SECONDS, type WindowRef } from "./fold.ts";
 import { encodeGroup, type Groups, mergeGroups, packGroups, unpackGroups } from "./partial.ts";
 
 /**
@@ -171,5 +171,3 @@ export function mergeRecords(records: readonly PartialRecord[]): Map<number, Gro
   }
   return out;
 }
-
-export { windowKey };
