@@ -1,7 +1,7 @@
 import { defineConfig } from "vitest/config";
 
 // Two projects: `unit` needs no services; `integration` runs against the real local
-// services (Kafka, DynamoDB Local, S3Mock) started once by the global setup.
+// services (Kafka, DynamoDB Local, S3Proxy) started once by the global setup.
 export default defineConfig({
   test: {
     projects: [

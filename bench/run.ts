@@ -63,7 +63,7 @@ let stackProblems = 0;
 const stack = await startLocalStack({
   port: 0,
   log: (line) => {
-    if (!/fail|skipp|sent to|exceed|too large/i.test(line)) return;
+    if (!/fail|skipp|sent to|exceed|too large|crash/i.test(line)) return;
     stackProblems++;
     if (stackProblems <= 20) console.log(`  [stack] ${line}`);
   },

@@ -31,7 +31,7 @@ export const kafkaEnv = z.object({
 });
 export type KafkaEnv = z.infer<typeof kafkaEnv>;
 
-/** Optional endpoint overrides: set locally to reach DynamoDB Local / S3Mock; unset in AWS. */
+/** Optional endpoint overrides: set locally to reach DynamoDB Local / S3Proxy; unset in AWS. */
 export const awsEndpointsEnv = z.object({
   AWS_REGION: z.string().min(1).default("us-east-1"),
   DYNAMODB_ENDPOINT: z.url().optional(),

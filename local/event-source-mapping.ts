@@ -62,26 +62,14 @@ export class LocalEventSourceMapping {
     recordsSentToOnFailure: 0,
   };
   readonly #options: MappingOptions;
-  readonly #consumer: Consumer;
+  #consumer: Consumer;
   readonly #producer: Producer;
   #running = false;
+  #restarts = 0;
 
   constructor(options: MappingOptions) {
     this.#options = options;
-    const windowMs = Math.round(options.spec.maximumBatchingWindowSeconds * 1000);
-    this.#consumer = options.kafka.consumer({
-      groupId: options.spec.consumerGroup,
-      // The batching window: the broker holds a fetch until enough bytes for a full batch
-      // arrived or the window elapsed. Without a window, records are delivered as they come.
-      maxWaitTimeInMs: windowMs > 0 ? windowMs : 100,
-      minBytes: windowMs > 0 ? options.spec.batchSize * 256 : 1,
-      maxBytesPerPartition: 8 * 1024 * 1024,
-      maxBytes: 64 * 1024 * 1024,
-      sessionTimeout: 30_000,
-      heartbeatInterval: 3_000,
-      rebalanceTimeout: 10_000,
-      retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5_000 },
-    });
+    this.#consumer = this.#createConsumer();
     this.#producer = options.kafka.producer({
       idempotent: true,
       maxInFlightRequests: 1,
@@ -89,32 +77,78 @@ export class LocalEventSourceMapping {
     });
   }
 
+  /** How many times the consumer crashed for good and was started again (an ESM never gives up). */
+  get restarts(): number {
+    return this.#restarts;
+  }
+
+  #createConsumer(): Consumer {
+    const { spec } = this.#options;
+    const windowMs = Math.round(spec.maximumBatchingWindowSeconds * 1000);
+    return this.#options.kafka.consumer({
+      groupId: spec.consumerGroup,
+      // The batching window: the broker holds a fetch until enough bytes for a full batch
+      // arrived or the window elapsed. Without a window, records are delivered as they come.
+      maxWaitTimeInMs: windowMs > 0 ? windowMs : 100,
+      minBytes: windowMs > 0 ? spec.batchSize * 256 : 1,
+      maxBytesPerPartition: 8 * 1024 * 1024,
+      maxBytes: 64 * 1024 * 1024,
+      sessionTimeout: 30_000,
+      heartbeatInterval: 3_000,
+      rebalanceTimeout: 10_000,
+      retry: { retries: 10, initialRetryTime: 200, maxRetryTime: 5_000 },
+    });
+  }
+
   async start(): Promise<void> {
     await this.#producer.connect();
-    await this.#consumer.connect();
-    await this.#consumer.subscribe({
-      topic: this.#options.topic,
-      fromBeginning: this.#options.spec.startingPosition === "TRIM_HORIZON",
-    });
     this.#running = true;
+    await this.#run(this.#consumer);
+  }
+
+  /**
+   * Joins the group and consumes. kafkajs restarts a consumer after a retriable error by itself;
+   * after any other crash (an error thrown by a commit or a heartbeat during a rebalance, a
+   * broker that was away longer than the retries) its consumer stays stopped and leaves the
+   * group, and the partitions would never be read again. An event-source mapping does not stop
+   * polling because one poll failed: the crash is logged and a new consumer joins the group,
+   * resuming from the committed offsets (so nothing is skipped; uncommitted records are
+   * delivered again, as AWS does).
+   */
+  async #run(consumer: Consumer): Promise<void> {
+    const { spec } = this.#options;
+    consumer.on(consumer.events.CRASH, (event) => {
+      const { error, restart } = event.payload;
+      this.#options.log?.(
+        `[esm ${spec.id}] consumer crashed (${restart ? "kafkajs restarts it" : "restarting it"}): ${error.name}: ${error.message}`,
+      );
+      if (restart || !this.#running || consumer !== this.#consumer) return;
+      this.#restarts++;
+      void this.#restartAfter(Math.min(5_000, 250 * 2 ** Math.min(this.#restarts, 5)));
+    });
+    await consumer.connect();
+    await consumer.subscribe({
+      topic: this.#options.topic,
+      fromBeginning: spec.startingPosition === "TRIM_HORIZON",
+    });
     // As an enabled ESM does, consume from the moment start() returns: with LATEST, records
     // produced before the group joined would otherwise be skipped.
     const joined = new Promise<void>((resolve) => {
-      const off = this.#consumer.on(this.#consumer.events.GROUP_JOIN, () => {
+      const off = consumer.on(consumer.events.GROUP_JOIN, () => {
         off();
         resolve();
       });
     });
     const partitionsConsumedConcurrently = 64;
-    await this.#consumer.run({
+    await consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently,
       eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
-        const active = () => this.#running && isRunning() && !isStale();
+        const active = () => this.#running && consumer === this.#consumer && isRunning() && !isStale();
         const messages = batch.messages;
-        for (let start = 0; start < messages.length && active(); start += this.#options.spec.batchSize) {
-          const chunk = messages.slice(start, start + this.#options.spec.batchSize);
+        for (let start = 0; start < messages.length && active(); start += spec.batchSize) {
+          const chunk = messages.slice(start, start + spec.batchSize);
           const done = await this.#deliver(
             batch.topic,
             batch.partition,
@@ -130,12 +164,29 @@ export class LocalEventSourceMapping {
     await joined;
   }
 
+  async #restartAfter(delayMs: number): Promise<void> {
+    await sleep(delayMs);
+    if (!this.#running) return;
+    const crashed = this.#consumer;
+    await bounded(crashed.disconnect());
+    const next = this.#createConsumer();
+    this.#consumer = next;
+    try {
+      await this.#run(next);
+    } catch (error) {
+      // Could not even join (the broker is away): try again, later.
+      this.#options.log?.(
+        `[esm ${this.#options.spec.id}] consumer restart failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
+      if (this.#running && next === this.#consumer) {
+        this.#restarts++;
+        void this.#restartAfter(5_000);
+      }
+    }
+  }
+
   async stop(): Promise<void> {
     this.#running = false;
-    // On Ctrl-C the broker may already be gone (the terminal signals the whole process group),
-    // and kafkajs would retry leaving the group for a long time: give it a few seconds.
-    const bounded = (p: Promise<void>) =>
-      Promise.race([p.catch(() => undefined), new Promise<void>((r) => setTimeout(r, 3_000).unref())]);
     await bounded(this.#consumer.disconnect());
     await bounded(this.#producer.disconnect());
   }
@@ -310,6 +361,14 @@ export function mskEvent(topic: string, partition: number, batch: readonly Kafka
     bootstrapServers: "localhost",
     records: { [`${topic}-${partition}`]: records },
   };
+}
+
+/**
+ * On Ctrl-C the broker may already be gone (the terminal signals the whole process group), and
+ * kafkajs would retry leaving the group for a long time: give it a few seconds.
+ */
+function bounded(p: Promise<void>): Promise<void> {
+  return Promise.race([p.catch(() => undefined), new Promise<void>((r) => setTimeout(r, 3_000).unref())]);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -4,6 +4,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
 import { Kafka, logLevel } from "kafkajs";
 import { z } from "zod";
+import { localS3Options } from "../lib/adapters/s3-client.ts";
 import {
   addUsage,
   emptyUsage,
@@ -133,7 +134,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       logLevel: logLevel.NOTHING,
     });
     const dynamodb = new DynamoDBClient({ region: env.AWS_REGION, endpoint: endpoints.dynamodbEndpoint });
-    const s3 = new S3Client({ region: env.AWS_REGION, endpoint: endpoints.s3Endpoint, forcePathStyle: true });
+    const s3 = new S3Client({ region: env.AWS_REGION, ...localS3Options(endpoints.s3Endpoint) });
     await bootstrap({ kafka, dynamodb, s3, names });
     dynamodb.destroy();
     s3.destroy();

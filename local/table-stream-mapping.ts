@@ -166,7 +166,12 @@ export class LocalTableStreamMapping {
         }
         this.stats.failedInvocations++;
         lastError = "batchItemFailures";
-        const lowest = failures.map((f) => BigInt(f.itemIdentifier ?? "0")).reduce((a, b) => (b < a ? b : a));
+        // Sequence numbers exceed 2^53: compared as BigInt (Math.min cannot take them).
+        let lowest = BigInt(failures[0]?.itemIdentifier ?? "0");
+        for (const f of failures) {
+          const sequence = BigInt(f.itemIdentifier ?? "0");
+          if (sequence < lowest) lowest = sequence;
+        }
         pending = pending.filter((r) => BigInt(r.dynamodb?.SequenceNumber ?? "0") >= lowest);
       } catch (error) {
         this.stats.failedInvocations++;

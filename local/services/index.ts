@@ -1,25 +1,18 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import {
-  createWriteStream,
-  existsSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { Kafka, logLevel } from "kafkajs";
+import { localS3Options } from "../../lib/adapters/s3-client.ts";
 // @ts-expect-error -- plain ESM script shared with `npm run services:install`, no type declarations
 import { installServices, serviceLibDir } from "./install.mjs";
 
 /**
  * The real backing services of the local runtime, each a JVM fetched from Maven Central:
- * Apache Kafka (KRaft, single node), AWS DynamoDB Local and Adobe S3Mock. Started in parallel,
+ * Apache Kafka (KRaft, single node), AWS DynamoDB Local and S3Proxy. Started in parallel,
  * health-checked through their own protocols, and never left behind: stop() on request, on
  * SIGINT/SIGTERM/exit of this process, and a watchdog that kills them if this process dies
  * without a chance to clean up (SIGKILL). See docs/local-runtime.md.
@@ -225,30 +218,54 @@ function javaCommand(
     };
   }
   const s3Port = new URL(endpoints.s3Endpoint).port;
+  const properties = join(dataDir, "s3proxy.properties");
+  const logConfig = join(dataDir, "logback.xml");
   return {
     prepare: async () => {
-      mkdirSync(dataDir, { recursive: true });
+      mkdirSync(join(dataDir, "buckets"), { recursive: true });
+      writeFileSync(properties, s3ProxyProperties(join(dataDir, "buckets"), s3Port));
+      writeFileSync(logConfig, s3ProxyLogback);
     },
     args: [
       marker,
       "-Xmx512m",
       "-XX:+UseSerialGC",
-      "-jar",
+      `-Dlogback.configurationFile=${logConfig}`,
+      "-cp",
       // The version is pinned once, in local/services/s3/pom.xml.
-      join(
-        lib,
-        readdirSync(lib).find((f) => f.startsWith("s3mock-") && f.endsWith("-exec.jar")) ?? "s3mock-exec.jar",
-      ),
-      `--com.adobe.testing.s3mock.httpPort=${s3Port}`,
-      // S3Mock also serves HTTPS; keep it off the common 9191.
-      `--server.port=${Number(s3Port) + 1}`,
-      `--com.adobe.testing.s3mock.store.root=${dataDir}`,
-      "--com.adobe.testing.s3mock.store.retainFilesOnExit=true",
-      "--logging.level.root=WARN",
-      "--spring.main.banner-mode=off",
+      `${lib}/*`,
+      "org.gaul.s3proxy.Main",
+      "--properties",
+      properties,
     ],
   };
 }
+
+/**
+ * S3Proxy over the filesystem-nio2 store: one file per object under `<bucket>/<key>`, user
+ * metadata in extended attributes. No authorization locally (requests are still signed by the SDK;
+ * the signature is not checked), as with DynamoDB Local.
+ */
+function s3ProxyProperties(baseDir: string, port: string): string {
+  return [
+    `s3proxy.endpoint=http://127.0.0.1:${port}`,
+    "s3proxy.authorization=none",
+    "jclouds.provider=filesystem-nio2",
+    `jclouds.filesystem.basedir=${baseDir}`,
+    "jclouds.identity=local",
+    "jclouds.credential=local",
+    "",
+  ].join("\n");
+}
+
+// Jetty and jclouds log every request at DEBUG by default: that alone costs CPU under load.
+const s3ProxyLogback = `<configuration>
+  <appender name="STDOUT" class="ch.qos.logback.core.ConsoleAppender">
+    <encoder><pattern>[%d] %level %msg (%logger)%n</pattern></encoder>
+  </appender>
+  <root level="WARN"><appender-ref ref="STDOUT"/></root>
+</configuration>
+`;
 
 function run(command: string, args: string[]): Promise<void> {
   return new Promise((resolvePromise, reject) => {
@@ -297,8 +314,7 @@ async function probe(name: ServiceName, endpoints: ServiceEndpoints): Promise<st
   }
   const client = new S3Client({
     region: "us-east-1",
-    endpoint: endpoints.s3Endpoint,
-    forcePathStyle: true,
+    ...localS3Options(endpoints.s3Endpoint),
     credentials,
     maxAttempts: 1,
   });

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Fetches the local backing services from Maven Central into .cache/services/<name>/lib:
-// Apache Kafka (KRaft broker), AWS DynamoDB Local, Adobe S3Mock. Plain Node, no dependencies,
+// Apache Kafka (KRaft broker), AWS DynamoDB Local, S3Proxy. Plain Node, no dependencies,
 // so it runs before or without `npm install`. Idempotent: a marker records what was installed.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";

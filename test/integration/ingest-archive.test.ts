@@ -3,6 +3,7 @@ import type { MSKEvent } from "aws-lambda";
 import { Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { S3ArchiveStore } from "../../lib/adapters/archive-store.ts";
+import { localS3Options } from "../../lib/adapters/s3-client.ts";
 import { buckets, eventSourceMappings, topics } from "../../lib/topology.ts";
 import { LocalEventSourceMapping } from "../../local/event-source-mapping.ts";
 import { localFunction } from "../../local/lambda-runtime.ts";
@@ -23,8 +24,7 @@ describe("ingestion at scale and the archive", () => {
     stack = await startPipeline();
     s3 = new S3Client({
       region: "us-east-1",
-      endpoint: stack.endpoints.s3Endpoint,
-      forcePathStyle: true,
+      ...localS3Options(stack.endpoints.s3Endpoint),
       credentials: { accessKeyId: "local", secretAccessKey: "local" },
     });
     store = new S3ArchiveStore(s3, stack.names.buckets.archive);

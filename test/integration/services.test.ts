@@ -22,6 +22,7 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { localS3Options } from "../../lib/adapters/s3-client.ts";
 
 /** What the project relies on from each local service, checked against the real servers. */
 describe("local services", () => {
@@ -29,8 +30,7 @@ describe("local services", () => {
   const credentials = { accessKeyId: "local", secretAccessKey: "local" };
   const s3 = new S3Client({
     region: "us-east-1",
-    endpoint: endpoints.s3Endpoint,
-    forcePathStyle: true,
+    ...localS3Options(endpoints.s3Endpoint),
     credentials,
   });
   const dynamodb = new DynamoDBClient({
@@ -48,11 +48,19 @@ describe("local services", () => {
     dynamodb.destroy();
   });
 
-  it("S3: the SDK v3's default streamed, checksummed upload round-trips", async () => {
+  it("S3: an upload round-trips with its user metadata (the archive keeps its offsets there)", async () => {
     const body = "x".repeat(100_000);
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: "plain/one.txt", Body: body }));
+    await s3.send(
+      new PutObjectCommand({
+        Bucket: bucket,
+        Key: "plain/one.txt",
+        Body: body,
+        Metadata: { "max-offset": "42" },
+      }),
+    );
     const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: "plain/one.txt" }));
     expect(await got.Body?.transformToString()).toBe(body);
+    expect(got.Metadata?.["max-offset"]).toBe("42");
   });
 
   it("S3: ListObjectsV2 pages with continuation tokens and groups by delimiter", async () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { ArchiveObject, ArchiveStore } from "../../lib/adapters/archive-store.ts";
 import { archiveBatch, type SourcedRecord } from "../../lib/pipeline/archive-batch.ts";
 
-/** An in-memory ArchiveStore: the pure batching logic needs no S3 (the integration tests use S3Mock). */
+/** An in-memory ArchiveStore: the pure batching logic needs no S3 (the integration tests use S3Proxy). */
 class MemoryStore implements ArchiveStore {
   readonly objects = new Map<string, ArchiveObject>();
   async get(key: string) {
