@@ -185,7 +185,13 @@ function statsWindow(from: number): Promise<StatsWindow> {
 
 async function memory() {
   const [services, own] = await Promise.all([stack.services.memory(), stack.memory()]);
-  return { ...services, api: own.api, mappings: own.mappings ?? Number.NaN };
+  const byFunction = Object.entries(own.byFunction ?? {}).map(([f, rss]) => [`mappings.${f}`, rss] as const);
+  return {
+    ...services,
+    api: own.api,
+    mappings: own.mappings ?? Number.NaN,
+    ...Object.fromEntries(byFunction),
+  };
 }
 
 /** GET /stats requests made by the bench, so the API's read units can be given per request. */

@@ -6,7 +6,7 @@ import { sendBounded } from "../lib/adapters/kafka-batches.ts";
 import { createS3 } from "../lib/adapters/s3-client.ts";
 import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";
 import { lazy } from "../lib/lazy.ts";
-import { archiveBatch } from "../lib/pipeline/archive-batch.ts";
+import { ArchiveObjectCache, archiveBatch } from "../lib/pipeline/archive-batch.ts";
 import { buckets, topics } from "../lib/topology.ts";
 import { logger } from "./shared/http.ts";
 import { decodeMskEvent } from "./shared/msk.ts";
@@ -24,6 +24,9 @@ const config = readConfig(
   }),
 );
 const store = new S3ArchiveStore(createS3(config), config.ARCHIVE_BUCKET);
+// What this execution environment wrote: a batch that continues its previous one rewrites those
+// objects without a GET each (lib/pipeline/archive-batch.ts says when that is safe).
+const openObjects = new ArchiveObjectCache();
 const deadLetterProducer = lazy(async () => {
   const producer = (await createKafka(config)).producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
@@ -31,7 +34,7 @@ const deadLetterProducer = lazy(async () => {
 });
 
 export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] }> => {
-  const outcome = await archiveBatch(decodeMskEvent(event), store, buckets.archive.prefix);
+  const outcome = await archiveBatch(decodeMskEvent(event), store, buckets.archive.prefix, openObjects);
   if (outcome.rejected.length > 0) {
     logger.warn("records sent to the dead-letter topic", { count: outcome.rejected.length });
     await sendBounded(

@@ -59,6 +59,7 @@ import {
   api as apiSettings,
   buckets,
   corsHeaders,
+  type EventSourceMappingSpec,
   eventSourceMappings,
   type FunctionName,
   type FunctionSpec,
@@ -362,7 +363,7 @@ export class TidemarkStack extends Stack {
     useKafkaCluster(this.fn("health"), cluster);
 
     // MSK event-source mappings (provisioned mode: retries, Kafka on-failure destination, partial batch responses).
-    for (const spec of eventSourceMappings) {
+    for (const spec of eventSourceMappings as readonly EventSourceMappingSpec[]) {
       const target = this.fn(spec.function);
       consumeFrom(target, cluster, topics[spec.topic], spec.consumerGroup);
       produceTo(target, cluster, spec.onFailure, topics[spec.onFailure]);

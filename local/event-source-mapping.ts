@@ -1,7 +1,11 @@
 import type { MSKEvent, MSKRecord } from "aws-lambda";
 import type { Consumer, Kafka, KafkaMessage, Producer } from "kafkajs";
 import { sendBounded } from "../lib/adapters/kafka-batches.ts";
-import { type EventSourceMappingSpec, MAX_MESSAGE_BYTES } from "../lib/topology.ts";
+import {
+  type EventSourceMappingSpec,
+  KAFKA_DEFAULT_BATCHING_WINDOW_MS,
+  MAX_MESSAGE_BYTES,
+} from "../lib/topology.ts";
 
 /**
  * Emulates a Lambda event-source mapping for Amazon MSK on one machine, with AWS's delivery
@@ -84,7 +88,10 @@ export class LocalEventSourceMapping {
 
   #createConsumer(): Consumer {
     const { spec } = this.#options;
-    const windowMs = Math.round(spec.maximumBatchingWindowSeconds * 1000);
+    const windowMs =
+      spec.maximumBatchingWindowSeconds === undefined
+        ? KAFKA_DEFAULT_BATCHING_WINDOW_MS
+        : Math.round(spec.maximumBatchingWindowSeconds * 1000);
     return this.#options.kafka.consumer({
       groupId: spec.consumerGroup,
       // The batching window: the broker holds a fetch until enough bytes for a full batch

@@ -1,9 +1,10 @@
 import { usageMeter } from "../lib/adapters/usage-meter.ts";
+import { type FunctionName, functions } from "../lib/topology.ts";
 import { type RunningMappings, startMappings } from "./mappings.ts";
 import type { MappingsProcessReport } from "./stack.ts";
 
 /**
- * The event-source mappings in a process of their own (forked by `local/stack.ts`), as in AWS
+ * The event-source mappings of one function (argv) in a process of their own (forked by `local/stack.ts`), as in AWS
  * where the pollers and the consumer functions do not share a CPU with the API. The function
  * environment comes from the parent; the process ends when its parent goes away. It reports its
  * AWS usage meter and RSS to the parent every second and when asked, so `stack.usage()` and the
@@ -34,5 +35,10 @@ process.on("message", (m: { kind?: unknown; id?: unknown }) => {
 });
 setInterval(() => report(), 1_000).unref();
 
-running = await startMappings(log);
+// The functions whose mappings this process runs (`local/stack.ts` starts one process per
+// consumer function); none named: all of them.
+const only = process.argv.slice(2).filter((name): name is FunctionName => Object.hasOwn(functions, name));
+if (only.length < process.argv.length - 2)
+  throw new Error(`unknown function in ${process.argv.slice(2).join(" ")}`);
+running = await startMappings(log, only.length > 0 ? new Set(only) : undefined);
 process.send?.({ kind: "ready" });

@@ -2,7 +2,13 @@ import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import type { DynamoDBStreamEvent, MSKEvent } from "aws-lambda";
 import { Kafka, logLevel } from "kafkajs";
 import { messageBytes } from "../lib/adapters/kafka-batches.ts";
-import { eventSourceMappings, tableStreamMappings, tables, topics } from "../lib/topology.ts";
+import {
+  eventSourceMappings,
+  type FunctionName,
+  tableStreamMappings,
+  tables,
+  topics,
+} from "../lib/topology.ts";
 import { LocalEventSourceMapping } from "./event-source-mapping.ts";
 import { localFunction } from "./lambda-runtime.ts";
 import { LocalTableStreamMapping } from "./table-stream-mapping.ts";
@@ -18,7 +24,12 @@ export interface RunningMappings {
   stop(): Promise<void>;
 }
 
-export async function startMappings(log: (line: string) => void): Promise<RunningMappings> {
+export async function startMappings(
+  log: (line: string) => void,
+  /** Only the mappings that invoke these functions (all when absent). */
+  only?: ReadonlySet<FunctionName>,
+): Promise<RunningMappings> {
+  const wanted = (spec: { readonly function: FunctionName }) => !only || only.has(spec.function);
   const env = process.env;
   const brokers = (env.KAFKA_BROKERS ?? "").split(",").filter(Boolean);
   const kafka = new Kafka({ clientId: "tidemark-esm", brokers, logLevel: logLevel.NOTHING });
@@ -33,7 +44,7 @@ export async function startMappings(log: (line: string) => void): Promise<Runnin
     ...(env.DYNAMODB_ENDPOINT ? { endpoint: env.DYNAMODB_ENDPOINT } : {}),
   });
   try {
-    for (const spec of eventSourceMappings) {
+    for (const spec of eventSourceMappings.filter(wanted)) {
       const fn = localFunction(spec.function);
       const mapping = new LocalEventSourceMapping({
         spec,
@@ -49,7 +60,7 @@ export async function startMappings(log: (line: string) => void): Promise<Runnin
       started.push(mapping);
       kafkaMappings.set(spec.id, mapping);
     }
-    for (const spec of tableStreamMappings) {
+    for (const spec of tableStreamMappings.filter(wanted)) {
       const fn = localFunction(spec.function);
       const tableName = env[tables[spec.table].envVar];
       if (!tableName) throw new Error(`${tables[spec.table].envVar} is not set`);

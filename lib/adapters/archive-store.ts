@@ -11,10 +11,23 @@ export interface ArchiveObject {
   readonly maxOffset: number;
 }
 
+/** An object as stored, with the entity tag of that version. */
+export interface StoredArchiveObject {
+  readonly object: ArchiveObject;
+  readonly etag: string;
+}
+
+/**
+ * The write only succeeds if the object is still the version `ifMatch` names, or, with
+ * `ifNoneMatch`, if there is no object yet (S3 conditional writes).
+ */
+export type WriteCondition = { readonly ifMatch: string } | { readonly ifNoneMatch: true };
+
 /** The archive's write port. */
 export interface ArchiveStore {
-  get(key: string): Promise<ArchiveObject | undefined>;
-  put(key: string, object: ArchiveObject): Promise<void>;
+  get(key: string): Promise<StoredArchiveObject | undefined>;
+  /** The new version's entity tag, or `"conflict"` when the condition did not hold. */
+  put(key: string, object: ArchiveObject, condition: WriteCondition): Promise<string | "conflict">;
 }
 
 const MAX_OFFSET_METADATA = "max-offset";
@@ -26,29 +39,41 @@ export class S3ArchiveStore implements ArchiveStore {
     private readonly bucket: string,
   ) {}
 
-  async get(key: string): Promise<ArchiveObject | undefined> {
+  async get(key: string): Promise<StoredArchiveObject | undefined> {
     try {
       const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
       const bytes = await res.Body?.transformToByteArray();
       const text = bytes ? (await gunzipAsync(bytes)).toString("utf8") : "";
       const maxOffset = Number(res.Metadata?.[MAX_OFFSET_METADATA] ?? "-1");
-      return { lines: text.split("\n").filter((l) => l.length > 0), maxOffset };
+      return {
+        object: { lines: text.split("\n").filter((l) => l.length > 0), maxOffset },
+        etag: res.ETag ?? "",
+      };
     } catch (error) {
       if (error instanceof NoSuchKey || (error as { name?: string }).name === "NoSuchKey") return undefined;
       throw error;
     }
   }
 
-  async put(key: string, object: ArchiveObject): Promise<void> {
+  async put(key: string, object: ArchiveObject, condition: WriteCondition): Promise<string | "conflict"> {
     const body = await gzipAsync(`${object.lines.join("\n")}\n`, { level: 4 });
-    await this.s3.send(
-      new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: key,
-        Body: body,
-        ContentType: "application/x-ndjson",
-        Metadata: { [MAX_OFFSET_METADATA]: String(object.maxOffset) },
-      }),
-    );
+    try {
+      const res = await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: body,
+          ContentType: "application/x-ndjson",
+          Metadata: { [MAX_OFFSET_METADATA]: String(object.maxOffset) },
+          ...("ifMatch" in condition ? { IfMatch: condition.ifMatch } : { IfNoneMatch: "*" }),
+        }),
+      );
+      return res.ETag ?? "";
+    } catch (error) {
+      // 412: the object is not the version we built on. 409: a concurrent conditional write won.
+      const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+      if (status === 412 || status === 409) return "conflict";
+      throw error;
+    }
   }
 }

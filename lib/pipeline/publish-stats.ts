@@ -1,8 +1,7 @@
 import { chunkByBytes } from "../adapters/kafka-batches.ts";
 import type { WindowStore } from "../adapters/window-store.ts";
 import { type Granularity, type WindowRef, windowKey } from "../stream/fold.ts";
-import { unpackGroups } from "../stream/partial.ts";
-import { mergeRecords } from "../stream/partial-items.ts";
+import { decodeGroups, mergeRecordGroups } from "../stream/partial-items.ts";
 import { statsMessagesFor } from "./stats-messages.ts";
 
 export interface ChangedWindow {
@@ -21,6 +20,7 @@ export function changedWindowsOf(images: readonly (Record<string, unknown> | und
   for (const image of images) {
     if (image?.kind !== "d" || image.g !== "m") continue;
     if (typeof image.rule !== "string" || !(image.b instanceof Uint8Array)) continue;
+    if (typeof image.pk !== "string" || typeof image.sk !== "string") continue;
     const ref: WindowRef = {
       ruleKey: image.rule,
       granularity: image.g as Granularity,
@@ -32,7 +32,9 @@ export function changedWindowsOf(images: readonly (Record<string, unknown> | und
       window = { ref, groups: new Set(), writtenAt: 0 };
       out.set(key, window);
     }
-    for (const group of unpackGroups(image.b).keys()) window.groups.add(group);
+    // Memoized by key and content: the read that follows finds this very item decoded.
+    for (const group of decodeGroups({ pk: image.pk, sk: image.sk, b: image.b }).keys())
+      window.groups.add(group);
     window.writtenAt = Math.max(window.writtenAt, Number(image.at ?? 0));
   }
   return [...out.values()];
@@ -54,7 +56,7 @@ export async function publishChangedWindows(
   await Promise.all(
     windows.map(async (w) => {
       const records = await deps.store.read(w.ref.ruleKey, w.ref.granularity, [w.ref.windowStart]);
-      const merged = mergeRecords(records).get(w.ref.windowStart) ?? new Map();
+      const merged = mergeRecordGroups(records, w.ref.windowStart, w.groups);
       for (const m of statsMessagesFor(w.ref, merged, w.groups, w.writtenAt, (deps.now ?? Date.now)()))
         messages.push({ key: m.window_id, value: JSON.stringify(m) });
     }),

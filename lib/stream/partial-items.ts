@@ -113,7 +113,7 @@ export function encodePartial(
  * inflate and parse each record once. Bounded by the groups held. Callers must not mutate the
  * result (merging copies what it takes).
  */
-export function decodeGroups(r: PartialRecord): Groups {
+export function decodeGroups(r: Pick<PartialRecord, "pk" | "sk" | "b">): Groups {
   // Keyed by content: tests (and several local stacks in one process) reuse keys across tables.
   const key = `${r.pk}|${r.sk}|${createHash("sha1").update(r.b).digest("base64")}`;
   const hit = decoded.get(key);
@@ -156,6 +156,34 @@ export function effectiveRecords(records: readonly PartialRecord[]): PartialReco
     if (t === undefined) return true;
     return r.kind === "c" ? r.offset === t : r.offset > t;
   });
+}
+
+/**
+ * The merged value of just `wanted` groups of one window, over every record given (all
+ * partitions). The stats publisher needs the groups a write changed, not the window's thousands of
+ * per-user groups: merging only those is what keeps its cost proportional to the change.
+ */
+export function mergeRecordGroups(
+  records: readonly PartialRecord[],
+  windowStart: number,
+  wanted: ReadonlySet<string>,
+): Groups {
+  const out: Groups = new Map();
+  for (const r of effectiveRecords(records)) {
+    if (r.ws !== windowStart) continue;
+    const groups = decodeGroups(r);
+    const picked: Groups = new Map();
+    if (wanted.size < groups.size) {
+      for (const key of wanted) {
+        const p = groups.get(key);
+        if (p) picked.set(key, p);
+      }
+    } else {
+      for (const [key, p] of groups) if (wanted.has(key)) picked.set(key, p);
+    }
+    mergeGroups(out, picked);
+  }
+  return out;
 }
 
 /** Merged groups per window start, over every record given (all partitions). */

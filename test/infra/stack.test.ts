@@ -132,7 +132,8 @@ describe("CDK stack (dev)", () => {
         Topics: [topics[spec.topic].name],
         AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: spec.consumerGroup },
         BatchSize: spec.batchSize,
-        MaximumBatchingWindowInSeconds: spec.maximumBatchingWindowSeconds,
+        MaximumBatchingWindowInSeconds:
+          "maximumBatchingWindowSeconds" in spec ? spec.maximumBatchingWindowSeconds : Match.absent(),
         StartingPosition: spec.startingPosition,
         MaximumRetryAttempts: spec.maximumRetryAttempts,
         DestinationConfig: { OnFailure: { Destination: `kafka://${topics[spec.onFailure].name}` } },

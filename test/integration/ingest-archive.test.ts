@@ -50,7 +50,7 @@ describe("ingestion at scale and the archive", () => {
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
     keys.sort();
-    const objects = await Promise.all(keys.map((k) => store.get(k)));
+    const objects = await Promise.all(keys.map(async (k) => (await store.get(k))?.object));
     const ids = objects.flatMap((o) =>
       (o?.lines ?? []).map((l) => (JSON.parse(l) as { event_id: string }).event_id),
     );

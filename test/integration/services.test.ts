@@ -63,6 +63,26 @@ describe("local services", () => {
     expect(got.Metadata?.["max-offset"]).toBe("42");
   });
 
+  it("S3: conditional writes refuse a stale version (the archive's writes rely on them)", async () => {
+    const key = "conditional/one.txt";
+    const first = await s3.send(
+      new PutObjectCommand({ Bucket: bucket, Key: key, Body: "1", IfNoneMatch: "*" }),
+    );
+    const status = (error: unknown) =>
+      (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    await expect(
+      s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "2", IfNoneMatch: "*" })).catch(status),
+    ).resolves.toBe(412);
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "3", IfMatch: first.ETag }));
+    await expect(
+      s3
+        .send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: "4", IfMatch: first.ETag }))
+        .catch(status),
+    ).resolves.toBe(412);
+    const got = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    expect(await got.Body?.transformToString()).toBe("3");
+  });
+
   it("S3: ListObjectsV2 pages with continuation tokens and groups by delimiter", async () => {
     await Promise.all(
       Array.from({ length: 7 }, (_, i) =>
