@@ -39,6 +39,8 @@ export interface MappingOptions {
   readonly kafka: Kafka;
   /** Physical topic names. */
   readonly topic: string;
+  /** Partitions of `topic` (a fetch waits for a batch's worth of bytes for each). @default 1 */
+  readonly topicPartitions?: number;
   readonly onFailureTopic: string;
   /** The on-failure topic's max.message.bytes (a failed batch may need several requests). @default MAX_MESSAGE_BYTES */
   readonly onFailureMaxMessageBytes?: number;
@@ -94,10 +96,12 @@ export class LocalEventSourceMapping {
         : Math.round(spec.maximumBatchingWindowSeconds * 1000);
     return this.#options.kafka.consumer({
       groupId: spec.consumerGroup,
-      // The batching window: the broker holds a fetch until enough bytes for a full batch
-      // arrived or the window elapsed. Without a window, records are delivered as they come.
+      // The batching window: the broker holds a fetch until every partition could fill a batch
+      // (about 256 bytes a record) or the window elapsed, so batches are as large as the window
+      // allows, as in AWS. Without a window, records are delivered as they come.
       maxWaitTimeInMs: windowMs > 0 ? windowMs : 100,
-      minBytes: windowMs > 0 ? spec.batchSize * 256 : 1,
+      minBytes:
+        windowMs > 0 ? Math.min(spec.batchSize * 256 * (this.#options.topicPartitions ?? 1), 32 << 20) : 1,
       maxBytesPerPartition: 8 * 1024 * 1024,
       maxBytes: 64 * 1024 * 1024,
       sessionTimeout: 30_000,

@@ -38,7 +38,12 @@ export interface StreamFailureRecord {
 export interface TableStreamMappingOptions {
   readonly spec: Pick<
     TableStreamMappingSpec,
-    "id" | "batchSize" | "startingPosition" | "maximumRetryAttempts" | "reportBatchItemFailures"
+    | "id"
+    | "batchSize"
+    | "maximumBatchingWindowSeconds"
+    | "startingPosition"
+    | "maximumRetryAttempts"
+    | "reportBatchItemFailures"
   >;
   readonly client: DynamoDBStreamsClient;
   readonly tableName: string;
@@ -53,6 +58,10 @@ export interface TableStreamMappingOptions {
 interface ShardState {
   iterator: string | undefined;
   closed: boolean;
+  /** Records read but not yet delivered: the batching window is still open. */
+  gathered: StreamRecord[];
+  /** When the first gathered record was read. */
+  gatheringSince: number;
 }
 
 export class LocalTableStreamMapping {
@@ -94,7 +103,7 @@ export class LocalTableStreamMapping {
       const it = await this.#o.client.send(
         new GetShardIteratorCommand({ StreamArn: this.#streamArn, ShardId: id, ShardIteratorType: type }),
       );
-      this.#shards.set(id, { iterator: it.ShardIterator, closed: false });
+      this.#shards.set(id, { iterator: it.ShardIterator, closed: false, gathered: [], gatheringSince: 0 });
     }
     this.#firstDescribe = false;
   }
@@ -103,38 +112,57 @@ export class LocalTableStreamMapping {
     let lastRefresh = Date.now();
     while (this.#running) {
       let delivered = 0;
+      const windowMs = (this.#o.spec.maximumBatchingWindowSeconds ?? 0) * 1000;
       for (const [id, shard] of this.#shards) {
-        if (shard.closed || !shard.iterator || !this.#running) continue;
-        try {
-          const res = await this.#o.client.send(
-            new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: this.#o.spec.batchSize }),
-          );
-          const records = res.Records ?? [];
-          if (records.length > 0) {
-            await this.#deliver(records, id);
-            delivered += records.length;
+        if (!this.#running) break;
+        // As Lambda does, a batch is invoked once it is full or the batching window since its
+        // first record has passed (a closed shard hands over what it gathered).
+        const due = () =>
+          shard.gathered.length > 0 &&
+          (shard.gathered.length >= this.#o.spec.batchSize ||
+            Date.now() - shard.gatheringSince >= windowMs ||
+            shard.closed);
+        if (!shard.closed && shard.iterator && shard.gathered.length < this.#o.spec.batchSize) {
+          try {
+            const res = await this.#o.client.send(
+              new GetRecordsCommand({
+                ShardIterator: shard.iterator,
+                Limit: this.#o.spec.batchSize - shard.gathered.length,
+              }),
+            );
+            const records = res.Records ?? [];
+            if (records.length > 0) {
+              if (shard.gathered.length === 0) shard.gatheringSince = Date.now();
+              shard.gathered.push(...records);
+            }
+            shard.iterator = res.NextShardIterator;
+            if (!shard.iterator) shard.closed = true;
+          } catch (error) {
+            if ((error as { name?: string }).name === "TrimmedDataAccessException") {
+              // The iterator points before the oldest record still kept: as Lambda does, resume at the
+              // trim horizon. DynamoDB Local also answers this for a LATEST iterator taken on a shard
+              // that was still empty, forever, so without this a fresh table is never delivered.
+              shard.iterator = (
+                await this.#o.client
+                  .send(
+                    new GetShardIteratorCommand({
+                      StreamArn: this.#streamArn,
+                      ShardId: id,
+                      ShardIteratorType: "TRIM_HORIZON",
+                    }),
+                  )
+                  .catch(() => ({ ShardIterator: shard.iterator }))
+              ).ShardIterator;
+              continue;
+            }
+            this.#o.log?.(`[stream ${this.#o.spec.id}] shard ${id}: ${String(error)}`);
           }
-          shard.iterator = res.NextShardIterator;
-          if (!shard.iterator) shard.closed = true;
-        } catch (error) {
-          if ((error as { name?: string }).name === "TrimmedDataAccessException") {
-            // The iterator points before the oldest record still kept: as Lambda does, resume at the
-            // trim horizon. DynamoDB Local also answers this for a LATEST iterator taken on a shard
-            // that was still empty, forever, so without this a fresh table is never delivered.
-            shard.iterator = (
-              await this.#o.client
-                .send(
-                  new GetShardIteratorCommand({
-                    StreamArn: this.#streamArn,
-                    ShardId: id,
-                    ShardIteratorType: "TRIM_HORIZON",
-                  }),
-                )
-                .catch(() => ({ ShardIterator: shard.iterator }))
-            ).ShardIterator;
-            continue;
-          }
-          this.#o.log?.(`[stream ${this.#o.spec.id}] shard ${id}: ${String(error)}`);
+        }
+        if (due()) {
+          const batch = shard.gathered;
+          shard.gathered = [];
+          await this.#deliver(batch, id);
+          delivered += batch.length;
         }
       }
       if (Date.now() - lastRefresh > 2_000) {

@@ -188,6 +188,7 @@ describe("DynamoDB-stream mapping: no silent skip", () => {
       spec: {
         id: "FailingTest",
         batchSize: 10,
+        maximumBatchingWindowSeconds: 0,
         startingPosition: "TRIM_HORIZON",
         maximumRetryAttempts: 2,
         reportBatchItemFailures: true,
@@ -220,5 +221,65 @@ describe("DynamoDB-stream mapping: no silent skip", () => {
     expect(mapping.stats.recordsSentToOnFailure).toBe(1);
     expect(lines.some((l) => l.includes("on-failure destination") && l.includes("lost?"))).toBe(true);
     expect(lines.some((l) => l.includes("skipped"))).toBe(false);
+  });
+});
+
+describe("DynamoDB-stream mapping: batching window", () => {
+  it("gathers the writes of a window into one invocation, in order, and invokes a full batch at once", async () => {
+    const endpoint = inject("endpoints").dynamodbEndpoint;
+    const region = "us-east-1";
+    const credentials = { accessKeyId: "local", secretAccessKey: "local" };
+    const db = new DynamoDBClient({ region, endpoint, credentials });
+    const table = `stream-window-${Date.now()}`;
+    await db.send(
+      new CreateTableCommand({
+        TableName: table,
+        AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+        KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+        BillingMode: "PAY_PER_REQUEST",
+        StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" },
+      }),
+    );
+    const invocations: { at: number; keys: string[] }[] = [];
+    const mapping = new LocalTableStreamMapping({
+      spec: {
+        id: "WindowTest",
+        batchSize: 8,
+        maximumBatchingWindowSeconds: 2,
+        startingPosition: "TRIM_HORIZON",
+        maximumRetryAttempts: 0,
+        reportBatchItemFailures: true,
+      },
+      client: new DynamoDBStreamsClient({ region, endpoint, credentials }),
+      tableName: table,
+      region,
+      invoke: async (event) => {
+        invocations.push({ at: Date.now(), keys: event.Records.map((r) => r.dynamodb?.Keys?.pk?.S ?? "") });
+        return { batchItemFailures: [] };
+      },
+      onFailure: async () => undefined,
+    });
+    await mapping.start();
+    const put = (pk: string) => db.send(new PutItemCommand({ TableName: table, Item: { pk: { S: pk } } }));
+    try {
+      // Three writes 300 ms apart: one invocation after the window, not three.
+      const began = Date.now();
+      for (const pk of ["a", "b", "c"]) {
+        await put(pk);
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      await waitFor(async () => (invocations.length > 0 ? true : undefined), { timeoutMs: 10_000 });
+      expect(invocations[0]?.keys).toEqual(["a", "b", "c"]);
+      expect((invocations[0]?.at ?? 0) - began).toBeGreaterThanOrEqual(1_900);
+      // Eight writes fill a batch: invoked without waiting for the window.
+      const full = Date.now();
+      for (let i = 0; i < 8; i++) await put(`f${i}`);
+      await waitFor(async () => (invocations.length > 1 ? true : undefined), { timeoutMs: 10_000 });
+      expect(invocations[1]?.keys).toEqual(Array.from({ length: 8 }, (_, i) => `f${i}`));
+      expect((invocations[1]?.at ?? 0) - full).toBeLessThan(1_900);
+    } finally {
+      await mapping.stop();
+      db.destroy();
+    }
   });
 });
