@@ -53,7 +53,7 @@ describe("local event-source mapping", () => {
   }
 
   function mapping(
-    t: { topic: string; dlq: string; group: string },
+    t: { topic: string; dlq: string; group: string; onFailureTopic?: string },
     invoke: (event: MSKEvent) => Promise<unknown>,
     overrides: { batchSize?: number; maximumRetryAttempts?: number; reportBatchItemFailures?: boolean } = {},
   ): LocalEventSourceMapping {
@@ -69,7 +69,7 @@ describe("local event-source mapping", () => {
       },
       kafka,
       topic: t.topic,
-      onFailureTopic: t.dlq,
+      onFailureTopic: t.onFailureTopic ?? t.dlq,
       functionName: "test-fn",
       invoke,
       retryDelayMs: () => 20,
@@ -104,6 +104,49 @@ describe("local event-source mapping", () => {
     expect(record?.headers).toContainEqual({ trace: [...Buffer.from("t0")] });
     expect(events.every((e) => Object.values(e.records).flat().length <= 10)).toBe(true);
     expect(events.flatMap(values).map((v) => v.n)).toEqual(Array.from({ length: 25 }, (_, i) => i));
+  });
+
+  it("starts a consumer again after it crashed for good, and resumes from the committed offset", async () => {
+    // A batch that fails every attempt goes to the on-failure topic; an invalid topic name makes
+    // that produce fail with a non-retriable error, which stops a kafkajs consumer for good (it
+    // leaves the group). An ESM keeps polling: the mapping starts a new consumer.
+    const t = await freshTopics(3);
+    let healthy = false;
+    const delivered: number[] = [];
+    const lines: string[] = [];
+    const m = new LocalEventSourceMapping({
+      spec: {
+        id: "Crash",
+        consumerGroup: t.group,
+        batchSize: 10,
+        maximumBatchingWindowSeconds: 0,
+        startingPosition: "TRIM_HORIZON",
+        maximumRetryAttempts: 0,
+        reportBatchItemFailures: true,
+      },
+      kafka,
+      topic: t.topic,
+      onFailureTopic: "not a valid topic name!",
+      functionName: "test-fn",
+      invoke: async (e) => {
+        if (!healthy) throw new Error("not yet");
+        delivered.push(...values(e).map((v) => v.n));
+        return { batchItemFailures: [] };
+      },
+      retryDelayMs: () => 20,
+      log: (line) => lines.push(line),
+    });
+    running.push(m);
+    await m.start();
+    await waitFor(async () => (m.restarts > 0 ? true : undefined), { timeoutMs: 30_000 });
+    expect(lines.some((l) => l.includes("consumer crashed"))).toBe(true);
+    expect(await committed(t.group, t.topic)).toBe(-1);
+    healthy = true;
+    await waitFor(async () => ((await committed(t.group, t.topic)) === 3 ? true : undefined), {
+      timeoutMs: 30_000,
+    });
+    await m.stop();
+    expect(delivered).toEqual([0, 1, 2]);
   });
 
   it("commits nothing while the handler fails, and redelivers after a restart", async () => {
