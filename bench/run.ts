@@ -24,6 +24,8 @@ import { startLocalStack } from "../local/stack.ts";
 const Knobs = z.object({
   BENCH_SECONDS: z.coerce.number().positive().default(60),
   BENCH_RAW_SECONDS: z.coerce.number().nonnegative().default(15),
+  /** The API alone (the consumers' processes stopped): its own capacity, for API / raw (0: skip). */
+  BENCH_API_SECONDS: z.coerce.number().nonnegative().default(15),
   BENCH_PACED_SECONDS: z.coerce.number().positive().default(30),
   BENCH_PACED_FRACTION: z.coerce.number().positive().default(0.8),
   /** Fixed paced rate (events/s) instead of BENCH_PACED_FRACTION × the end-to-end rate. */
@@ -221,6 +223,35 @@ interface Done {
   statuses: Record<string, number>;
 }
 
+/** Runs `bench/load-worker.ts` (a process of its own) and resolves with its report. */
+function runLoadWorker(
+  types: readonly string[],
+  seconds: number,
+  rate: number,
+  batch: number,
+): Promise<Done> {
+  const worker = fork(fileURLToPath(new URL("./load-worker.ts", import.meta.url)), [], {
+    execArgv: ["--import", "tsx"],
+    env: {
+      ...process.env,
+      BENCH_LOAD: JSON.stringify({
+        url: stack.url,
+        seconds,
+        concurrency: knobs.BENCH_CONCURRENCY,
+        batch,
+        rate,
+        eventTypes: types,
+      }),
+    },
+  });
+  return new Promise<Done>((resolve, reject) => {
+    worker.on("message", (m: { kind: string }) => {
+      if (m.kind === "done") resolve(m as Done);
+    });
+    worker.once("exit", (code) => code !== 0 && reject(new Error(`load worker exited with ${code}`)));
+  });
+}
+
 /**
  * One load phase from a separate process, with lag sampling and freshness probes (a fresh event
  * type posted every 200 ms and polled in GET /stats until counted: accepted → visible); after the
@@ -235,26 +266,7 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
   const statsRequestsBefore = statsRequests;
   const wallStart = Date.now();
   const loadStart = performance.now();
-  const worker = fork(fileURLToPath(new URL("./load-worker.ts", import.meta.url)), [], {
-    execArgv: ["--import", "tsx"],
-    env: {
-      ...process.env,
-      BENCH_LOAD: JSON.stringify({
-        url: stack.url,
-        seconds: loadSeconds,
-        concurrency: knobs.BENCH_CONCURRENCY,
-        batch,
-        rate,
-        eventTypes: types,
-      }),
-    },
-  });
-  const done = new Promise<Done>((resolve, reject) => {
-    worker.on("message", (m: { kind: string }) => {
-      if (m.kind === "done") resolve(m as Done);
-    });
-    worker.once("exit", (code) => code !== 0 && reject(new Error(`load worker exited with ${code}`)));
-  });
+  const done = runLoadWorker(types, loadSeconds, rate, batch);
   const freshness: number[] = [];
   const statsLatency: number[] = [];
   let probes = 0;
@@ -354,6 +366,30 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
 }
 type Phase = Awaited<ReturnType<typeof phase>>;
 
+// 0b. The API alone: the consumer functions' processes are stopped (SIGSTOP) while the API takes
+// as much as it can, so its figure and API / raw compare like with like (the raw producer ran
+// alone too); in AWS the consumers do not share the API's CPU. Then the consumers resume and
+// drain that load before phase 1 starts.
+let apiAlone: Done | undefined;
+if (knobs.BENCH_API_SECONDS > 0) {
+  log(`\nAPI alone: ${knobs.BENCH_API_SECONDS} s, consumers stopped, ${knobs.BENCH_BATCH} events a request`);
+  await stack.pauseConsumers();
+  try {
+    apiAlone = await runLoadWorker(loadTypes("p0"), knobs.BENCH_API_SECONDS, 0, knobs.BENCH_BATCH);
+  } finally {
+    await stack.resumeConsumers();
+  }
+  log(`  ${int(apiAlone.accepted / apiAlone.seconds)} events/s; draining it before phase 1 …`);
+  const drainStart = performance.now();
+  while (performance.now() - drainStart < knobs.BENCH_DRAIN_TIMEOUT_SECONDS * 1000) {
+    if (Object.values(await lags()).every((v) => v === 0)) break;
+    await sleep(500);
+  }
+  await statsWindow(Date.now());
+  log(`  drained in ${fmt((performance.now() - drainStart) / 1000)} s`);
+}
+const apiAloneRate = apiAlone ? apiAlone.accepted / apiAlone.seconds : Number.NaN;
+
 const memBefore = await memory();
 const p1 = await phase("Phase 1, sustained load", "p1", knobs.BENCH_SECONDS, 0, knobs.BENCH_BATCH);
 const memAfter1 = await memory();
@@ -408,7 +444,14 @@ const rows: [string, string][] = [
     "  request latency p50 / p95 / p99",
     `${fmt(pct(p1.result.latencies, 50), 0)} / ${fmt(pct(p1.result.latencies, 95), 0)} / ${fmt(pct(p1.result.latencies, 99), 0)} ms`,
   ],
-  ["  API / raw producer", fmt(p1.ingestRate / rawRate, 2)],
+  [
+    "ingest, the API alone (consumers stopped)",
+    apiAlone
+      ? `${int(apiAloneRate)} events/s; request p50 / p99 ${fmt(pct(apiAlone.latencies, 50), 0)} / ${fmt(pct(apiAlone.latencies, 99), 0)} ms`
+      : "n/a",
+  ],
+  ["  API alone / raw producer", fmt(apiAloneRate / rawRate, 2)],
+  ["  API with the pipeline running / raw producer", fmt(p1.ingestRate / rawRate, 2)],
   [
     "  batch × concurrency",
     `${knobs.BENCH_BATCH} × ${knobs.BENCH_CONCURRENCY} (phase 2: ${pacedBatch} × ${knobs.BENCH_CONCURRENCY})`,
@@ -526,6 +569,8 @@ log(
     knobs,
     raw_producer_events_per_s: rawRate,
     api_over_raw: p1.ingestRate / rawRate,
+    api_alone_events_per_s: apiAloneRate,
+    api_alone_over_raw: apiAloneRate / rawRate,
     paced_rate: pacedRate,
     paced_batch: pacedBatch,
     phase1: phaseJson(p1),

@@ -86,6 +86,12 @@ export interface LocalStack {
     readonly mappings?: number;
     readonly byFunction?: Readonly<Record<string, number>>;
   }>;
+  /**
+   * Stops the consumer functions' processes (SIGSTOP) and lets them go on (SIGCONT): the bench
+   * measures the API alone this way. No-ops when the mappings run inline.
+   */
+  pauseConsumers(): Promise<void>;
+  resumeConsumers(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -218,6 +224,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
         const byFunction = await child.rssByFunction();
         return { api, mappings: Object.values(byFunction).reduce((a, b) => a + b, 0), byFunction };
       },
+      async pauseConsumers() {
+        child?.signal("SIGSTOP");
+      },
+      async resumeConsumers() {
+        child?.signal("SIGCONT");
+      },
       async stop() {
         for (const s of started.reverse()) await s.stop().catch(() => undefined);
         if (ownsServices) await services.stop();
@@ -232,6 +244,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
 interface MappingsProcess {
   readonly functionName: FunctionName;
+  signal(signal: NodeJS.Signals): void;
   /** A fresh report (the last periodic one if the process does not answer within 2 s). */
   report(): Promise<MappingsProcessReport>;
   stop(): Promise<void>;
@@ -241,6 +254,7 @@ interface MappingsProcesses {
   /** Usage summed over the processes (each answers within 2 s or gives its last report). */
   report(): Promise<MappingsProcessReport>;
   rssByFunction(): Promise<Record<string, number>>;
+  signal(signal: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -276,6 +290,9 @@ async function startMappingsProcesses(log: (line: string) => void): Promise<Mapp
         children.map(async (c) => [c.functionName, (await c.report()).rss] as const),
       );
       return Object.fromEntries(reports);
+    },
+    signal(signal) {
+      for (const c of children) c.signal(signal);
     },
     async stop() {
       await Promise.all(children.map((c) => c.stop()));
@@ -333,6 +350,9 @@ async function startMappingsProcess(
   });
   return {
     functionName,
+    signal(signal) {
+      if (child.exitCode === null) child.kill(signal);
+    },
     report() {
       if (!child.connected) return Promise.resolve(last);
       const id = nextId++;

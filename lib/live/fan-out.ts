@@ -72,10 +72,12 @@ export async function fanOut(
     readonly notifier: ConnectionNotifier;
     readonly ruleFor: (ruleId: string) => Pick<AggregationRule, "event_type" | "group_by"> | undefined;
     readonly onError?: (connectionId: string, error: unknown) => void;
+    /** The subscribed connections, if the caller already read them. */
+    readonly connections?: readonly ConnectionRecord[];
   },
 ): Promise<FanOutResult> {
   if (messages.length === 0) return { frames: 0, gone: [], failed: 0 };
-  const connections = await deps.store.subscribed();
+  const connections = deps.connections ?? (await deps.store.subscribed());
   const gone: string[] = [];
   let frames = 0;
   let failed = 0;
