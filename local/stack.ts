@@ -1,4 +1,5 @@
 import { fork } from "node:child_process";
+import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
@@ -16,6 +17,7 @@ import {
   buckets,
   eventSourceMappings,
   type FunctionName,
+  type FunctionSpec,
   functions,
   type RouteSpec,
   tableStreamMappings,
@@ -244,6 +246,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
 interface MappingsProcess {
   readonly functionName: FunctionName;
+  /** The function, numbered from its second environment on (`aggregate#2`). */
+  readonly label: string;
   signal(signal: NodeJS.Signals): void;
   /** A fresh report (the last periodic one if the process does not answer within 2 s). */
   report(): Promise<MappingsProcessReport>;
@@ -264,12 +268,31 @@ const consumerFunctions = [
 ];
 
 /**
- * One process per consumer function, as in AWS where each function runs in execution
+ * Execution environments (processes) of a consumer function. In AWS a Kafka mapping invokes a
+ * function concurrently, one invocation per partition at a time, up to its reserved concurrency:
+ * locally the function's mappings run in as many processes as that and this machine's cores
+ * allow, all members of the mapping's consumer group, so Kafka splits the partitions between
+ * them (each partition still in order, one batch at a time). A function fed by a table stream
+ * keeps one process: every poller of a stream reads every shard.
+ * `TIDEMARK_CONSUMER_ENVIRONMENTS=1` runs one process per function.
+ */
+function environmentsOf(fn: FunctionName): number {
+  if (tableStreamMappings.some((m) => m.function === fn)) return 1;
+  const cap = Number(process.env.TIDEMARK_CONSUMER_ENVIRONMENTS ?? availableParallelism());
+  const spec: FunctionSpec = functions[fn];
+  return Math.max(1, Math.min(spec.reservedConcurrency ?? 1, cap));
+}
+
+/**
+ * The consumer functions' processes, as in AWS where each function runs in execution
  * environments of its own: the aggregator never waits behind the archive's gzip or the
  * publisher's reads on one event loop, and each process's heap is held to its function's memory.
  */
 async function startMappingsProcesses(log: (line: string) => void): Promise<MappingsProcesses> {
-  const started = await Promise.allSettled(consumerFunctions.map((f) => startMappingsProcess(f, log)));
+  const wanted = consumerFunctions.flatMap((f) =>
+    Array.from({ length: environmentsOf(f) }, (_, i) => ({ fn: f, label: i === 0 ? f : `${f}#${i + 1}` })),
+  );
+  const started = await Promise.allSettled(wanted.map((w) => startMappingsProcess(w.fn, w.label, log)));
   const children = started.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
   const failed = started.find((r) => r.status === "rejected");
   if (failed) {
@@ -287,7 +310,7 @@ async function startMappingsProcesses(log: (line: string) => void): Promise<Mapp
     },
     async rssByFunction() {
       const reports = await Promise.all(
-        children.map(async (c) => [c.functionName, (await c.report()).rss] as const),
+        children.map(async (c) => [c.label, (await c.report()).rss] as const),
       );
       return Object.fromEntries(reports);
     },
@@ -306,6 +329,7 @@ async function startMappingsProcesses(log: (line: string) => void): Promise<Mapp
  */
 async function startMappingsProcess(
   functionName: FunctionName,
+  label: string,
   log: (line: string) => void,
 ): Promise<MappingsProcess> {
   const child = fork(fileURLToPath(new URL("./mappings-main.ts", import.meta.url)), [functionName], {
@@ -350,6 +374,7 @@ async function startMappingsProcess(
   });
   return {
     functionName,
+    label,
     signal(signal) {
       if (child.exitCode === null) child.kill(signal);
     },
