@@ -1,4 +1,5 @@
 import { type ChildProcess, fork } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Kafka, logLevel } from "kafkajs";
 import { z } from "zod";
@@ -215,6 +216,33 @@ async function counted(types: readonly string[]): Promise<number> {
   return counts.reduce((a, b) => a + b, 0);
 }
 
+/**
+ * CPU seconds (user + system) each process of the stack has used so far, from /proc/<pid>/stat
+ * (clock ticks of 1/100 s, Linux's USER_HZ): the services, every consumer environment, the API
+ * (this process: the API functions and the bench's bookkeeping) and the bench's stats subscriber.
+ */
+function cpuSecondsByProcess(): Record<string, number> {
+  const pids: Record<string, number> = {
+    ...stack.services.pids(),
+    api: process.pid,
+    ...stack.consumerPids(),
+    ...(statsWorker.pid ? { "bench subscriber": statsWorker.pid } : {}),
+  };
+  const out: Record<string, number> = {};
+  for (const [name, pid] of Object.entries(pids)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out[name] = (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+const cpuSince = (after: Record<string, number>, before: Record<string, number>) =>
+  Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+
 interface Done {
   kind: "done";
   accepted: number;
@@ -262,6 +290,7 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
     `\n${name}: ${loadSeconds} s${rate ? ` paced at ${int(rate)} events/s` : " as fast as it goes"}, ${batch} events a request`,
   );
   const types = loadTypes(tag);
+  const cpuBefore = cpuSecondsByProcess();
   const usageBefore = await stack.usageByProcess();
   const statsRequestsBefore = statsRequests;
   const wallStart = Date.now();
@@ -338,6 +367,7 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
   const stats = await statsWindow(wallStart);
   const loadEndedAt = wallStart + (loadEnded - loadStart);
   const usageAfter = await stack.usageByProcess();
+  const cpu = cpuSince(cpuSecondsByProcess(), cpuBefore);
   const byProcess = {
     api: usageSince(usageAfter.api, usageBefore.api),
     mappings: usageSince(usageAfter.mappings, usageBefore.mappings),
@@ -356,6 +386,8 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
     probes,
     usage: addUsage(byProcess.api, byProcess.mappings),
     byProcess,
+    /** CPU seconds per process from the load's start to the end of the drain. */
+    cpu,
     statsRequests: statsRequests - statsRequestsBefore,
     stats,
     statsRate: stats.lastAt === null ? 0 : stats.messages / ((stats.lastAt - wallStart) / 1000),
@@ -492,6 +524,18 @@ const rows: [string, string][] = [
     "S3 PUT-class requests per million events",
     `phase 1 ${int(s3PutsPerMillion(p1))} (PutObject ${int(s3PutObjectsPerMillion(p1))}), phase 2 ${int(s3PutsPerMillion(p2))} (PutObject ${int(s3PutObjectsPerMillion(p2))})`,
   ],
+  ...(["p1", "p2"] as const).map((k): [string, string] => {
+    const p = k === "p1" ? p1 : p2;
+    const total = Object.values(p.cpu).reduce((a, b) => a + b, 0);
+    const parts = Object.entries(p.cpu)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, sec]) => `${name} ${fmt((sec / p.events) * 1e6, 0)}`)
+      .join(", ");
+    return [
+      `CPU µs per event, phase ${k === "p1" ? 1 : 2} (load + drain)`,
+      `${fmt((total / p.events) * 1e6, 0)} in all: ${parts}`,
+    ];
+  }),
   [
     "analytics.stats messages/s, phase 1",
     `${int(p1.statsRate)} (${int(p1.stats.messages)} messages${p1.stats.complete ? "" : ", subscriber not caught up"}; last one ${fmt(p1.statsTail)} s after load stopped); phase 2 ${int(p2.statsRate)} (last ${fmt(p2.statsTail)} s after)`,
@@ -549,6 +593,7 @@ const phaseJson = (p: Phase) => ({
   dynamodb_read_units_per_million: readUnitsPer(p, 1e6),
   dynamodb_read_units_per_stats_get: readUnitsPerStatsGet(p),
   stats_gets: p.statsRequests,
+  cpu_seconds: p.cpu,
   s3_put_class_per_million: s3PutsPerMillion(p),
   s3_put_object_per_million: s3PutObjectsPerMillion(p),
   usage: p.byProcess satisfies Record<string, UsageSnapshot>,

@@ -94,6 +94,8 @@ export interface LocalStack {
    */
   pauseConsumers(): Promise<void>;
   resumeConsumers(): Promise<void>;
+  /** Process ids of the consumer functions' processes, by label (`aggregate`, `aggregate#2`, …). */
+  consumerPids(): Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -232,6 +234,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       async resumeConsumers() {
         child?.signal("SIGCONT");
       },
+      consumerPids() {
+        return child?.pids() ?? {};
+      },
       async stop() {
         for (const s of started.reverse()) await s.stop().catch(() => undefined);
         if (ownsServices) await services.stop();
@@ -248,6 +253,7 @@ interface MappingsProcess {
   readonly functionName: FunctionName;
   /** The function, numbered from its second environment on (`aggregate#2`). */
   readonly label: string;
+  readonly pid: number | undefined;
   signal(signal: NodeJS.Signals): void;
   /** A fresh report (the last periodic one if the process does not answer within 2 s). */
   report(): Promise<MappingsProcessReport>;
@@ -259,6 +265,7 @@ interface MappingsProcesses {
   report(): Promise<MappingsProcessReport>;
   rssByFunction(): Promise<Record<string, number>>;
   signal(signal: NodeJS.Signals): void;
+  pids(): Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -316,6 +323,9 @@ async function startMappingsProcesses(log: (line: string) => void): Promise<Mapp
     },
     signal(signal) {
       for (const c of children) c.signal(signal);
+    },
+    pids() {
+      return Object.fromEntries(children.flatMap((c) => (c.pid ? [[c.label, c.pid] as const] : [])));
     },
     async stop() {
       await Promise.all(children.map((c) => c.stop()));
@@ -375,6 +385,7 @@ async function startMappingsProcess(
   return {
     functionName,
     label,
+    pid: child.pid,
     signal(signal) {
       if (child.exitCode === null) child.kill(signal);
     },

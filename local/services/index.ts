@@ -35,6 +35,8 @@ export interface RunningServices {
   health(): Promise<Record<ServiceName, ServiceHealth>>;
   /** RSS in bytes of each service process this module started. */
   memory(): Promise<Record<string, number>>;
+  /** Process ids of the service processes this module started and that still run. */
+  pids(): Record<string, number>;
   /** Stops everything it started and waits for the processes to exit. */
   stop(): Promise<void>;
   /** Stops one service this module started (its data stays), e.g. to test a broker outage. */
@@ -477,6 +479,13 @@ export async function startServices(options: StartOptions = {}): Promise<Running
         } catch {
           out[s.name] = 0;
         }
+      }
+      return out;
+    },
+    pids() {
+      const out: Record<string, number> = {};
+      for (const s of started) {
+        if (s.child.exitCode === null && s.child.signalCode === null && s.child.pid) out[s.name] = s.child.pid;
       }
       return out;
     },
