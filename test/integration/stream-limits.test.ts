@@ -166,22 +166,28 @@ describe("stream limits on the real services", () => {
   });
 });
 
+/** A fresh table with a NEW_IMAGE stream on DynamoDB Local. */
+async function streamedTable(prefix: string) {
+  const endpoint = inject("endpoints").dynamodbEndpoint;
+  const region = "us-east-1";
+  const credentials = { accessKeyId: "local", secretAccessKey: "local" };
+  const db = new DynamoDBClient({ region, endpoint, credentials });
+  const table = `${prefix}-${Date.now()}`;
+  await db.send(
+    new CreateTableCommand({
+      TableName: table,
+      AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+      KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+      BillingMode: "PAY_PER_REQUEST",
+      StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" },
+    }),
+  );
+  return { db, table, endpoint, region, credentials };
+}
+
 describe("DynamoDB-stream mapping: no silent skip", () => {
   it("sends a batch that fails every retry to the on-failure destination, counted, with its records", async () => {
-    const endpoint = inject("endpoints").dynamodbEndpoint;
-    const region = "us-east-1";
-    const credentials = { accessKeyId: "local", secretAccessKey: "local" };
-    const db = new DynamoDBClient({ region, endpoint, credentials });
-    const table = `stream-failure-${Date.now()}`;
-    await db.send(
-      new CreateTableCommand({
-        TableName: table,
-        AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-        KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-        BillingMode: "PAY_PER_REQUEST",
-        StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" },
-      }),
-    );
+    const { db, table, endpoint, region, credentials } = await streamedTable("stream-failure");
     const failures: StreamFailureRecord[] = [];
     const lines: string[] = [];
     const mapping = new LocalTableStreamMapping({
@@ -226,20 +232,7 @@ describe("DynamoDB-stream mapping: no silent skip", () => {
 
 describe("DynamoDB-stream mapping: batching window", () => {
   it("gathers the writes of a window into one invocation, in order, and invokes a full batch at once", async () => {
-    const endpoint = inject("endpoints").dynamodbEndpoint;
-    const region = "us-east-1";
-    const credentials = { accessKeyId: "local", secretAccessKey: "local" };
-    const db = new DynamoDBClient({ region, endpoint, credentials });
-    const table = `stream-window-${Date.now()}`;
-    await db.send(
-      new CreateTableCommand({
-        TableName: table,
-        AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
-        KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
-        BillingMode: "PAY_PER_REQUEST",
-        StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" },
-      }),
-    );
+    const { db, table, endpoint, region, credentials } = await streamedTable("stream-window");
     const invocations: { at: number; keys: string[] }[] = [];
     const mapping = new LocalTableStreamMapping({
       spec: {
