@@ -485,7 +485,8 @@ export async function startServices(options: StartOptions = {}): Promise<Running
     pids() {
       const out: Record<string, number> = {};
       for (const s of started) {
-        if (s.child.exitCode === null && s.child.signalCode === null && s.child.pid) out[s.name] = s.child.pid;
+        if (s.child.exitCode === null && s.child.signalCode === null && s.child.pid)
+          out[s.name] = s.child.pid;
       }
       return out;
     },
