@@ -5,9 +5,10 @@
  * The object name depends only on the record itself: its source partition and the fixed block of
  * offsets it falls in (`ARCHIVE_BLOCK_OFFSETS`), never on how the records happened to be batched.
  * An object holds, in offset order, the records of its block seen so far, and remembers the
- * highest offset it holds; a writer appends only records above it. So a retried batch, a
- * replay from an earlier offset, or a replay with different batch boundaries rewrites the same
- * objects with the same content and never adds a copy.
+ * highest offset it holds; a writer appends only records above it, and writes conditionally on
+ * the version it built on (lib/pipeline/archive-batch.ts). So a retried batch, a replay from an
+ * earlier offset, or a replay with different batch boundaries rewrites the same objects with the
+ * same content and never adds a copy, and no writer overwrites another's records.
  */
 // Small enough that a block spans few batches (each batch rewrites the block's open objects),
 // large enough to keep objects per hour few; a compaction job is the next step at scale.
