@@ -1,5 +1,6 @@
 import { type App, Aspects, Tags } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
+import { batchingWindowOverride } from "../lib/topology.ts";
 import { applySuppressions } from "./nag-suppressions.ts";
 import { type RulesWriteAuth, TidemarkStack } from "./stack.ts";
 import { stageFrom } from "./stages.ts";
@@ -11,11 +12,17 @@ export function buildTidemark(app: App): TidemarkStack {
   const brokers = app.node.tryGetContext("kafkaBrokers") as string | undefined;
   // `-c alarmEmail=ops@example.com` subscribes an address to the alarm topic.
   const alarmEmail = app.node.tryGetContext("alarmEmail") as string | undefined;
+  // `-c aggregateBatchingWindowSeconds=0`: fresher stats, more write units (docs/performance.md).
+  const aggregateWindow = batchingWindowOverride(
+    app.node.tryGetContext("aggregateBatchingWindowSeconds"),
+    "AggregateEvents",
+  );
   const stack = new TidemarkStack(app, `Tidemark-${stage.name}`, {
     stage,
     ...(brokers ? { selfManagedKafkaBrokers: brokers.split(",").map((b) => b.trim()) } : {}),
     ...(alarmEmail ? { alarmEmail } : {}),
     rulesWriteAuth: rulesWriteAuthFrom(app.node.tryGetContext("rulesAuth")),
+    ...(aggregateWindow !== undefined ? { batchingWindowSeconds: { AggregateEvents: aggregateWindow } } : {}),
     description: `Tidemark real-time analytics (${stage.name})`,
   });
   Tags.of(stack).add("project", "tidemark");

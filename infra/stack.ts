@@ -106,6 +106,12 @@ export interface TidemarkStackProps extends StackProps {
    * (`{ cognitoUserPoolArn }`); the API key stays required on top. @default "apiKey"
    */
   readonly rulesWriteAuth?: RulesWriteAuth;
+  /**
+   * Batching windows (whole seconds) by MSK mapping id, replacing the topology's: e.g.
+   * `{ AggregateEvents: 0 }` for fresher stats at a higher write cost (docs/performance.md).
+   * @default the topology's windows
+   */
+  readonly batchingWindowSeconds?: Readonly<Record<string, number>>;
 }
 
 export type RulesWriteAuth = "apiKey" | "iam" | { readonly cognitoUserPoolArn: string };
@@ -363,7 +369,10 @@ export class TidemarkStack extends Stack {
     useKafkaCluster(this.fn("health"), cluster);
 
     // MSK event-source mappings (provisioned mode: retries, Kafka on-failure destination, partial batch responses).
-    for (const spec of eventSourceMappings as readonly EventSourceMappingSpec[]) {
+    for (const declared of eventSourceMappings as readonly EventSourceMappingSpec[]) {
+      const window = props.batchingWindowSeconds?.[declared.id];
+      const spec: EventSourceMappingSpec =
+        window === undefined ? declared : { ...declared, maximumBatchingWindowSeconds: window };
       const target = this.fn(spec.function);
       consumeFrom(target, cluster, topics[spec.topic], spec.consumerGroup);
       produceTo(target, cluster, spec.onFailure, topics[spec.onFailure]);

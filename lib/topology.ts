@@ -425,6 +425,24 @@ export interface EventSourceMappingSpec {
   readonly reportBatchItemFailures: boolean;
 }
 
+/**
+ * A mapping's batching window overridden per deployment: the aggregator's window is the dial
+ * between freshness and write cost (docs/performance.md). Whole seconds, 0..300, as MSK takes them.
+ */
+export function batchingWindowOverride(value: unknown, mappingId: string): number | undefined {
+  if (value === undefined || value === null || value === "") return undefined;
+  const seconds = Number(value);
+  if (!Number.isInteger(seconds) || seconds < 0 || seconds > 300)
+    throw new Error(
+      `batching window of ${mappingId} must be a whole number of seconds in 0..300, not '${String(value)}'`,
+    );
+  return seconds;
+}
+
+/** The environment variable that overrides a mapping's batching window locally. */
+export const batchingWindowEnvVar = (mappingId: string) =>
+  `TIDEMARK_BATCHING_WINDOW_${mappingId.replace(/[a-z](?=[A-Z])/g, (c) => `${c}_`).toUpperCase()}`;
+
 /** The batching window of a Kafka event-source mapping that sets none (AWS documents 500 ms). */
 export const KAFKA_DEFAULT_BATCHING_WINDOW_MS = 500;
 

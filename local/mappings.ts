@@ -3,6 +3,9 @@ import type { DynamoDBStreamEvent, MSKEvent } from "aws-lambda";
 import { Kafka, logLevel } from "kafkajs";
 import { messageBytes } from "../lib/adapters/kafka-batches.ts";
 import {
+  batchingWindowEnvVar,
+  batchingWindowOverride,
+  type EventSourceMappingSpec,
   eventSourceMappings,
   type FunctionName,
   tableStreamMappings,
@@ -44,8 +47,13 @@ export async function startMappings(
     ...(env.DYNAMODB_ENDPOINT ? { endpoint: env.DYNAMODB_ENDPOINT } : {}),
   });
   try {
-    for (const spec of eventSourceMappings.filter(wanted)) {
-      const fn = localFunction(spec.function);
+    for (const declared of eventSourceMappings.filter(wanted)) {
+      const fn = localFunction(declared.function);
+      // TIDEMARK_BATCHING_WINDOW_<MAPPING_ID>=<seconds> overrides the declared window (the
+      // aggregator's trades freshness for write cost).
+      const window = batchingWindowOverride(env[batchingWindowEnvVar(declared.id)], declared.id);
+      const spec: EventSourceMappingSpec =
+        window === undefined ? declared : { ...declared, maximumBatchingWindowSeconds: window };
       const mapping = new LocalEventSourceMapping({
         spec,
         kafka,

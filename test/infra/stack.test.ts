@@ -488,6 +488,22 @@ describe("CDK stack with options", () => {
     expect(nag.findError("*", Match.stringLikeRegexp("AwsSolutions-.*"))).toEqual([]);
   }, 180_000);
 
+  it("sets the aggregator's batching window from -c aggregateBatchingWindowSeconds, whole seconds only", () => {
+    const app = new App({ context: { stage: "dev", aggregateBatchingWindowSeconds: "0" } });
+    const template = Template.fromStack(buildTidemark(app));
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: "tidemark-aggregate" },
+      MaximumBatchingWindowInSeconds: 0,
+    });
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      AmazonManagedKafkaEventSourceConfig: { ConsumerGroupId: "tidemark-archive" },
+      MaximumBatchingWindowInSeconds: 5,
+    });
+    expect(() =>
+      buildTidemark(new App({ context: { stage: "dev", aggregateBatchingWindowSeconds: "0.5" } })),
+    ).toThrow(/whole number of seconds/);
+  }, 180_000);
+
   it("puts /rules writes behind a Cognito authorizer with -c rulesAuth=<user pool ARN>", () => {
     const pool = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_abc";
     const template = Template.fromStack(

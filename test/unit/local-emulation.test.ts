@@ -1,5 +1,6 @@
 import type { KafkaMessage } from "kafkajs";
 import { describe, expect, it } from "vitest";
+import { batchingWindowEnvVar, batchingWindowOverride } from "../../lib/topology.ts";
 import { TokenBucket } from "../../local/api-gateway.ts";
 import { interpretBatchResponse, mskEvent } from "../../local/event-source-mapping.ts";
 
@@ -70,5 +71,17 @@ describe("stage throttling", () => {
     const refilled = Array.from({ length: 10 }, () => bucket.take()).filter(Boolean).length;
     expect(refilled).toBeGreaterThanOrEqual(4);
     expect(refilled).toBeLessThanOrEqual(6);
+  });
+});
+
+describe("batching window overrides", () => {
+  it("names one environment variable per mapping and takes whole seconds in 0..300 only", () => {
+    expect(batchingWindowEnvVar("AggregateEvents")).toBe("TIDEMARK_BATCHING_WINDOW_AGGREGATE_EVENTS");
+    expect(batchingWindowOverride(undefined, "AggregateEvents")).toBeUndefined();
+    expect(batchingWindowOverride("", "AggregateEvents")).toBeUndefined();
+    expect(batchingWindowOverride("0", "AggregateEvents")).toBe(0);
+    expect(batchingWindowOverride(3, "AggregateEvents")).toBe(3);
+    for (const bad of ["0.5", "-1", "301", "soon"])
+      expect(() => batchingWindowOverride(bad, "AggregateEvents")).toThrow(/AggregateEvents/);
   });
 });
