@@ -1,5 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -243,6 +251,17 @@ function javaCommand(
   };
 }
 
+/** Bucket directories S3Mock (the local S3 server before S3Proxy) left in the data directory. */
+function s3MockBuckets(dataDir: string): string[] {
+  if (!existsSync(dataDir)) return [];
+  return readdirSync(dataDir, { withFileTypes: true })
+    .filter(
+      (d) =>
+        d.isDirectory() && d.name !== "buckets" && existsSync(join(dataDir, d.name, "bucketMetadata.json")),
+    )
+    .map((d) => d.name);
+}
+
 /**
  * S3Proxy over the filesystem-nio2 store: one file per object under `<bucket>/<key>`, user
  * metadata in extended attributes. No authorization locally (requests are still signed by the SDK;
@@ -405,6 +424,13 @@ export async function startServices(options: StartOptions = {}): Promise<Running
     if (wipe) rmSync(dataDir, { recursive: true, force: true });
     const command = javaCommand(name, dataDir, endpoints);
     await command.prepare?.();
+    if (name === "s3") {
+      const legacy = s3MockBuckets(dataDir);
+      if (legacy.length > 0)
+        log(
+          `[services] ${join(dataDir, legacy[0] ?? "")}${legacy.length > 1 ? ` (and ${legacy.length - 1} more)` : ""} holds objects in S3Mock's layout, from before S3Proxy: the S3 server does not read them (delete the directory, or replay events.raw into the archive)`,
+        );
+    }
     const logFile = join(cacheRoot, "logs", `${name}-${port}.log`);
     const out = createWriteStream(logFile);
     const child = spawn("java", command.args, { cwd: dataDir, stdio: ["ignore", "pipe", "pipe"] });
