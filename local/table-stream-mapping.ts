@@ -112,7 +112,7 @@ export class LocalTableStreamMapping {
     let lastRefresh = Date.now();
     while (this.#running) {
       let delivered = 0;
-      const windowMs = (this.#o.spec.maximumBatchingWindowSeconds ?? 0) * 1000;
+      const windowMs = this.#o.spec.maximumBatchingWindowSeconds * 1000;
       for (const [id, shard] of this.#shards) {
         if (!this.#running) break;
         // As Lambda does, a batch is invoked once it is full or the batching window since its

@@ -164,7 +164,7 @@ function javaCommand(
   name: ServiceName,
   dataDir: string,
   endpoints: ServiceEndpoints,
-): { args: string[]; prepare?: () => Promise<void> } {
+): { args: string[]; prepare?: (log: (line: string) => void) => Promise<void> } {
   const lib = serviceLibDir(name, cacheRoot) as string;
   const marker = `-Dtidemark.service=${name}`;
   if (name === "kafka") {
@@ -231,7 +231,12 @@ function javaCommand(
   const properties = join(dataDir, "s3proxy.properties");
   const logConfig = join(dataDir, "logback.xml");
   return {
-    prepare: async () => {
+    prepare: async (log) => {
+      const legacy = s3MockBuckets(dataDir);
+      if (legacy.length > 0)
+        log(
+          `[services] ${join(dataDir, legacy[0] ?? "")}${legacy.length > 1 ? ` (and ${legacy.length - 1} more)` : ""} holds objects in S3Mock's layout, from before S3Proxy: the S3 server does not read them (delete the directory, or replay events.raw into the archive)`,
+        );
       mkdirSync(join(dataDir, "buckets"), { recursive: true });
       writeFileSync(properties, s3ProxyProperties(join(dataDir, "buckets"), s3Port));
       writeFileSync(logConfig, s3ProxyLogback);
@@ -423,14 +428,7 @@ export async function startServices(options: StartOptions = {}): Promise<Running
     const dataDir = join(dataRoot, name);
     if (wipe) rmSync(dataDir, { recursive: true, force: true });
     const command = javaCommand(name, dataDir, endpoints);
-    await command.prepare?.();
-    if (name === "s3") {
-      const legacy = s3MockBuckets(dataDir);
-      if (legacy.length > 0)
-        log(
-          `[services] ${join(dataDir, legacy[0] ?? "")}${legacy.length > 1 ? ` (and ${legacy.length - 1} more)` : ""} holds objects in S3Mock's layout, from before S3Proxy: the S3 server does not read them (delete the directory, or replay events.raw into the archive)`,
-        );
-    }
+    await command.prepare?.(log);
     const logFile = join(cacheRoot, "logs", `${name}-${port}.log`);
     const out = createWriteStream(logFile);
     const child = spawn("java", command.args, { cwd: dataDir, stdio: ["ignore", "pipe", "pipe"] });
