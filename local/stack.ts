@@ -287,7 +287,9 @@ function environmentsOf(fn: FunctionName): number {
   if (tableStreamMappings.some((m) => m.function === fn)) return 1;
   const cap = Number(process.env.TIDEMARK_CONSUMER_ENVIRONMENTS ?? availableParallelism());
   if (!Number.isInteger(cap) || cap < 1)
-    throw new Error(`TIDEMARK_CONSUMER_ENVIRONMENTS must be a whole number ≥ 1, not '${process.env.TIDEMARK_CONSUMER_ENVIRONMENTS}'`);
+    throw new Error(
+      `TIDEMARK_CONSUMER_ENVIRONMENTS must be a whole number ≥ 1, not '${process.env.TIDEMARK_CONSUMER_ENVIRONMENTS}'`,
+    );
   const spec: FunctionSpec = functions[fn];
   return Math.max(1, Math.min(spec.reservedConcurrency ?? 1, cap));
 }
