@@ -130,8 +130,12 @@ export class LocalEventSourceMapping {
     const { spec } = this.#options;
     consumer.on(consumer.events.CRASH, (event) => {
       const { error, restart } = event.payload;
+      // A retriable error (e.g. the group coordinator still loading on a fresh broker): kafkajs
+      // rejoins by itself, nothing was lost, so it is noted without the alarm word.
       this.#options.log?.(
-        `[esm ${spec.id}] consumer crashed (${restart ? "kafkajs restarts it" : "restarting it"}): ${error.name}: ${error.message}`,
+        restart
+          ? `[esm ${spec.id}] consumer rejoining after a retriable error: ${error.name}: ${error.message}`
+          : `[esm ${spec.id}] consumer crashed for good, starting a new one: ${error.name}: ${error.message}`,
       );
       if (restart || !this.#running || consumer !== this.#consumer) return;
       this.#restarts++;
