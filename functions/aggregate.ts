@@ -30,12 +30,7 @@ const config = readConfig(
   }),
 );
 const db = createDynamoDb(config);
-const store = new DynamoWindowStore(
-  db,
-  config.AGGREGATES_TABLE,
-  config.STREAM_STATE_TABLE,
-  topics.eventsRaw.partitions,
-);
+const store = new DynamoWindowStore(db, config.AGGREGATES_TABLE, config.STREAM_STATE_TABLE);
 const rules = new CachedRules(new DynamoRulesStore(db, config.RULES_TABLE), BUILT_IN_RULES);
 const recent = new RecentEventIds();
 const lateProducer = lazy(async () => {

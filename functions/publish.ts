@@ -25,12 +25,7 @@ const config = readConfig(
     TOPIC_ANALYTICS_STATS: z.string().min(1),
   }),
 );
-const store = new DynamoWindowStore(
-  createDynamoDb(config),
-  config.AGGREGATES_TABLE,
-  "unused",
-  topics.eventsRaw.partitions,
-);
+const store = new DynamoWindowStore(createDynamoDb(config), config.AGGREGATES_TABLE, "unused");
 const producer = lazy(async () => {
   const p = (await createKafka(config)).producer({ idempotent: true, maxInFlightRequests: 1 });
   await p.connect();

@@ -7,7 +7,6 @@ import { parseStatsQuery } from "../lib/contract/api.ts";
 import { badRequest, notFound } from "../lib/contract/errors.ts";
 import { readStats, StatsQueryError } from "../lib/pipeline/stats-service.ts";
 import { BUILT_IN_RULES } from "../lib/stream/rules.ts";
-import { topics } from "../lib/topology.ts";
 import { apiHandler, errorResponse, json, queryOf } from "./shared/http.ts";
 
 /** GET /stats: live statistics merged from the partial aggregates of every source partition. */
@@ -19,12 +18,7 @@ const config = readConfig(
   }),
 );
 const db = createDynamoDb(config);
-const store = new DynamoWindowStore(
-  db,
-  config.AGGREGATES_TABLE,
-  config.STREAM_STATE_TABLE,
-  topics.eventsRaw.partitions,
-);
+const store = new DynamoWindowStore(db, config.AGGREGATES_TABLE, config.STREAM_STATE_TABLE);
 const rulesStore = new DynamoRulesStore(db, config.RULES_TABLE);
 const rules = new CachedRules(rulesStore, BUILT_IN_RULES);
 

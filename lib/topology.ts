@@ -67,9 +67,10 @@ export interface TableSpec {
  */
 export const tables = {
   /**
-   * Partial aggregates: `pk` = metric, group and window (`<metric>#<group>#<granularity>#<windowStart>`),
-   * `sk` = source partition (`p<n>`). One writer per item (the consumer of that partition),
-   * fenced by the highest applied offset; readers merge the partials of a window.
+   * Partial aggregates (layout: lib/stream/partial-items.ts): `pk` = rule, granularity and hour
+   * (or day) bucket, `sk` = window start, source partition and delta or compacted part. One
+   * writer per partition's keys (the consumer of that partition), fenced by the highest applied
+   * offset; readers merge every partition's partials of a window, one Query per bucket.
    */
   aggregates: {
     envVar: "AGGREGATES_TABLE",

@@ -1,8 +1,17 @@
 import { randomUUID } from "node:crypto";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
 import type { Context } from "aws-lambda";
-import { type FunctionName, functions } from "../lib/topology.ts";
+import { z } from "zod";
+import {
+  addUsage,
+  emptyUsage,
+  type UsageSnapshot,
+  UsageSnapshotSchema,
+} from "../lib/adapters/usage-meter.ts";
+import { type FunctionName, type FunctionSpec, functions } from "../lib/topology.ts";
 
 /**
  * What the Lambda service does around a handler, and no more: load the module once (cold
@@ -22,11 +31,14 @@ export interface LocalFunction {
 
 const loaded = new Map<FunctionName, Promise<LambdaHandler>>();
 
-async function loadHandler(name: FunctionName, root: string): Promise<LambdaHandler> {
-  const url = pathToFileURL(resolve(root, functions[name].entry)).href;
+export async function loadHandler(
+  name: FunctionName,
+  root: string,
+  entry: string = functions[name].entry,
+): Promise<LambdaHandler> {
+  const url = pathToFileURL(resolve(root, entry)).href;
   const mod = (await import(url)) as { handler?: unknown };
-  if (typeof mod.handler !== "function")
-    throw new Error(`${functions[name].entry} does not export a handler`);
+  if (typeof mod.handler !== "function") throw new Error(`${entry} does not export a handler`);
   return mod.handler as LambdaHandler;
 }
 
@@ -42,7 +54,7 @@ export function localFunction(name: FunctionName, root = process.cwd()): LocalFu
       }
       const handler = await handlerPromise;
       const deadline = Date.now() + spec.timeoutSeconds * 1000;
-      const context = lambdaContext(`tidemark-${name}`, spec.memoryMb, deadline);
+      const context = lambdaContext(name, deadline);
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(
@@ -59,7 +71,9 @@ export function localFunction(name: FunctionName, root = process.cwd()): LocalFu
   };
 }
 
-function lambdaContext(functionName: string, memoryMb: number, deadline: number): Context {
+export function lambdaContext(name: FunctionName, deadline: number): Context {
+  const functionName = `tidemark-${name}`;
+  const memoryMb = functions[name].memoryMb;
   const fail = (): never => {
     throw new Error("callback-style completion is not supported; return a promise");
   };
@@ -76,5 +90,177 @@ function lambdaContext(functionName: string, memoryMb: number, deadline: number)
     done: fail,
     fail,
     succeed: fail,
+  };
+}
+
+export interface EnvironmentPool extends LocalFunction {
+  /** Environments started so far and alive. */
+  readonly environments: number;
+  /** What the environments' AWS clients used (their usage meters), including ended ones. */
+  usage(): UsageSnapshot;
+  stop(): Promise<void>;
+}
+
+const ReplySchema = z.union([
+  z.object({ ready: z.literal(true) }),
+  z.object({ id: z.number(), ok: z.literal(true), result: z.unknown(), usage: UsageSnapshotSchema }),
+  z.object({
+    id: z.number(),
+    ok: z.literal(false),
+    error: z.object({ name: z.string(), message: z.string(), stack: z.string().optional() }),
+    usage: UsageSnapshotSchema,
+  }),
+]);
+
+interface Environment {
+  readonly worker: Worker;
+  readonly ready: Promise<void>;
+  usage: UsageSnapshot;
+  busy: boolean;
+  pending?: { resolve(value: unknown): void; reject(error: Error): void };
+}
+
+/** Environments per API function locally: `TIDEMARK_API_ENVIRONMENTS`, default 4 (or the function's reserved concurrency). */
+export function defaultEnvironments(name: FunctionName): number {
+  const configured = process.env.TIDEMARK_API_ENVIRONMENTS;
+  if (configured !== undefined) {
+    const n = Number(configured);
+    if (!Number.isInteger(n) || n < 1)
+      throw new Error(`TIDEMARK_API_ENVIRONMENTS must be a whole number ≥ 1, not "${configured}"`);
+    return n;
+  }
+  const spec: FunctionSpec = functions[name];
+  return Math.min(spec.reservedConcurrency ?? 4, Math.max(4, availableParallelism()));
+}
+
+/**
+ * A function as Lambda runs it behind API Gateway: execution environments (worker threads,
+ * `local/lambda-environment.ts`), each running ONE invocation at a time; a request finds an idle
+ * environment, or starts one (a cold start) while fewer than `maxEnvironments` exist, or waits
+ * for one. An environment whose invocation times out is discarded, as Lambda does. Invocations in
+ * separate environments share no event loop: a GET /stats does not wait behind the JSON parsing
+ * of a 1,000-event POST, and the API uses more than one core.
+ */
+export function environmentPool(
+  name: FunctionName,
+  options: {
+    readonly maxEnvironments?: number;
+    readonly root?: string;
+    /** Another module than the topology's entry (tests). */
+    readonly entry?: string;
+    /** @default the function's timeout */
+    readonly timeoutSeconds?: number;
+  } = {},
+): EnvironmentPool {
+  const spec = functions[name];
+  const max = options.maxEnvironments ?? defaultEnvironments(name);
+  const root = options.root ?? process.cwd();
+  const timeoutSeconds = options.timeoutSeconds ?? spec.timeoutSeconds;
+  const all = new Set<Environment>();
+  const waiting: ((env: Environment) => void)[] = [];
+  let ended = emptyUsage();
+  let nextId = 0;
+  let stopped = false;
+
+  const start = (): Environment => {
+    const worker = new Worker(new URL("./lambda-environment.ts", import.meta.url), {
+      workerData: { name, root, ...(options.entry ? { entry: options.entry } : {}) },
+      execArgv: ["--import", "tsx"],
+      resourceLimits: { maxOldGenerationSizeMb: Math.floor((spec.memoryMb * 3) / 4) },
+    });
+    let markReady: () => void = () => {};
+    let failReady: (error: Error) => void = () => {};
+    const env: Environment = {
+      worker,
+      ready: new Promise<void>((resolve, reject) => {
+        markReady = resolve;
+        failReady = reject;
+      }),
+      usage: emptyUsage(),
+      busy: false,
+    };
+    worker.on("message", (message: unknown) => {
+      const reply = ReplySchema.parse(message);
+      if ("ready" in reply) return markReady();
+      env.usage = reply.usage;
+      const pending = env.pending;
+      env.pending = undefined;
+      if (reply.ok) pending?.resolve(reply.result);
+      else pending?.reject(Object.assign(new Error(reply.error.message), reply.error));
+    });
+    const lost = (error: Error) => {
+      failReady(error);
+      env.pending?.reject(error);
+      env.pending = undefined;
+      discard(env);
+    };
+    worker.on("error", lost);
+    worker.on("exit", (code) => lost(new Error(`${name}: the execution environment exited (${code})`)));
+    all.add(env);
+    return env;
+  };
+
+  const discard = (env: Environment) => {
+    if (all.delete(env)) ended = addUsage(ended, env.usage);
+  };
+
+  const release = (env: Environment) => {
+    env.busy = false;
+    const next = waiting.shift();
+    if (!next) return;
+    // A discarded environment (timed out, crashed) is replaced for the request waiting on it.
+    const handed = all.has(env) ? env : start();
+    handed.busy = true;
+    next(handed);
+  };
+
+  const acquire = (): Promise<Environment> => {
+    for (const env of all) {
+      if (!env.busy) {
+        env.busy = true;
+        return Promise.resolve(env);
+      }
+    }
+    if (all.size < max) {
+      const env = start();
+      env.busy = true;
+      return Promise.resolve(env);
+    }
+    return new Promise((resolve) => waiting.push(resolve));
+  };
+
+  return {
+    name,
+    get environments() {
+      return all.size;
+    },
+    usage: () => [...all].reduce((u, env) => addUsage(u, env.usage), ended),
+    async invoke(event) {
+      if (stopped) throw new Error(`${name}: stopped`);
+      const env = await acquire();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await env.ready;
+        const deadline = Date.now() + timeoutSeconds * 1000;
+        return await new Promise<unknown>((resolve, reject) => {
+          env.pending = { resolve, reject };
+          timer = setTimeout(() => {
+            reject(new LambdaTimeoutError(`${name} timed out after ${timeoutSeconds} s`));
+            // Lambda ends a timed-out environment; the next request starts a fresh one.
+            env.pending = undefined;
+            discard(env);
+            void env.worker.terminate();
+          }, timeoutSeconds * 1000);
+          env.worker.postMessage({ id: nextId++, event, deadline });
+        });
+      } finally {
+        clearTimeout(timer);
+        release(env);
+      }
+    },
+    async stop() {
+      stopped = true;
+      await Promise.all([...all].map((env) => env.worker.terminate()));
+    },
   };
 }

@@ -29,7 +29,7 @@ import {
 import { LocalApiGateway } from "./api-gateway.ts";
 import { bootstrap, localNames } from "./bootstrap.ts";
 import type { LocalEventSourceMapping } from "./event-source-mapping.ts";
-import { type LocalFunction, localFunction } from "./lambda-runtime.ts";
+import { type EnvironmentPool, environmentPool } from "./lambda-runtime.ts";
 import { startMappings } from "./mappings.ts";
 import { type RunningServices, type ServiceEndpoints, startServices } from "./services/index.ts";
 import { LocalWebSocketGateway } from "./websocket-gateway.ts";
@@ -158,15 +158,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     dynamodb.destroy();
     s3.destroy();
 
-    const fns = new Map<FunctionName, LocalFunction>();
+    // The API's and the WebSocket API's functions: execution environments in worker threads,
+    // one invocation each at a time, started on demand (local/lambda-runtime.ts).
+    const fns = new Map<FunctionName, EnvironmentPool>();
     const fn = (name: FunctionName) => {
       let f = fns.get(name);
       if (!f) {
-        f = localFunction(name);
+        f = environmentPool(name);
         fns.set(name, f);
       }
       return f;
     };
+    started.push({ stop: () => Promise.all([...fns.values()].map((f) => f.stop())).then(() => {}) });
 
     // Before the mappings start: the broadcaster reads the management endpoint from its environment.
     const apiPort = options.port ?? 3000;
@@ -195,7 +198,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // Inline mappings share this process's meter: everything is reported under `api` then.
     const usageByProcess = async () => ({
-      api: usageMeter.snapshot(),
+      api: [...fns.values()].reduce((u, f) => addUsage(u, f.usage()), usageMeter.snapshot()),
       mappings: child ? (await child.report()).usage : emptyUsage(),
     });
 

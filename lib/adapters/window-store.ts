@@ -8,8 +8,8 @@ import {
 import type { Granularity } from "../stream/fold.ts";
 import {
   bucketOf,
+  bucketPk,
   type PartialRecord,
-  partitionPk,
   recordBytes,
   windowSkRange,
 } from "../stream/partial-items.ts";
@@ -67,7 +67,7 @@ export interface WindowStore {
   apply(change: StoreChange): Promise<void>;
   /**
    * The records of a rule's windows (strongly consistent), from every source partition or one.
-   * Window starts are grouped by bucket, so a range costs one Query per partition and bucket.
+   * Window starts are grouped by bucket, so a range of every partition costs one Query per bucket.
    */
   read(
     ruleKey: string,
@@ -82,13 +82,30 @@ export interface WindowStore {
 /** Bytes of a change as DynamoDB counts them against the 4 MB transaction limit. */
 export const changeBytes = (puts: readonly PartialRecord[]) => puts.reduce((n, r) => n + recordBytes(r), 0);
 
-/** One Query per (partition, bucket): the window starts of a read, grouped. */
+/** One Query of a read: a key and an inclusive sort-key range. */
+export interface WindowQuery {
+  readonly pk: string;
+  readonly lo: string;
+  readonly hi: string;
+}
+
+/**
+ * The Queries of a read. Every partition: one per bucket (the window starts of a bucket are one
+ * contiguous sort-key range, whatever the partitions). One partition (the aggregator compacting
+ * its own window): one per window start, so it reads none of the other partitions' items.
+ */
 export function readPlan(
   ruleKey: string,
   granularity: Granularity,
   windowStarts: readonly number[],
-  partitions: readonly number[],
-): { pk: string; from: number; to: number }[] {
+  partition?: number,
+): WindowQuery[] {
+  if (partition !== undefined) {
+    return [...new Set(windowStarts)].map((ws) => {
+      const [lo, hi] = windowSkRange(ws, ws, partition);
+      return { pk: bucketPk(ruleKey, granularity, bucketOf(granularity, ws)), lo, hi };
+    });
+  }
   const byBucket = new Map<number, { from: number; to: number }>();
   for (const ws of windowStarts) {
     const bucket = bucketOf(granularity, ws);
@@ -99,10 +116,10 @@ export function readPlan(
       range.to = Math.max(range.to, ws);
     }
   }
-  const out: { pk: string; from: number; to: number }[] = [];
-  for (const p of partitions)
-    for (const [bucket, r] of byBucket) out.push({ pk: partitionPk(ruleKey, granularity, bucket, p), ...r });
-  return out;
+  return [...byBucket].map(([bucket, r]) => {
+    const [lo, hi] = windowSkRange(r.from, r.to);
+    return { pk: bucketPk(ruleKey, granularity, bucket), lo, hi };
+  });
 }
 
 interface FenceRow {
@@ -118,8 +135,6 @@ export class DynamoWindowStore implements WindowStore {
     private readonly db: DynamoDBDocumentClient,
     private readonly aggregatesTable: string,
     private readonly stateTable: string,
-    /** Source partitions of events.raw (from lib/topology.ts): a read queries each. */
-    private readonly partitions: number,
   ) {}
 
   get consumedWriteUnits(): number {
@@ -202,14 +217,11 @@ export class DynamoWindowStore implements WindowStore {
     windowStarts: readonly number[],
     partition?: number,
   ): Promise<PartialRecord[]> {
-    const partitions =
-      partition === undefined ? Array.from({ length: this.partitions }, (_, i) => i) : [partition];
-    const queries = readPlan(ruleKey, granularity, windowStarts, partitions);
+    const queries = readPlan(ruleKey, granularity, windowStarts, partition);
     const wanted = new Set(windowStarts);
     const results = await Promise.all(
-      queries.map(async ({ pk, from, to }) => {
+      queries.map(async ({ pk, lo, hi }) => {
         const rows: PartialRecord[] = [];
-        const [lo, hi] = windowSkRange(from, to);
         let start: Record<string, unknown> | undefined;
         do {
           const res = await this.db.send(

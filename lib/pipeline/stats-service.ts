@@ -53,7 +53,7 @@ interface PlannedRead {
   readonly windows: { start: number; granularity: Granularity; groups: Groups | undefined }[];
 }
 
-/** Reads the minute and hour windows of a plan (one Query per partition and bucket each). */
+/** Reads the minute and hour windows of a plan (one Query per bucket each). */
 async function readPlanned(store: WindowStore, ruleKey: string, plan: ReadPlan): Promise<PlannedRead> {
   const [minutes, hours] = await Promise.all([
     plan.minutes.length > 0 ? store.read(ruleKey, "m", plan.minutes) : [],

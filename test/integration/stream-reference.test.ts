@@ -16,7 +16,6 @@ import {
   expectStatsMatchModel,
   modelOf,
   readPlanArb,
-  STORE_PARTITIONS,
   scenarioArb,
 } from "../support/stream-property.ts";
 
@@ -84,7 +83,7 @@ describe("stream core against the reference model, on DynamoDB Local", () => {
         await createTable(aggregates, tables.aggregates);
         await createTable(state, tables.streamState);
         try {
-          const inner = new DynamoWindowStore(db, aggregates, state, STORE_PARTITIONS);
+          const inner = new DynamoWindowStore(db, aggregates, state);
           const store = new CrashingStore(inner);
           const result = await deliver(scenario, store);
           crashes += result.crashes;

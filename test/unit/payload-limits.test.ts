@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { apiHandler, json } from "../../functions/shared/http.ts";
 import { pageWithinBytes } from "../../lib/archive/events-sql.ts";
 import { api } from "../../lib/topology.ts";
-import { LocalApiGateway } from "../../local/api-gateway.ts";
+import { exceedsInvokeQuota, LocalApiGateway } from "../../local/api-gateway.ts";
 import type { LocalFunction } from "../../local/lambda-runtime.ts";
 
 /**
@@ -15,6 +15,16 @@ const { lambdaInvokeBytes, maxRequestBodyBytes, maxResponseBodyBytes } = api.pay
 const context = { functionName: "t", awsRequestId: "r", getRemainingTimeInMillis: () => 1000 } as Context;
 
 describe("payload limits", () => {
+  it("count an invocation's payload as its JSON, escapes included", () => {
+    // 1.1 M control characters: 1.1 MB of body, 6.6 MB once escaped into the event's JSON.
+    expect(exceedsInvokeQuota({ body: "\u0001".repeat(1_100_000) })).toBe(true);
+    expect(exceedsInvokeQuota({ body: "x".repeat(1_100_000) })).toBe(false);
+    // Quotes double: 3.2 M of them pass the quota escaped, not raw.
+    expect(exceedsInvokeQuota({ body: '"'.repeat(3_200_000) })).toBe(true);
+    expect(exceedsInvokeQuota({ body: "x".repeat(lambdaInvokeBytes) })).toBe(true);
+    expect(exceedsInvokeQuota({ body: null })).toBe(false);
+  });
+
   it("keep request and response bodies under Lambda's invocation quota", () => {
     expect(lambdaInvokeBytes).toBe(6 * 1024 * 1024);
     expect(maxRequestBodyBytes).toBeLessThan(lambdaInvokeBytes);

@@ -41,11 +41,12 @@ export class MemoryWindowStore implements WindowStore {
     this.fences.set(key, change.fence);
   }
 
+  /** What DynamoDB's Queries of the plan return: items of the key within the sort-key range. */
   async read(ruleKey: string, granularity: Granularity, windowStarts: readonly number[], partition?: number) {
-    const partitions =
-      partition === undefined ? Array.from({ length: this.partitions }, (_, i) => i) : [partition];
-    const pks = new Set(readPlan(ruleKey, granularity, windowStarts, partitions).map((q) => q.pk));
+    const queries = readPlan(ruleKey, granularity, windowStarts, partition);
     const starts = new Set(windowStarts);
-    return [...this.items.values()].filter((r) => pks.has(r.pk) && starts.has(r.ws));
+    return [...this.items.values()].filter(
+      (r) => starts.has(r.ws) && queries.some((q) => r.pk === q.pk && r.sk >= q.lo && r.sk <= q.hi),
+    );
   }
 }
