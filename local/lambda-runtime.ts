@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
@@ -11,7 +10,7 @@ import {
   type UsageSnapshot,
   UsageSnapshotSchema,
 } from "../lib/adapters/usage-meter.ts";
-import { type FunctionName, type FunctionSpec, functions } from "../lib/topology.ts";
+import { type FunctionName, functions } from "../lib/topology.ts";
 
 /**
  * What the Lambda service does around a handler, and no more: load the module once (cold
@@ -120,17 +119,20 @@ interface Environment {
   pending?: { resolve(value: unknown): void; reject(error: Error): void };
 }
 
-/** Environments per API function locally: `TIDEMARK_API_ENVIRONMENTS`, default 4 (or the function's reserved concurrency). */
-export function defaultEnvironments(name: FunctionName): number {
+/**
+ * `TIDEMARK_API_ENVIRONMENTS=N`: the API's functions run in up to N execution environments each
+ * (worker threads, one invocation at a time, as Lambda does). Unset: in the stack's own process,
+ * where concurrent invocations share one environment — cheaper on a small machine (measured on
+ * 2 cores: the API's CPU per event 28 → 45–55 µs with 4 environments, GC and JIT per isolate), but
+ * module state is shared by overlapping invocations, which Lambda never does.
+ */
+export function apiEnvironments(): number | undefined {
   const configured = process.env.TIDEMARK_API_ENVIRONMENTS;
-  if (configured !== undefined) {
-    const n = Number(configured);
-    if (!Number.isInteger(n) || n < 1)
-      throw new Error(`TIDEMARK_API_ENVIRONMENTS must be a whole number ≥ 1, not "${configured}"`);
-    return n;
-  }
-  const spec: FunctionSpec = functions[name];
-  return Math.min(spec.reservedConcurrency ?? 4, Math.max(4, availableParallelism()));
+  if (configured === undefined || configured === "") return undefined;
+  const n = Number(configured);
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`TIDEMARK_API_ENVIRONMENTS must be a whole number ≥ 1, not "${configured}"`);
+  return n;
 }
 
 /**
@@ -144,16 +146,16 @@ export function defaultEnvironments(name: FunctionName): number {
 export function environmentPool(
   name: FunctionName,
   options: {
-    readonly maxEnvironments?: number;
+    readonly maxEnvironments: number;
     readonly root?: string;
     /** Another module than the topology's entry (tests). */
     readonly entry?: string;
     /** @default the function's timeout */
     readonly timeoutSeconds?: number;
-  } = {},
+  },
 ): EnvironmentPool {
   const spec = functions[name];
-  const max = options.maxEnvironments ?? defaultEnvironments(name);
+  const max = options.maxEnvironments;
   const root = options.root ?? process.cwd();
   const timeoutSeconds = options.timeoutSeconds ?? spec.timeoutSeconds;
   const all = new Set<Environment>();
@@ -165,8 +167,17 @@ export function environmentPool(
   const start = (): Environment => {
     const worker = new Worker(new URL("./lambda-environment.ts", import.meta.url), {
       workerData: { name, root, ...(options.entry ? { entry: options.entry } : {}) },
-      execArgv: ["--import", "tsx"],
-      resourceLimits: { maxOldGenerationSizeMb: Math.floor((spec.memoryMb * 3) / 4) },
+      execArgv: [
+        "--import",
+        "tsx",
+        // TIDEMARK_API_CPU_PROF=<dir>: a V8 CPU profile of every environment (docs/performance.md).
+        ...(process.env.TIDEMARK_API_CPU_PROF
+          ? ["--cpu-prof", `--cpu-prof-dir=${process.env.TIDEMARK_API_CPU_PROF}`]
+          : []),
+      ],
+      resourceLimits: {
+        maxOldGenerationSizeMb: Math.floor((spec.memoryMb * 3) / 4),
+      },
     });
     let markReady: () => void = () => {};
     let failReady: (error: Error) => void = () => {};

@@ -29,7 +29,13 @@ import {
 import { LocalApiGateway } from "./api-gateway.ts";
 import { bootstrap, localNames } from "./bootstrap.ts";
 import type { LocalEventSourceMapping } from "./event-source-mapping.ts";
-import { type EnvironmentPool, environmentPool } from "./lambda-runtime.ts";
+import {
+  apiEnvironments,
+  type EnvironmentPool,
+  environmentPool,
+  type LocalFunction,
+  localFunction,
+} from "./lambda-runtime.ts";
 import { startMappings } from "./mappings.ts";
 import { type RunningServices, type ServiceEndpoints, startServices } from "./services/index.ts";
 import { LocalWebSocketGateway } from "./websocket-gateway.ts";
@@ -158,18 +164,25 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     dynamodb.destroy();
     s3.destroy();
 
-    // The API's and the WebSocket API's functions: execution environments in worker threads,
-    // one invocation each at a time, started on demand (local/lambda-runtime.ts).
-    const fns = new Map<FunctionName, EnvironmentPool>();
+    // The API's and the WebSocket API's functions: in this process, or in execution
+    // environments of their own (TIDEMARK_API_ENVIRONMENTS, local/lambda-runtime.ts).
+    const environments = apiEnvironments();
+    const fns = new Map<FunctionName, LocalFunction>();
+    const pools: EnvironmentPool[] = [];
     const fn = (name: FunctionName) => {
       let f = fns.get(name);
       if (!f) {
-        f = environmentPool(name);
+        if (environments === undefined) f = localFunction(name);
+        else {
+          const pool = environmentPool(name, { maxEnvironments: environments });
+          pools.push(pool);
+          f = pool;
+        }
         fns.set(name, f);
       }
       return f;
     };
-    started.push({ stop: () => Promise.all([...fns.values()].map((f) => f.stop())).then(() => {}) });
+    started.push({ stop: () => Promise.all(pools.map((p) => p.stop())).then(() => {}) });
 
     // Before the mappings start: the broadcaster reads the management endpoint from its environment.
     const apiPort = options.port ?? 3000;
@@ -198,7 +211,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     // Inline mappings share this process's meter: everything is reported under `api` then.
     const usageByProcess = async () => ({
-      api: [...fns.values()].reduce((u, f) => addUsage(u, f.usage()), usageMeter.snapshot()),
+      api: pools.reduce((u, p) => addUsage(u, p.usage()), usageMeter.snapshot()),
       mappings: child ? (await child.report()).usage : emptyUsage(),
     });
 
