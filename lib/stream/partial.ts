@@ -102,9 +102,10 @@ export const OTHER_GROUP = "\u0000other";
 // numbers of any magnitude (JSON's shortest round-trip form: every partial is exact).
 //
 // Stats are `[n, sum, mn, mx]`; `sum` is one number in the common case (a single partial, no
-// carry), else `[o, ...partials]` (increasing magnitude, the largest last). Items written before exact sums hold `[n, s, e, mn, mx]` (a
-// compensated pair, read as the partials s and e; a sum that had overflowed is a string
-// "Infinity"/"-Infinity"/"NaN"), and still decode and merge.
+// carry), else `[o, ...partials]` (lib/stream/exact-sum.ts: the largest last). Items written
+// before exact sums hold `[n, s, e, mn, mx]` (a compensated pair, whose exact sum s + e is taken;
+// a sum that had overflowed is the string "Infinity", "-Infinity" or "NaN") and still decode and
+// merge.
 
 type EncodedSum = number | string | number[];
 type EncodedStats = [n: number, sum: EncodedSum, mn: number, mx: number];

@@ -35,7 +35,13 @@ function fold(xs: readonly number[]): NumberStats {
   return s;
 }
 
-/** Folds slices separately (each through its stored encoding if asked), then merges them in `order`. */
+const throughStore = (p: GroupPartial) =>
+  unpackGroups(packGroups([encodeGroup("g", p)])).get("g") as GroupPartial;
+
+/**
+ * Folds slices separately, then merges them in `order`; `stored`: every delta and every merge (a
+ * compaction) goes through the stored encoding.
+ */
 function foldAndMerge(
   slices: readonly number[][],
   order: readonly number[] = [],
@@ -43,8 +49,7 @@ function foldAndMerge(
 ): GroupPartial {
   let parts: GroupPartial[] = slices.map((slice) => {
     const p: GroupPartial = { c: slice.length, v: fold(slice), f: new Map([["amount", fold(slice)]]) };
-    if (!stored) return p;
-    return unpackGroups(packGroups([encodeGroup("g", p)])).get("g") as GroupPartial;
+    return stored ? throughStore(p) : p;
   });
   // A random merge tree: merge part `order[k] mod length` into its neighbour, until one is left.
   for (let k = 0; parts.length > 1; k++) {
@@ -52,7 +57,7 @@ function foldAndMerge(
     const into: GroupPartial = { c: 0 };
     mergePartial(into, parts[i + 1] as GroupPartial);
     mergePartial(into, parts[i] as GroupPartial);
-    parts = [...parts.slice(0, i), into, ...parts.slice(i + 2)];
+    parts = [...parts.slice(0, i), stored ? throughStore(into) : into, ...parts.slice(i + 2)];
   }
   return parts[0] as GroupPartial;
 }
