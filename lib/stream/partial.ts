@@ -1,4 +1,5 @@
 import { deflateRawSync, inflateRawSync } from "node:zlib";
+import { addExact, copySum, exactValue, mergeExact, partialsOf, type SumState } from "./exact-sum.ts";
 import { HyperLogLog } from "./hll.ts";
 
 /**
@@ -6,17 +7,15 @@ import { HyperLogLog } from "./hll.ts";
  * a unique-count sketch and (detailed rules) stats of every numeric property.
  *
  * Everything keyed by user data is a `Map`, never a plain object: a group or property named
- * `__proto__` or `constructor` is just a key (issue 8.1). Sums use Neumaier's compensated
- * summation, so they stay exact for integers up to 2^53 and, beyond, are off by at most one
- * rounding of the final value (issue 8.2); they are stored inside a binary attribute, so no
+ * `__proto__` or `constructor` is just a key (issue 8.1). Sums are exact (Shewchuk's
+ * non-overlapping partials with an overflow carry, lib/stream/exact-sum.ts): however the values
+ * are split into batches, deltas and partitions and merged, the sum read is the exact sum
+ * rounded once, to nearest (issue 8.2). They are stored inside a binary attribute, so no
  * magnitude can make a DynamoDB marshaller throw.
  */
-export interface NumberStats {
+export interface NumberStats extends SumState {
   /** values seen (the divisor of avg: events without the field do not count, issue 8.6) */
   n: number;
-  /** compensated sum: the value is `s + e` */
-  s: number;
-  e: number;
   mn: number;
   mx: number;
 }
@@ -39,32 +38,25 @@ export type Groups = Map<string, GroupPartial>;
 /** Numeric properties tracked per group of a detailed rule; beyond, `ft` says the list is partial. */
 export const MAX_FIELDS = 64;
 
-export const newStats = (v: number): NumberStats => ({ n: 1, s: v, e: 0, mn: v, mx: v });
-
-/** Neumaier's compensated addition of `v` into `acc`. */
-function addCompensated(acc: NumberStats, v: number): void {
-  const t = acc.s + v;
-  if (Number.isFinite(t)) acc.e += Math.abs(acc.s) >= Math.abs(v) ? acc.s - t + v : v - t + acc.s;
-  acc.s = t;
-}
+export const newStats = (v: number): NumberStats => ({ n: 1, s: v, e: 0, lo: null, o: 0, mn: v, mx: v });
 
 export function addValue(acc: NumberStats, v: number): void {
   acc.n++;
-  addCompensated(acc, v);
+  addExact(acc, v);
   if (v < acc.mn) acc.mn = v;
   if (v > acc.mx) acc.mx = v;
 }
 
 export function mergeStats(into: NumberStats, other: NumberStats): void {
   into.n += other.n;
-  addCompensated(into, other.s);
-  addCompensated(into, other.e);
+  mergeExact(into, other);
   if (other.mn < into.mn) into.mn = other.mn;
   if (other.mx > into.mx) into.mx = other.mx;
 }
 
-export const statsSum = (s: NumberStats): number => s.s + s.e;
-const copyStats = (s: NumberStats): NumberStats => ({ ...s });
+/** The sum, correctly rounded. */
+export const statsSum = (s: NumberStats): number => exactValue(s);
+const copyStats = copySum<NumberStats>;
 
 /** Merges `other` into `into` (sketches are unions; nothing of `other` is aliased). */
 export function mergePartial(into: GroupPartial, other: GroupPartial): void {
@@ -107,27 +99,50 @@ export const OTHER_GROUP = "\u0000other";
 // --- Encoding: one binary attribute per stored item -------------------------------------------
 //
 // A compact JSON array, deflated. JSON strings carry any key (NUL, U+001F, `__proto__`) and
-// numbers of any magnitude; non-finite sums (an overflow) are written as strings.
+// numbers of any magnitude (JSON's shortest round-trip form: every partial is exact).
+//
+// Stats are `[n, sum, mn, mx]`; `sum` is one number in the common case (a single partial, no
+// carry), else `[o, ...partials]` (lib/stream/exact-sum.ts: the largest last). Items written
+// before exact sums hold `[n, s, e, mn, mx]` (a compensated pair, whose exact sum s + e is taken;
+// a sum that had overflowed is the string "Infinity", "-Infinity" or "NaN") and still decode and
+// merge.
 
-type EncodedStats = [n: number, s: number | string, e: number | string, mn: number, mx: number];
+type EncodedSum = number | string | number[];
+type EncodedStats = [n: number, sum: EncodedSum, mn: number, mx: number];
+type LegacyStats = [n: number, s: number | string, e: number | string, mn: number, mx: number];
 type EncodedGroup = [
   key: string,
   c: number,
   v: EncodedStats | 0,
   h: string | 0,
-  f: [string, ...EncodedStats][] | 0,
+  f: [string, ...(EncodedStats | LegacyStats)][] | 0,
   ft: 1 | 0,
 ];
 
-const num = (x: number): number | string => (Number.isFinite(x) ? x : String(x));
-const encStats = (s: NumberStats): EncodedStats => [s.n, num(s.s), num(s.e), s.mn, s.mx];
-const decStats = (a: EncodedStats): NumberStats => ({
-  n: a[0],
-  s: Number(a[1]),
-  e: Number(a[2]),
-  mn: a[3],
-  mx: a[4],
-});
+const encSum = (s: SumState): EncodedSum =>
+  s.e === 0 && s.lo === null && s.o === 0
+    ? Number.isFinite(s.s)
+      ? s.s
+      : String(s.s)
+    : [s.o, ...partialsOf(s)];
+
+const encStats = (s: NumberStats): EncodedStats => [s.n, encSum(s), s.mn, s.mx];
+
+function decStats(a: EncodedStats | LegacyStats): NumberStats {
+  if (a.length === 5) {
+    const [n, s, e, mn, mx] = a;
+    // s and e may overlap (Neumaier's pair): added, not taken as partials.
+    const stats: NumberStats = { n, s: Number(s), e: 0, lo: null, o: 0, mn, mx };
+    addExact(stats, Number(e));
+    return stats;
+  }
+  const [n, sum, mn, mx] = a;
+  if (!Array.isArray(sum)) return { n, s: Number(sum), e: 0, lo: null, o: 0, mn, mx };
+  const [o = 0, ...p] = sum;
+  const s = p.pop() ?? 0;
+  const e = p.pop() ?? 0;
+  return { n, s, e, lo: p.length > 0 ? p : null, o, mn, mx };
+}
 
 /** One group as a JSON fragment (so callers can cut item chunks by size before deflating). */
 export function encodeGroup(key: string, p: GroupPartial): string {
@@ -136,7 +151,7 @@ export function encodeGroup(key: string, p: GroupPartial): string {
     p.c,
     p.v ? encStats(p.v) : 0,
     p.h ? Buffer.from(p.h.serialize()).toString("base64") : 0,
-    p.f ? [...p.f].map(([name, s]) => [name, ...encStats(s)] as [string, ...EncodedStats]) : 0,
+    p.f ? [...p.f].map(([name, s]): [string, ...EncodedStats] => [name, ...encStats(s)]) : 0,
     p.ft ? 1 : 0,
   ];
   return JSON.stringify(g);
@@ -154,7 +169,7 @@ export function unpackGroups(blob: Uint8Array): Groups {
     const p: GroupPartial = { c };
     if (v) p.v = decStats(v);
     if (h) p.h = HyperLogLog.deserialize(new Uint8Array(Buffer.from(h, "base64")));
-    if (f) p.f = new Map(f.map(([name, ...s]) => [name, decStats(s as EncodedStats)]));
+    if (f) p.f = new Map(f.map(([name, ...s]) => [name, decStats(s)]));
     if (ft) p.ft = true;
     const existing = groups.get(key);
     if (existing) mergePartial(existing, p);

@@ -2,8 +2,8 @@ import { type GroupPartial, type Groups, mergeGroups, OTHER_GROUP, statsSum } fr
 
 /**
  * The read side: the merged partials of every source partition (and of several windows, for
- * larger tumbling or sliding windows) as figures. Counts, min and max merge exactly, sums with
- * compensation; unique counts merge their sketches (a union), so uniques over 5 minutes are not
+ * larger tumbling or sliding windows) as figures. Counts, min, max and sums merge exactly (a sum
+ * is rounded once, when read); unique counts merge their sketches (a union), so uniques over 5 minutes are not
  * the sum of five one-minute uniques.
  */
 

@@ -3,7 +3,7 @@ import type { AcceptedEvent } from "../../lib/contract/event.ts";
 /**
  * The reference model of issue 8: what GET /stats must answer, computed the plain way from the
  * partition logs, with none of the pipeline's machinery (no sketches, no deltas, no fences, no
- * compensated sums). It states the documented semantics (docs/stream-processing.md) once:
+ * floating-point partials). It states the documented semantics (docs/stream-processing.md) once:
  *
  * - Records of a partition are taken in offset order. A record whose `event_id` already appeared
  *   at a lower offset of the same partition, seen by the same execution environment, is a
@@ -77,48 +77,52 @@ export function scaled(x: number): bigint {
   return sign * (mantissa << BigInt(shift));
 }
 
-/** An exact sum of doubles, with what a tolerance needs (count, Σ|x|). */
+/**
+ * `m · 2^-1074` rounded to the nearest double, ties to even, written out bit by bit (no
+ * floating-point operation rounds here): the 53 leading bits of m, rounded on what is dropped,
+ * then the IEEE 754 fields. Magnitudes from 2^1024 − 2^970 (MAX_VALUE plus half an ulp, a tie
+ * that goes to the even 2^1024) are ±Infinity.
+ */
+export function roundScaled(m: bigint): number {
+  const negative = m < 0n;
+  let mantissa = negative ? -m : m;
+  // value = mantissa · 2^(shift − 1074); below 2^53 units it is exact (subnormal or the lowest binade).
+  let shift = 0n;
+  const length = BigInt(mantissa.toString(2).length);
+  if (length > 53n) {
+    shift = length - 53n;
+    const dropped = mantissa & ((1n << shift) - 1n);
+    const half = 1n << (shift - 1n);
+    mantissa >>= shift;
+    if (dropped > half || (dropped === half && (mantissa & 1n) === 1n)) mantissa += 1n;
+    if (mantissa === 1n << 53n) {
+      mantissa >>= 1n;
+      shift += 1n;
+    }
+  }
+  // A 53-bit mantissa has the implicit bit: biased exponent shift + 1. Fewer bits: subnormal (0).
+  const biased = mantissa >= 1n << 52n ? shift + 1n : 0n;
+  const bits = biased >= 2047n ? 2047n << 52n : (biased << 52n) | (mantissa & ((1n << 52n) - 1n));
+  const view = new DataView(new ArrayBuffer(8));
+  view.setBigUint64(0, (negative ? 1n << 63n : 0n) | bits);
+  return view.getFloat64(0);
+}
+
+/** An exact sum of doubles. */
 export class ExactSum {
   total = 0n;
   n = 0;
-  absTotal = 0;
   min = Number.POSITIVE_INFINITY;
   max = Number.NEGATIVE_INFINITY;
-  allSafeIntegers = true;
   add(x: number): void {
     this.total += scaled(x);
     this.n++;
-    this.absTotal += Math.abs(x);
     if (x < this.min) this.min = x;
     if (x > this.max) this.max = x;
-    if (!Number.isInteger(x)) this.allSafeIntegers = false;
   }
-  /** Exact when every partial sum is an integer below 2^53: then no step can round. */
-  get exactInDoubles(): boolean {
-    return this.allSafeIntegers && this.absTotal <= Number.MAX_SAFE_INTEGER;
-  }
-  /** The double nearest the exact sum (BigInt → Number rounds to nearest). */
+  /** The double nearest the exact sum (ties to even); an exact zero is +0. */
   get value(): number {
-    if (this.total === 0n) return 0;
-    const negative = this.total < 0n;
-    let magnitude = negative ? -this.total : this.total;
-    // Keep 64 significant bits plus a sticky bit, then scale down by a power of two exactly.
-    let exp = -1074;
-    const bits = magnitude.toString(2).length;
-    if (bits > 64) {
-      const drop = BigInt(bits - 64);
-      const sticky = magnitude & ((1n << drop) - 1n) ? 1n : 0n;
-      magnitude = (magnitude >> drop) | sticky;
-      exp += bits - 64;
-    }
-    const v = Number(magnitude) * 2 ** exp;
-    return negative ? -v : v;
-  }
-  /** |x − exact sum| ≤ tol, decided exactly. */
-  within(x: number, tol: number): boolean {
-    if (!Number.isFinite(x)) return false;
-    const diff = scaled(x) - this.total;
-    return (diff < 0n ? -diff : diff) <= scaled(tol);
+    return roundScaled(this.total) + 0;
   }
 }
 
