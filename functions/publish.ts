@@ -4,6 +4,7 @@ import type { DynamoDBStreamEvent } from "aws-lambda";
 import { z } from "zod";
 import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
+import { javaCompatiblePartitioner } from "../lib/adapters/kafka-partitioner.ts";
 import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";
 import { lazy } from "../lib/lazy.ts";
@@ -27,7 +28,11 @@ const config = readConfig(
 );
 const store = new DynamoWindowStore(createDynamoDb(config), config.AGGREGATES_TABLE, "unused");
 const producer = lazy(async () => {
-  const p = (await createKafka(config)).producer({ idempotent: true, maxInFlightRequests: 1 });
+  const p = (await createKafka(config)).producer({
+    idempotent: true,
+    maxInFlightRequests: 1,
+    createPartitioner: javaCompatiblePartitioner,
+  });
   await p.connect();
   return p;
 });

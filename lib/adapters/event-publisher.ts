@@ -1,6 +1,7 @@
 import type { Kafka, Message, Producer } from "kafkajs";
 import { CompressionTypes } from "kafkajs";
 import { messageBytes, sendBounded } from "./kafka-batches.ts";
+import { javaCompatiblePartitioner } from "./kafka-partitioner.ts";
 
 /** The ingest side's port: publish serialized events so that Kafka acknowledged every one. */
 export interface EventPublisher {
@@ -55,6 +56,7 @@ export class KafkaEventPublisher implements EventPublisher {
       idempotent: true,
       maxInFlightRequests: 1,
       allowAutoTopicCreation: false,
+      createPartitioner: javaCompatiblePartitioner,
       // Fail fast while the broker is away: the client gets 503 + Retry-After and retries itself.
       retry: { retries: 2, initialRetryTime: 100, maxRetryTime: 1_000 },
     });
