@@ -32,6 +32,18 @@ describe("stream limits on the real services", () => {
     const res = await postJson(`${stack.url}/events`, events);
     expect(res.status).toBe(202);
   };
+  /** Creates a 1-minute count rule of `eventType` by `field`, and waits until the aggregator has it. */
+  const countBy = async (ruleId: string, eventType: string, field: string) => {
+    const created = await postJson(`${stack.url}/rules`, {
+      rule_id: ruleId,
+      event_type: eventType,
+      metric: "count",
+      group_by: [field],
+      window: { type: "tumbling", size: "1m" },
+    });
+    expect(created.status).toBe(201);
+    await new Promise((r) => setTimeout(r, 3_500)); // the aggregator re-reads rules every 3 s
+  };
   const stats = (query: string) => getJson(`${stack.url}/stats?${query}`).then((r) => r.json as Stats);
 
   it("accepts a legal 4.5 MB POST of 10,000 events of one user (one partition, above Kafka's 1 MiB default)", async () => {
@@ -75,15 +87,7 @@ describe("stream limits on the real services", () => {
     // A type and rule of its own: page_view's top pages also hold every other test file's pages
     // of the last minutes (the services are shared), which crowded these out of the top 20.
     const tag = `long_${Date.now()}`;
-    const created = await postJson(`${stack.url}/rules`, {
-      rule_id: `${tag}-by-page`,
-      event_type: tag,
-      metric: "count",
-      group_by: ["page_url"],
-      window: { type: "tumbling", size: "1m" },
-    });
-    expect(created.status).toBe(201);
-    await new Promise((r) => setTimeout(r, 3_500)); // the aggregator re-reads rules every 3 s
+    await countBy(`${tag}-by-page`, tag, "page_url");
     const now = Date.now();
     const pad = "x".repeat(2_000);
     const events = Array.from({ length: 3_000 }, (_, i) => ({
@@ -109,15 +113,7 @@ describe("stream limits on the real services", () => {
   it("12 analytics.stats ends with every window's latest value equal to GET /stats after a burst over 20,000 users", async () => {
     const type = `burst_${Date.now()}`;
     const ruleId = `burst-by-user-${Date.now()}`;
-    const created = await postJson(`${stack.url}/rules`, {
-      rule_id: ruleId,
-      event_type: type,
-      metric: "count",
-      group_by: ["user_id"],
-      window: { type: "tumbling", size: "1m" },
-    });
-    expect(created.status).toBe(201);
-    await new Promise((r) => setTimeout(r, 3_500)); // the aggregator re-reads rules every 3 s
+    await countBy(ruleId, type, "user_id");
 
     const kafka = new Kafka({
       clientId: "burst-test",
