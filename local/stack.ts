@@ -37,6 +37,7 @@ import {
   localFunction,
 } from "./lambda-runtime.ts";
 import { startMappings } from "./mappings.ts";
+import { backgroundNiceness, deprioritize } from "./priority.ts";
 import { type RunningServices, type ServiceEndpoints, startServices } from "./services/index.ts";
 import { LocalWebSocketGateway } from "./websocket-gateway.ts";
 
@@ -291,6 +292,14 @@ const consumerFunctions = [
 ];
 
 /**
+ * Consumers off the freshness path (accepted → counted in GET /stats): their processes run at a
+ * lower CPU priority, so that on a busy machine they wait rather than the aggregator (see
+ * local/priority.ts). They keep up as long as the machine has CPU to spare; their lag is measured
+ * like the aggregator's.
+ */
+const BACKGROUND_FUNCTIONS: ReadonlySet<FunctionName> = new Set(["archive", "publish", "broadcast"]);
+
+/**
  * Execution environments (processes) of a consumer function. In AWS a Kafka mapping invokes a
  * function concurrently, one invocation per partition at a time, up to its reserved concurrency:
  * locally the function's mappings run in as many processes as that and this machine's cores
@@ -326,6 +335,10 @@ async function startMappingsProcesses(log: (line: string) => void): Promise<Mapp
     await Promise.all(children.map((c) => c.stop()));
     throw failed.reason;
   }
+  const niceness = backgroundNiceness();
+  for (const c of children)
+    if (BACKGROUND_FUNCTIONS.has(c.functionName) && c.pid && !deprioritize(c.pid, niceness))
+      log(`[mappings] could not lower the priority of ${c.label} (pid ${c.pid})`);
   return {
     async report() {
       const reports = await Promise.all(children.map((c) => c.report()));

@@ -15,6 +15,7 @@ import { DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { Kafka, logLevel } from "kafkajs";
 import { localS3Options } from "../../lib/adapters/s3-client.ts";
+import { backgroundNiceness, deprioritize } from "../priority.ts";
 // @ts-expect-error -- plain ESM script shared with `npm run services:install`, no type declarations
 import { installServices, serviceLibDir } from "./install.mjs";
 
@@ -479,6 +480,9 @@ export async function startServices(options: StartOptions = {}): Promise<Running
         ),
       ),
     );
+    // The S3 server serves the archive consumer, off the freshness path (local/priority.ts).
+    const s3 = started.find((s) => s.name === "s3");
+    if (s3?.child.pid) deprioritize(s3.child.pid, backgroundNiceness());
     log(
       `[services] healthy: kafka ${endpoints.kafkaBrokers.join(",")}, dynamodb ${endpoints.dynamodbEndpoint}, s3 ${endpoints.s3Endpoint}`,
     );
