@@ -20,6 +20,12 @@ const Q = 64 - HLL_PRECISION;
 const ALPHA_INF = 1 / (2 * Math.LN2);
 const SPARSE = 1;
 const DENSE = 2;
+/** Text form (toText): markers outside base64's alphabet, so older base64 sketches still decode. */
+const TEXT_SPARSE = 0x7e; // ~
+const TEXT_DENSE = 0x21; // !
+const TEXT_ZERO = 0x30; // "0": values 0..63 are "0".."o" (a register holds at most Q + 1 = 53)
+/** Gap digits from here on carry 5 bits each, lowest first, and more digits follow. */
+const TEXT_GAP_MORE = 32;
 
 function murmur3(key: string, seed: number): number {
   let h = seed >>> 0;
@@ -219,6 +225,83 @@ export class HyperLogLog {
     out[0] = DENSE;
     out.set(regs, 1);
     return out;
+  }
+
+  /**
+   * The sketch as text for the stored partials' JSON, which are then deflated: one printable
+   * character per value (`0` + value), so deflate sees the values' small alphabet. (The bytes of
+   * `serialize` in base64 mix bits across characters, which deflate cannot squeeze: a minute's
+   * sketch of 500 users took 1,181 deflated bytes that way, 500 this way.)
+   * - sparse, while at most half the registers are set: `~`, then per set register in index
+   *   order the gap since the previous one (5 bits a character, lowest first: `P`…`o` when more
+   *   follow, `0`…`O` for the last) and the register's value;
+   * - dense: `!` and every register.
+   */
+  toText(): string {
+    const sparse = this.#sparse;
+    let entries: [number, number][];
+    if (sparse) entries = [...sparse].sort((a, b) => a[0] - b[0]);
+    else {
+      const regs = this.#dense as Uint8Array;
+      entries = [];
+      for (let i = 0; i < M && entries.length <= M / 2; i++) {
+        const v = regs[i] ?? 0;
+        if (v !== 0) entries.push([i, v]);
+      }
+      if (entries.length > M / 2)
+        return `!${String.fromCharCode(...regs.map((v) => TEXT_ZERO + Math.min(v, Q + 1)))}`;
+    }
+    const codes: number[] = [TEXT_SPARSE];
+    let previous = -1;
+    for (const [i, v] of entries) {
+      let gap = i - previous - 1;
+      previous = i;
+      for (; gap >= TEXT_GAP_MORE; gap >>>= 5) codes.push(TEXT_ZERO + TEXT_GAP_MORE + (gap & 31));
+      codes.push(TEXT_ZERO + gap, TEXT_ZERO + Math.min(v, Q + 1));
+    }
+    let text = "";
+    for (let at = 0; at < codes.length; at += 8192)
+      text += String.fromCharCode(...codes.slice(at, at + 8192));
+    return text;
+  }
+
+  static fromText(text: string): HyperLogLog {
+    const valueAt = (at: number) => {
+      const v = text.charCodeAt(at) - TEXT_ZERO;
+      if (!(v >= 0 && v <= 63)) throw new Error("not a HyperLogLog in text form");
+      return v;
+    };
+    if (text.charCodeAt(0) === TEXT_DENSE) {
+      if (text.length !== M + 1) throw new Error("not a HyperLogLog in text form");
+      const regs = new Uint8Array(M);
+      for (let i = 0; i < M; i++) regs[i] = valueAt(i + 1);
+      return new HyperLogLog(regs);
+    }
+    if (text.charCodeAt(0) !== TEXT_SPARSE) throw new Error("not a HyperLogLog in text form");
+    const hll = new HyperLogLog();
+    let index = -1;
+    let gap = 0;
+    let shift = 0;
+    for (let at = 1; at < text.length; at++) {
+      const v = valueAt(at);
+      if (v >= TEXT_GAP_MORE) {
+        gap += (v - TEXT_GAP_MORE) * 2 ** shift;
+        shift += 5;
+        continue;
+      }
+      index += gap + v * 2 ** shift + 1;
+      gap = 0;
+      shift = 0;
+      if (index >= M || at + 1 >= text.length) throw new Error("not a HyperLogLog in text form");
+      hll.#set(index, valueAt(++at));
+    }
+    return hll;
+  }
+
+  /** Whether a stored sketch is in text form (else: base64 of `serialize`, written before). */
+  static isText(stored: string): boolean {
+    const first = stored.charCodeAt(0);
+    return first === TEXT_SPARSE || first === TEXT_DENSE;
   }
 
   static deserialize(bytes: Uint8Array): HyperLogLog {

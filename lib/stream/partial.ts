@@ -150,7 +150,7 @@ export function encodeGroup(key: string, p: GroupPartial): string {
     key,
     p.c,
     p.v ? encStats(p.v) : 0,
-    p.h ? Buffer.from(p.h.serialize()).toString("base64") : 0,
+    p.h ? p.h.toText() : 0,
     p.f ? [...p.f].map(([name, s]): [string, ...EncodedStats] => [name, ...encStats(s)]) : 0,
     p.ft ? 1 : 0,
   ];
@@ -168,7 +168,10 @@ export function unpackGroups(blob: Uint8Array): Groups {
   for (const [key, c, v, h, f, ft] of list) {
     const p: GroupPartial = { c };
     if (v) p.v = decStats(v);
-    if (h) p.h = HyperLogLog.deserialize(new Uint8Array(Buffer.from(h, "base64")));
+    if (h)
+      p.h = HyperLogLog.isText(h)
+        ? HyperLogLog.fromText(h)
+        : HyperLogLog.deserialize(new Uint8Array(Buffer.from(h, "base64")));
     if (f) p.f = new Map(f.map(([name, ...s]) => [name, decStats(s)]));
     if (ft) p.ft = true;
     const existing = groups.get(key);

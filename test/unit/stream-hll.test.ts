@@ -1,5 +1,7 @@
+import { deflateRawSync } from "node:zlib";
 import { beforeAll, describe, expect, it } from "vitest";
 import { HLL_STANDARD_ERROR, HyperLogLog } from "../../lib/stream/hll.ts";
+import { encodeGroup, packGroups, unpackGroups } from "../../lib/stream/partial.ts";
 
 /**
  * Accuracy over many independent sketches (each trial hashes its own ids, `t<trial>-<i>`), read at
@@ -161,5 +163,52 @@ describe("HyperLogLog", () => {
     const dense = large.serialize();
     expect(dense.length).toBe(4097);
     expect(HyperLogLog.deserialize(dense).estimate()).toBe(large.estimate());
+  });
+
+  it("round-trips through its text form at every fill, sparse and dense", () => {
+    for (const n of [0, 1, 7, 63, 64, 500, 2_000, 3_000, 10_000, 200_000]) {
+      const sketch = new HyperLogLog();
+      for (let i = 0; i < n; i++) sketch.add(`t${n}-${i}`);
+      const text = sketch.toText();
+      expect(HyperLogLog.isText(text)).toBe(true);
+      expect(text).toMatch(/^[~!][0-o]*$/); // printable, nothing JSON must escape but "\\"
+      const back = HyperLogLog.fromText(text);
+      expect(back.registers).toEqual(sketch.registers);
+      expect(back.estimate()).toBe(sketch.estimate());
+      // Long gaps between set registers (a sparse sketch of two far-apart registers) survive too.
+      expect(HyperLogLog.fromText(HyperLogLog.fromText(text).toText()).registers).toEqual(sketch.registers);
+    }
+  });
+
+  it("stores a minute's sketch of 500 users in under half the deflated bytes of base64", () => {
+    const sketch = new HyperLogLog();
+    for (let i = 0; i < 500; i++) sketch.add(`user-${i}`);
+    const deflated = (s: string) => deflateRawSync(Buffer.from(JSON.stringify([s])), { level: 1 }).length;
+    const text = deflated(sketch.toText());
+    const base64 = deflated(Buffer.from(sketch.serialize()).toString("base64"));
+    expect(text).toBeLessThan(base64 / 2);
+    expect(text).toBeLessThan(600);
+  });
+
+  it("refuses text that is not a sketch", () => {
+    for (const bad of ["~0", "~p1", "!00", "x", "~" + "o".repeat(70) + "01"])
+      expect(() => HyperLogLog.fromText(bad), bad).toThrow(/text form/);
+  });
+
+  it("still reads partials stored with base64 sketches", () => {
+    const sketch = new HyperLogLog();
+    for (let i = 0; i < 300; i++) sketch.add(`old-${i}`);
+    const legacy = JSON.stringify([
+      "page_view",
+      300,
+      0,
+      Buffer.from(sketch.serialize()).toString("base64"),
+      0,
+      0,
+    ]);
+    const current = encodeGroup("page_view", { c: 1, h: sketch.clone() });
+    const groups = unpackGroups(packGroups([legacy, current]));
+    expect(groups.get("page_view")?.c).toBe(301);
+    expect(groups.get("page_view")?.h?.registers).toEqual(sketch.registers);
   });
 });
