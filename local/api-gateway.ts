@@ -253,20 +253,26 @@ function toProxyEvent(
   pathParameters: Record<string, string>,
   body: Buffer,
 ): APIGatewayProxyEvent {
-  const headers: Record<string, string> = {};
-  const multiValueHeaders: Record<string, string[]> = {};
+  // Built through Maps and Object.fromEntries: a header or query parameter named `__proto__` is
+  // an own property, as in the JSON event AWS delivers, not a write to the object's prototype.
+  const headerMap = new Map<string, string>();
+  const multiHeaderMap = new Map<string, string[]>();
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i] ?? "";
     const value = req.rawHeaders[i + 1] ?? "";
-    headers[name] = value;
-    (multiValueHeaders[name] ??= []).push(value);
+    headerMap.set(name, value);
+    multiHeaderMap.set(name, [...(multiHeaderMap.get(name) ?? []), value]);
   }
-  const query: Record<string, string> = {};
-  const multiQuery: Record<string, string[]> = {};
+  const queryMap = new Map<string, string>();
+  const multiQueryMap = new Map<string, string[]>();
   for (const [k, v] of url.searchParams) {
-    query[k] = v;
-    (multiQuery[k] ??= []).push(v);
+    queryMap.set(k, v);
+    multiQueryMap.set(k, [...(multiQueryMap.get(k) ?? []), v]);
   }
+  const headers: Record<string, string> = Object.fromEntries(headerMap);
+  const multiValueHeaders: Record<string, string[]> = Object.fromEntries(multiHeaderMap);
+  const query: Record<string, string> = Object.fromEntries(queryMap);
+  const multiQuery: Record<string, string[]> = Object.fromEntries(multiQueryMap);
   const hasQuery = Object.keys(query).length > 0;
   const contentType = (req.headers["content-type"] ?? "").toLowerCase();
   const isText = contentType === "" || /json|text|xml|urlencoded/.test(contentType);

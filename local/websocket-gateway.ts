@@ -136,8 +136,10 @@ export class LocalWebSocketGateway {
     const connectionId = randomId();
     const connectedAt = Date.now();
     const url = new URL(req.url ?? "/", "http://localhost");
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (typeof v === "string") headers[k] = v;
+    // fromEntries: a header named `__proto__` is an own property, as in AWS's JSON event.
+    const headers: Record<string, string> = Object.fromEntries(
+      Object.entries(req.headers).filter((e): e is [string, string] => typeof e[1] === "string"),
+    );
     const query = Object.fromEntries(url.searchParams);
     const status = await this.#invoke(
       "$connect",

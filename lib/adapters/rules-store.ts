@@ -81,6 +81,8 @@ export class DynamoRulesStore implements RulesStore {
 export class CachedRules {
   #value: AggregationRule[] | undefined;
   #at = 0;
+  /** The read under way: concurrent callers (one per partition of a batch) share it. */
+  #reading: Promise<AggregationRule[]> | undefined;
   constructor(
     private readonly store: RulesStore,
     private readonly builtIns: readonly AggregationRule[],
@@ -88,13 +90,19 @@ export class CachedRules {
   ) {}
 
   async current(now = Date.now()): Promise<AggregationRule[]> {
-    if (!this.#value || now - this.#at > this.ttlMs) {
-      const custom = (await this.store.list()).filter(
-        (r) => r.active && !this.builtIns.some((b) => b.rule_id === r.rule_id),
-      );
-      this.#value = [...this.builtIns, ...custom];
-      this.#at = now;
-    }
+    if (this.#value && now - this.#at <= this.ttlMs) return this.#value;
+    this.#reading ??= this.#read(now).finally(() => {
+      this.#reading = undefined;
+    });
+    return this.#reading;
+  }
+
+  async #read(now: number): Promise<AggregationRule[]> {
+    const custom = (await this.store.list()).filter(
+      (r) => r.active && !this.builtIns.some((b) => b.rule_id === r.rule_id),
+    );
+    this.#value = [...this.builtIns, ...custom];
+    this.#at = now;
     return this.#value;
   }
 }

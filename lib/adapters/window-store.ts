@@ -145,7 +145,17 @@ export class DynamoWindowStore implements WindowStore {
     return { pk: `fence#${topic}`, sk: `p${partition}` };
   }
 
+  /**
+   * The fence this environment last committed, per partition: only the partition's owner writes
+   * it, so it saves a read per batch. Stale after the partition moved to another environment and
+   * back: the commit's condition then fails, the entry is dropped, and the retried batch reads
+   * the table (as after any failed write: its outcome is unknown).
+   */
+  readonly #fences = new Map<string, Fence>();
+
   async getFence(topic: string, partition: number): Promise<Fence> {
+    const cached = this.#fences.get(`${topic}#${partition}`);
+    if (cached) return cached;
     const res = await this.db.send(
       new GetCommand({
         TableName: this.stateTable,
@@ -193,13 +203,16 @@ export class DynamoWindowStore implements WindowStore {
       })),
       fencePut,
     ];
+    const fenceKey = `${change.topic}#${change.partition}`;
     try {
       const res = await this.db.send(
         new TransactWriteCommand({ TransactItems: actions, ReturnConsumedCapacity: "TOTAL" }),
       );
+      this.#fences.set(fenceKey, fence);
       for (const c of res.ConsumedCapacity ?? [])
         this.#writeUnits += c.WriteCapacityUnits ?? c.CapacityUnits ?? 0;
     } catch (error) {
+      this.#fences.delete(fenceKey);
       if (error instanceof TransactionCanceledException) {
         const codes = error.CancellationReasons?.map((r) => r.Code) ?? [];
         if (codes.includes("ConditionalCheckFailed"))

@@ -7,7 +7,12 @@ import {
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import fc from "fast-check";
 import { afterAll, describe, expect, inject, it } from "vitest";
-import { DynamoWindowStore } from "../../lib/adapters/window-store.ts";
+import { DynamoWindowStore, FenceConflictError } from "../../lib/adapters/window-store.ts";
+import type { AcceptedEvent } from "../../lib/contract/event.ts";
+import { aggregateBatch, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
+import { readStats } from "../../lib/pipeline/stats-service.ts";
+import type { SourcedEvent } from "../../lib/stream/fold.ts";
+import { BUILT_IN_RULES } from "../../lib/stream/rules.ts";
 import { tables } from "../../lib/topology.ts";
 import {
   CrashingStore,
@@ -99,5 +104,70 @@ describe("stream core against the reference model, on DynamoDB Local", () => {
     );
     expect(crashes).toBeGreaterThan(0);
     expect(writeUnits).toBeGreaterThan(0);
+  });
+});
+
+describe("fences cached per execution environment", () => {
+  it("a partition that moved away and back commits nothing twice: the stale fence is refused, the retry reads the table", async () => {
+    const prefix = `fence-${Date.now()}`;
+    await createTable(`${prefix}-aggregates`, tables.aggregates);
+    await createTable(`${prefix}-state`, tables.streamState);
+    const environment = () => ({
+      store: new DynamoWindowStore(db, `${prefix}-aggregates`, `${prefix}-state`),
+      recent: new RecentEventIds(),
+    });
+    const a = environment();
+    const b = environment();
+    const now = Date.now();
+    const events = (from: number, to: number): SourcedEvent[] =>
+      Array.from({ length: to - from }, (_, i) => {
+        const offset = from + i;
+        const event: AcceptedEvent = {
+          event_id: `${prefix}-${offset}`,
+          user_id: `u${offset % 7}`,
+          event_type: `${prefix}_type`,
+          timestamp: now - 5_000,
+          received_at: now - 5_000,
+        };
+        return { partition: 0, offset, event };
+      });
+    const run = (env: ReturnType<typeof environment>, records: SourcedEvent[]) =>
+      aggregateBatch("events.raw", records, {
+        store: env.store,
+        rules: BUILT_IN_RULES,
+        recent: env.recent,
+        publishLate: async () => {},
+      });
+    const counted = async () =>
+      (
+        (await readStats(
+          b.store,
+          BUILT_IN_RULES,
+          {
+            kind: "event_type",
+            event_type: `${prefix}_type`,
+            interval: "5m",
+            intervalMs: 300_000,
+            group_by: [],
+          },
+          Date.now(),
+        )) as { count: number }
+      ).count;
+
+    await run(a, events(0, 10)); // A owns partition 0 and caches its fence at offset 9
+    await run(b, events(10, 25)); // the partition moved to B, which commits 10..24
+    // Back to A, which is handed 25..29 (B committed its offsets) but still holds the fence at 9.
+    await expect(run(a, events(25, 30))).rejects.toThrow(FenceConflictError);
+    expect(await counted()).toBe(25);
+    // The mapping retries the batch: A reads the fence from the table now.
+    await run(a, events(25, 30));
+    expect(await counted()).toBe(30);
+    // A replay of what B committed changes nothing, from either environment.
+    await run(a, events(10, 30));
+    // B still holds its fence at 24: refused once, then nothing to apply.
+    await expect(run(b, events(0, 30))).rejects.toThrow(FenceConflictError);
+    await run(b, events(0, 30));
+    expect(await counted()).toBe(30);
+    await dropCreated();
   });
 });

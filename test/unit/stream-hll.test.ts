@@ -191,7 +191,7 @@ describe("HyperLogLog", () => {
   });
 
   it("refuses text that is not a sketch", () => {
-    for (const bad of ["~0", "~p1", "!00", "x", "~" + "o".repeat(70) + "01"])
+    for (const bad of ["~0", "~p1", "!00", "x", `~${"o".repeat(70)}01`])
       expect(() => HyperLogLog.fromText(bad), bad).toThrow(/text form/);
   });
 
