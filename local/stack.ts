@@ -294,10 +294,15 @@ const consumerFunctions = [
 /**
  * Consumers off the freshness path (accepted → counted in GET /stats): their processes run at a
  * lower CPU priority, so that on a busy machine they wait rather than the aggregator (see
- * local/priority.ts). They keep up as long as the machine has CPU to spare; their lag is measured
- * like the aggregator's.
+ * local/priority.ts). The archive has the most work per event and must still drain its lag
+ * within seconds of a load, so it yields less ("heavy": half the niceness) than the stats
+ * publisher and the broadcaster ("light").
  */
-const BACKGROUND_FUNCTIONS: ReadonlySet<FunctionName> = new Set(["archive", "publish", "broadcast"]);
+const BACKGROUND_FUNCTIONS: ReadonlyMap<FunctionName, "light" | "heavy"> = new Map([
+  ["archive", "heavy"],
+  ["publish", "light"],
+  ["broadcast", "light"],
+]);
 
 /**
  * Execution environments (processes) of a consumer function. In AWS a Kafka mapping invokes a
@@ -335,10 +340,11 @@ async function startMappingsProcesses(log: (line: string) => void): Promise<Mapp
     await Promise.all(children.map((c) => c.stop()));
     throw failed.reason;
   }
-  const niceness = backgroundNiceness();
-  for (const c of children)
-    if (BACKGROUND_FUNCTIONS.has(c.functionName) && c.pid && !deprioritize(c.pid, niceness))
+  for (const c of children) {
+    const weight = BACKGROUND_FUNCTIONS.get(c.functionName);
+    if (weight && c.pid && !deprioritize(c.pid, backgroundNiceness(weight)))
       log(`[mappings] could not lower the priority of ${c.label} (pid ${c.pid})`);
+  }
   return {
     async report() {
       const reports = await Promise.all(children.map((c) => c.report()));

@@ -482,7 +482,7 @@ export async function startServices(options: StartOptions = {}): Promise<Running
     );
     // The S3 server serves the archive consumer, off the freshness path (local/priority.ts).
     const s3 = started.find((s) => s.name === "s3");
-    if (s3?.child.pid) deprioritize(s3.child.pid, backgroundNiceness());
+    if (s3?.child.pid) deprioritize(s3.child.pid, backgroundNiceness("heavy"));
     log(
       `[services] healthy: kafka ${endpoints.kafkaBrokers.join(",")}, dynamodb ${endpoints.dynamodbEndpoint}, s3 ${endpoints.s3Endpoint}`,
     );
