@@ -255,23 +255,25 @@ function toProxyEvent(
 ): APIGatewayProxyEvent {
   // Built through Maps and Object.fromEntries: a header or query parameter named `__proto__` is
   // an own property, as in the JSON event AWS delivers, not a write to the object's prototype.
-  const headerMap = new Map<string, string>();
+  // The single-value forms hold each name's last value, as API Gateway's do.
   const multiHeaderMap = new Map<string, string[]>();
   for (let i = 0; i < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i] ?? "";
-    const value = req.rawHeaders[i + 1] ?? "";
-    headerMap.set(name, value);
-    multiHeaderMap.set(name, [...(multiHeaderMap.get(name) ?? []), value]);
+    const values = multiHeaderMap.get(name) ?? [];
+    values.push(req.rawHeaders[i + 1] ?? "");
+    multiHeaderMap.set(name, values);
   }
-  const queryMap = new Map<string, string>();
   const multiQueryMap = new Map<string, string[]>();
   for (const [k, v] of url.searchParams) {
-    queryMap.set(k, v);
-    multiQueryMap.set(k, [...(multiQueryMap.get(k) ?? []), v]);
+    const values = multiQueryMap.get(k) ?? [];
+    values.push(v);
+    multiQueryMap.set(k, values);
   }
-  const headers: Record<string, string> = Object.fromEntries(headerMap);
+  const lastOf = (m: Map<string, string[]>): Record<string, string> =>
+    Object.fromEntries([...m].map(([k, values]) => [k, values.at(-1) ?? ""]));
+  const headers = lastOf(multiHeaderMap);
   const multiValueHeaders: Record<string, string[]> = Object.fromEntries(multiHeaderMap);
-  const query: Record<string, string> = Object.fromEntries(queryMap);
+  const query = lastOf(multiQueryMap);
   const multiQuery: Record<string, string[]> = Object.fromEntries(multiQueryMap);
   const hasQuery = Object.keys(query).length > 0;
   const contentType = (req.headers["content-type"] ?? "").toLowerCase();

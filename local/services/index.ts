@@ -446,6 +446,11 @@ export async function startServices(options: StartOptions = {}): Promise<Running
     return entry;
   }
 
+  /** The S3 server serves only the archive, off the freshness path (local/priority.ts). */
+  function yieldIfBackground(s: Started): void {
+    if (s.name === "s3" && s.child.pid) deprioritize(s.child.pid, backgroundNiceness("heavy"));
+  }
+
   async function halt(s: Started & { port: string }): Promise<void> {
     if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill("SIGTERM");
     const timer = setTimeout(() => s.child.kill("SIGKILL"), 15_000);
@@ -480,9 +485,7 @@ export async function startServices(options: StartOptions = {}): Promise<Running
         ),
       ),
     );
-    // The S3 server serves the archive consumer, off the freshness path (local/priority.ts).
-    const s3 = started.find((s) => s.name === "s3");
-    if (s3?.child.pid) deprioritize(s3.child.pid, backgroundNiceness("heavy"));
+    for (const s of started) yieldIfBackground(s);
     log(
       `[services] healthy: kafka ${endpoints.kafkaBrokers.join(",")}, dynamodb ${endpoints.dynamodbEndpoint}, s3 ${endpoints.s3Endpoint}`,
     );
@@ -530,6 +533,7 @@ export async function startServices(options: StartOptions = {}): Promise<Running
       if (s.child.exitCode === null && s.child.signalCode === null) return;
       const again = await launch(name, false);
       await waitHealthy(name, endpoints, timeout, again);
+      yieldIfBackground(again);
     },
   };
 }
