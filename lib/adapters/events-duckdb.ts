@@ -5,6 +5,8 @@ import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { buildEventsSql, EVENT_COLUMNS, type EventsSqlQuery } from "../archive/events-sql.ts";
 import { hoursBetween } from "../archive/layout.ts";
+import { type ListedObject, nextRound, pageIsFinal, readOrder } from "../archive/read-order.ts";
+import { lazy } from "../lazy.ts";
 import { listEventTypes } from "./archive-listing.ts";
 import type { ArchivedEventRow, EventsQueryEngine } from "./events-query.ts";
 
@@ -12,17 +14,26 @@ import type { ArchivedEventRow, EventsQueryEngine } from "./events-query.ts";
  * GET /events locally: an embedded DuckDB runs the shared SQL over the archived NDJSON.gz
  * objects, fetched through the S3 API (DuckDB's own S3 support needs an extension download,
  * which the local setup avoids). Hours are scanned newest first and the scan stops once a page
- * is full, because the archive is partitioned by event hour.
+ * is full, because the archive is partitioned by event hour. Within an hour, objects are fetched
+ * in rounds, newest possible event first (`readOrder`: the bound comes from the listing alone),
+ * until the page is full of rows newer than any unread object can hold: the newest page of a busy
+ * hour reads its last few seconds, not the whole hour.
  */
 export class DuckDbEventsEngine implements EventsQueryEngine {
   readonly #cacheDir = join(tmpdir(), `tidemark-events-cache-${process.pid}`);
-  #connection: Promise<DuckDBConnection> | undefined;
+  readonly #firstRound: number;
 
   constructor(
     private readonly s3: S3Client,
     private readonly bucket: string,
     private readonly prefix: string,
-  ) {}
+    options: {
+      /** Objects fetched in an hour's first round (`nextRound` sizes the others). @default 8 */
+      readonly firstRound?: number;
+    } = {},
+  ) {
+    this.#firstRound = Math.max(1, options.firstRound ?? 8);
+  }
 
   async query(q: EventsSqlQuery): Promise<ArchivedEventRow[]> {
     const types =
@@ -31,60 +42,77 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
     const hours = hoursBetween(q.from, q.to - 1).reverse();
     const rows: ArchivedEventRow[] = [];
     for (const { dt, hour } of hours) {
-      const keys = (
+      const listed = (
         await Promise.all(
           types.map((t) => this.#list(`${this.prefix}event_type=${t}/dt=${dt}/hour=${hour}/`)),
         )
       ).flat();
-      if (keys.length === 0) continue;
-      const files = await Promise.all(keys.map((k) => this.#localCopy(k)));
-      rows.push(...(await this.#run(files, { ...q, eventTypes: types, limit: q.limit - rows.length })));
+      const order = readOrder(listed, q.from);
+      const limit = q.limit - rows.length;
+      for (let n = Math.min(order.length, this.#firstRound); n > 0; ) {
+        const files = await Promise.all(order.slice(0, n).map((o) => this.#localCopy(o)));
+        const found = await this.#run(files, dt, { ...q, eventTypes: types, limit });
+        if (pageIsFinal(found, limit, order[n]?.newest)) {
+          rows.push(...found);
+          break;
+        }
+        n = nextRound(order, n, found, limit);
+      }
       if (rows.length >= q.limit) break;
     }
     return rows;
   }
 
-  async #run(files: string[], q: EventsSqlQuery): Promise<ArchivedEventRow[]> {
+  /** The shared SQL over `files`, all of one day's partition `dt` (so `dt` is a constant). */
+  async #run(files: string[], dt: string, q: EventsSqlQuery): Promise<ArchivedEventRow[]> {
     const connection = await this.#connect();
     const columns =
       "{event_id: 'VARCHAR', user_id: 'VARCHAR', session_id: 'VARCHAR', event_type: 'VARCHAR', timestamp: 'BIGINT', page_url: 'VARCHAR', properties: 'JSON', metadata: 'JSON', received_at: 'BIGINT'}";
     const fileList = files.map((f) => `'${f.replaceAll("'", "''")}'`).join(", ");
-    const source = `(SELECT *, strftime(make_timestamp("timestamp" * 1000), '%Y-%m-%d') AS dt FROM read_json([${fileList}], format = 'newline_delimited', compression = 'gzip', columns = ${columns}))`;
+    const source = `(SELECT *, '${dt}' AS dt FROM read_json([${fileList}], format = 'newline_delimited', compression = 'gzip', columns = ${columns}))`;
     const { sql, params } = buildEventsSql(source, q);
     const reader = await connection.runAndReadAll(sql, params);
     return reader.getRowObjectsJS().map((r) => toRow(r));
   }
 
-  async #connect(): Promise<DuckDBConnection> {
-    // Imported on first use: a bundler hoists static imports of external packages to module
-    // init, and the native module exists only where the local engine runs.
-    this.#connection ??= import("@duckdb/node-api").then(async ({ DuckDBInstance }) => {
-      const db = await DuckDBInstance.create(":memory:");
-      const connection = await db.connect();
-      // DuckDB 1.5's top-N window rewrite fails an internal assertion on the shared dedupe
-      // query (row_number() = 1 under ORDER BY … LIMIT); the plain plan is fast enough here.
-      await connection.run("SET disabled_optimizers = 'top_n_window_elimination'");
-      return connection;
-    });
-    return this.#connection;
+  /** Loads DuckDB now instead of on the first query (the native module takes ~200 ms to load). */
+  async prepare(): Promise<void> {
+    await this.#connect();
   }
 
-  async #list(prefix: string): Promise<{ key: string; etag: string }[]> {
-    const out: { key: string; etag: string }[] = [];
+  // Imported on first use: a bundler hoists static imports of external packages to module init,
+  // and the native module exists only where the local engine runs. A failed load is retried.
+  readonly #connect = lazy(async (): Promise<DuckDBConnection> => {
+    const { DuckDBInstance } = await import("@duckdb/node-api");
+    const db = await DuckDBInstance.create(":memory:");
+    const connection = await db.connect();
+    // DuckDB 1.5's top-N window rewrite fails an internal assertion on the shared dedupe
+    // query (row_number() = 1 under ORDER BY … LIMIT); the plain plan is fast enough here.
+    await connection.run("SET disabled_optimizers = 'top_n_window_elimination'");
+    return connection;
+  });
+
+  async #list(prefix: string): Promise<ListedObject[]> {
+    const out: ListedObject[] = [];
     let token: string | undefined;
     do {
       const res = await this.s3.send(
         new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ContinuationToken: token }),
       );
       for (const o of res.Contents ?? [])
-        if (o.Key) out.push({ key: o.Key, etag: (o.ETag ?? "").replaceAll('"', "") });
+        if (o.Key)
+          out.push({
+            key: o.Key,
+            etag: (o.ETag ?? "").replaceAll('"', ""),
+            ...(o.LastModified ? { lastModifiedMs: o.LastModified.getTime() } : {}),
+          });
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
     return out;
   }
 
   /** A local copy of an object, cached by key and ETag (a replayed batch changes the ETag). */
-  async #localCopy(object: { key: string; etag: string }): Promise<string> {
+  async #localCopy(object: ListedObject): Promise<string> {
     const file = join(this.#cacheDir, `${object.key.replaceAll("/", "_")}.${object.etag}.ndjson.gz`);
     try {
       await stat(file);

@@ -1,9 +1,12 @@
+import { MAX_FUTURE_SKEW_MS } from "../contract/event.ts";
+
 /**
  * Where an event lives in the archive: Hive-style partitions that Athena (partition projection)
  * and DuckDB (hive_partitioning) both understand:
- *   events/event_type=<t>/dt=<YYYY-MM-DD>/hour=<HH>/<topic>-<partition>-<first offset>.ndjson.gz
- * The object name depends only on the record itself: its source partition and the fixed block of
- * offsets it falls in (`ARCHIVE_BLOCK_OFFSETS`), never on how the records happened to be batched.
+ *   events/event_type=<t>/dt=<YYYY-MM-DD>/hour=<HH>/<topic>-<partition>-<first offset>[-ahead].ndjson.gz
+ * The object name depends only on the record itself: its source partition, the fixed block of
+ * offsets it falls in (`ARCHIVE_BLOCK_OFFSETS`) and whether it is timestamped ahead of its receipt
+ * (`isAheadOfReceipt`), never on how the records happened to be batched.
  * An object holds, in offset order, the records of its block seen so far, and remembers the
  * highest offset it holds; a writer appends only records above it, and writes conditionally on
  * the version it built on (lib/pipeline/archive-batch.ts). So a retried batch, a replay from an
@@ -38,9 +41,49 @@ export function archiveObjectKey(
   prefix: string,
   p: ArchivePartition,
   source: { readonly topic: string; readonly partition: number; readonly offset: number },
+  ahead = false,
 ): string {
   const block = String(blockStart(source.offset)).padStart(19, "0");
-  return `${partitionPrefix(prefix, p)}${source.topic}-${source.partition}-${block}.ndjson.gz`;
+  return `${partitionPrefix(prefix, p)}${source.topic}-${source.partition}-${block}${ahead ? AHEAD_SUFFIX : ""}.ndjson.gz`;
+}
+
+/**
+ * How far an event's own timestamp may run ahead of the API's clock at receipt and still be
+ * archived with the others. Events further ahead (a client whose clock runs fast) go to objects of
+ * their own (`-ahead`), so that every other object's newest timestamp is bounded by when it was
+ * written: see `newestTimestampBound`.
+ */
+export const AHEAD_OF_RECEIPT_MS = 2_000;
+const AHEAD_SUFFIX = "-ahead";
+
+export function isAheadOfReceipt(event: {
+  readonly timestamp: number;
+  readonly received_at: number;
+}): boolean {
+  return event.timestamp > event.received_at + AHEAD_OF_RECEIPT_MS;
+}
+
+/**
+ * Listed `LastModified` is whole seconds, and comes from the S3 service's clock, not the API's:
+ * a second for each.
+ */
+const LAST_MODIFIED_SLACK_MS = 2_000;
+
+/**
+ * The newest event timestamp an archive object can hold, from its listing alone. Every record
+ * was received (`received_at`, the API's clock) before the archive wrote the object, so its
+ * `LastModified` bounds `received_at`; an event archived in an ordinary object is timestamped at
+ * most `AHEAD_OF_RECEIPT_MS` later, one in an `-ahead` object at most the contract's future skew.
+ * The hour partition bounds both. A name this layout does not write is not bounded. GET /events
+ * reads objects in this order, newest bound first, and stops when the page is full of rows newer
+ * than any unread object can hold.
+ */
+export function newestTimestampBound(key: string, lastModifiedMs: number | undefined): number {
+  const m = /\/dt=(\d{4}-\d{2}-\d{2})\/hour=(\d{2})\/[^/]+-\d+-\d{19}(-ahead)?\.ndjson\.gz$/.exec(key);
+  if (!m || lastModifiedMs === undefined) return Number.POSITIVE_INFINITY;
+  const hourEnd = Date.parse(`${m[1]}T${m[2]}:00:00Z`) + 3_600_000 - 1;
+  const ahead = m[3] !== undefined ? MAX_FUTURE_SKEW_MS : AHEAD_OF_RECEIPT_MS;
+  return Math.min(hourEnd, lastModifiedMs + LAST_MODIFIED_SLACK_MS + ahead);
 }
 
 /** Every `(dt, hour)` between two instants, inclusive, in UTC. */

@@ -1,5 +1,5 @@
 import type { ArchiveStore, StoredArchiveObject } from "../adapters/archive-store.ts";
-import { archiveObjectKey, blockStart, partitionOf } from "../archive/layout.ts";
+import { archiveObjectKey, blockStart, isAheadOfReceipt, partitionOf } from "../archive/layout.ts";
 import { parseStoredEvent } from "../contract/event.ts";
 
 export interface SourcedRecord {
@@ -107,7 +107,13 @@ export async function archiveBatch(
       rejected.push({ record: r, reason: parsed.reason });
       continue;
     }
-    const key = archiveObjectKey(prefix, partitionOf(parsed.event.event_type, parsed.event.timestamp), r);
+    const { event } = parsed;
+    const key = archiveObjectKey(
+      prefix,
+      partitionOf(event.event_type, event.timestamp),
+      r,
+      isAheadOfReceipt(event),
+    );
     let pending = objects.get(key);
     if (!pending) {
       pending = { source, block: blockStart(r.offset), lines: [], offsets: [] };
