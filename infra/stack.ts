@@ -3,6 +3,7 @@ import {
   AccessLogFormat,
   ApiKeySourceType,
   AuthorizationType,
+  type CfnUsagePlan,
   CognitoUserPoolsAuthorizer,
   Cors,
   JsonSchemaVersion,
@@ -18,9 +19,12 @@ import {
 } from "aws-cdk-lib/aws-apigateway";
 import {
   WebSocketApi,
+  WebSocketApiKeySelectionExpression,
   LogGroupLogDestination as WebSocketLogDestination,
+  WebSocketRoute,
   WebSocketStage,
 } from "aws-cdk-lib/aws-apigatewayv2";
+import { WebSocketLambdaAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
 import { WebSocketLambdaIntegration } from "aws-cdk-lib/aws-apigatewayv2-integrations";
 import { CfnWorkGroup } from "aws-cdk-lib/aws-athena";
 import {
@@ -416,21 +420,44 @@ export class TidemarkStack extends Stack {
       );
     }
 
-    // Live-stats WebSocket API: the topology's routes, each a Lambda proxy integration.
+    // Live-stats WebSocket API: the topology's routes, each a Lambda proxy integration. `$connect`
+    // needs an API key of the REST API's usage plan: browsers cannot set x-api-key on a
+    // WebSocket, so the key comes in `?key=` (the authorizer's identity source: absent, 401
+    // before any function runs), the authorizer returns it as `usageIdentifierKey`, and API
+    // Gateway checks it against the usage plan below (unknown or disabled, 403).
     const liveApi = new WebSocketApi(this, "LiveApi", {
       description: "Tidemark live statistics: subscribe and receive analytics.stats updates",
       routeSelectionExpression: webSocketApi.routeSelectionExpression,
+      apiKeySelectionExpression: WebSocketApiKeySelectionExpression.AUTHORIZER_USAGE_IDENTIFIER_KEY,
     });
+    const { connectAuthorizer } = webSocketApi;
+    const liveAuthorizer = new WebSocketLambdaAuthorizer(
+      "LiveAuthorizer",
+      this.fn(connectAuthorizer.function),
+      {
+        identitySource: [`route.request.querystring.${connectAuthorizer.keyParameter}`],
+      },
+    );
     for (const route of webSocketApi.routes) {
       const id = pascal(route.routeKey.replace(/^\$/, ""));
-      const added = liveApi.addRoute(route.routeKey, {
-        integration: new WebSocketLambdaIntegration(`${id}Integration`, this.fn(route.function)),
-      });
+      const integration = new WebSocketLambdaIntegration(`${id}Integration`, this.fn(route.function));
+      if (route.routeKey === "$connect") {
+        // addRoute's scope and id (same logical id), with the key requirement addRoute cannot set.
+        new WebSocketRoute(liveApi, `${route.routeKey}-Route`, {
+          webSocketApi: liveApi,
+          routeKey: route.routeKey,
+          integration,
+          authorizer: liveAuthorizer,
+          apiKeyRequired: true,
+        });
+        continue;
+      }
+      const added = liveApi.addRoute(route.routeKey, { integration });
       NagSuppressions.addResourceSuppressions(added, [
         {
           id: "AwsSolutions-APIG4",
           reason:
-            "Live stats carry only aggregates (no event payloads) and the stage is throttled; an authorizer on $connect is listed as open work in docs/live-stats.md.",
+            "API Gateway authorizes a WebSocket once, on $connect (Lambda authorizer and API key); later messages and $disconnect belong to that authorized connection.",
         },
       ]);
     }
@@ -610,7 +637,16 @@ export class TidemarkStack extends Stack {
       throttle: { rateLimit: apiSettings.throttleRateLimit, burstLimit: apiSettings.throttleBurstLimit },
       quota: { limit: stage.dailyQuota, period: Period.DAY },
     });
-    plan.addApiStage({ stage: restApi.deploymentStage });
+    // One plan for both APIs, so that every key of the plan opens the live stream too (and
+    // disabling a key closes both). The REST plan's L2 only takes REST stages: the WebSocket stage
+    // is added on the resource, after the stage exists (its name is no reference CloudFormation
+    // would order by).
+    const cfnPlan = plan.node.defaultChild as CfnUsagePlan;
+    cfnPlan.apiStages = [
+      { apiId: restApi.restApiId, stage: restApi.deploymentStage.stageName },
+      { apiId: liveApi.apiId, stage: liveStage.stageName },
+    ];
+    cfnPlan.node.addDependency(liveStage);
     const apiKey = restApi.addApiKey("ApiKey", { description: "Default Tidemark API key" });
     plan.addApiKey(apiKey);
 

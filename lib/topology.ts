@@ -134,6 +134,7 @@ export type FunctionName =
   | "archive"
   | "publish"
   | "wsConnection"
+  | "wsAuthorizer"
   | "wsSubscribe"
   | "broadcast"
   | "dashboard";
@@ -263,6 +264,15 @@ export const functions = {
     buckets: [],
     produces: [],
   },
+  wsAuthorizer: {
+    entry: "functions/ws-authorizer.ts",
+    description: "live-stats WebSocket $connect authorizer: hands the ?key= API key to the usage-plan check",
+    memoryMb: 256,
+    timeoutSeconds: 5,
+    tables: [],
+    buckets: [],
+    produces: [],
+  },
   wsSubscribe: {
     entry: "functions/ws-subscribe.ts",
     description: "live-stats WebSocket subscribe: stores which rule ids / event types a connection wants",
@@ -330,6 +340,17 @@ export const routes = [
   { method: "GET", path: "/dashboard/{asset}", function: "dashboard", apiKeyRequired: false },
 ] as const satisfies readonly RouteSpec[];
 
+export interface WebSocketAuthorizerSpec {
+  /** The Lambda REQUEST authorizer's function. */
+  readonly function: FunctionName;
+  /**
+   * The query string parameter carrying the API key (browsers cannot set headers on a WebSocket).
+   * It is the authorizer's identity source: a request without it is refused with 401 before the
+   * function runs.
+   */
+  readonly keyParameter: string;
+}
+
 export interface WebSocketRouteSpec {
   /** `$connect`, `$disconnect`, or the value of the message's `action` field. */
   readonly routeKey: string;
@@ -353,12 +374,21 @@ export const webSocketApi = {
   managementEndpointEnvVar: "LIVE_MANAGEMENT_ENDPOINT",
   /** Environment variable with the `wss://` URL clients connect to (the dashboard needs it). */
   urlEnvVar: "LIVE_WEBSOCKET_URL",
+  /**
+   * `$connect` needs an API key of the REST API's usage plan, in `?key=`: the authorizer hands it
+   * to API Gateway as `usageIdentifierKey`, API Gateway checks it as it checks `x-api-key` on
+   * `/stats` (docs/live-stats.md, "Connecting").
+   */
+  connectAuthorizer: { function: "wsAuthorizer", keyParameter: "key" },
   routes: [
     { routeKey: "$connect", function: "wsConnection" },
     { routeKey: "$disconnect", function: "wsConnection" },
     { routeKey: "subscribe", function: "wsSubscribe" },
   ],
-} as const satisfies { readonly routes: readonly WebSocketRouteSpec[] } & Record<string, unknown>;
+} as const satisfies {
+  readonly routes: readonly WebSocketRouteSpec[];
+  readonly connectAuthorizer: WebSocketAuthorizerSpec;
+} & Record<string, unknown>;
 
 /** API-wide settings: API Gateway stage throttling and limits, mirrored by the local gateway. */
 export const api = {

@@ -64,8 +64,9 @@ export interface LocalStackOptions {
   readonly freshData?: boolean;
   readonly log?: (line: string) => void;
   /**
-   * The API key the routes that require one (`apiKeyRequired`) must present in `x-api-key`, as
-   * API Gateway's usage plan does. @default `TIDEMARK_API_KEY` from the environment, or no check
+   * The API key the routes that require one (`apiKeyRequired`) must present in `x-api-key`, and a
+   * live-stats WebSocket in `?key=` (through the `$connect` authorizer), as API Gateway's usage
+   * plan does. @default `TIDEMARK_API_KEY` from the environment, or no check
    */
   readonly apiKey?: string;
 }
@@ -185,12 +186,15 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     };
     started.push({ stop: () => Promise.all(pools.map((p) => p.stop())).then(() => {}) });
 
+    // One key for both APIs, as one usage plan holds both stages in AWS.
+    const apiKey = options.apiKey ?? process.env.TIDEMARK_API_KEY;
     // Before the mappings start: the broadcaster reads the management endpoint from its environment.
     const apiPort = options.port ?? 3000;
     const webSocket = new LocalWebSocketGateway({
       port: options.webSocketPort ?? (apiPort === 0 ? 0 : apiPort + webSocketApi.localPortOffset),
       functionFor: fn,
       log,
+      ...(apiKey ? { apiKey } : {}),
     });
     const live = await webSocket.start();
     started.push(webSocket);
@@ -216,7 +220,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       mappings: child ? (await child.report()).usage : emptyUsage(),
     });
 
-    const apiKey = options.apiKey ?? process.env.TIDEMARK_API_KEY;
     const gateway = new LocalApiGateway({
       port: apiPort,
       functionFor: (route: RouteSpec) => fn(route.function),

@@ -9,11 +9,13 @@ const webSocketPort = process.env.WS_PORT ? Number(process.env.WS_PORT) : undefi
 
 const stack = await startLocalStack({ port, log, ...(webSocketPort !== undefined ? { webSocketPort } : {}) });
 const seconds = ((performance.now() - began) / 1000).toFixed(1);
+// With a key configured, both APIs want it (the WebSocket in ?key=); the key itself is not printed.
+const keyed = process.env.TIDEMARK_API_KEY !== undefined && process.env.TIDEMARK_API_KEY !== "";
 console.log(`
 Tidemark is running (started in ${seconds} s)
   API        ${stack.url}   (try: curl ${stack.url}/health)
-  Dashboard  ${stack.url}/dashboard
-  Live stats ${stack.liveUrl}   (send {"action":"subscribe","rule_ids":[],"event_types":[]})
+  Dashboard  ${stack.url}/dashboard${keyed ? "#key=$TIDEMARK_API_KEY" : ""}
+  Live stats ${stack.liveUrl}${keyed ? "?key=$TIDEMARK_API_KEY" : ""}   (send {"action":"subscribe","rule_ids":[],"event_types":[]})
   Kafka      ${stack.endpoints.kafkaBrokers.join(",")}
   DynamoDB   ${stack.endpoints.dynamodbEndpoint}
   S3         ${stack.endpoints.s3Endpoint}

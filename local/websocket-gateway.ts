@@ -4,6 +4,7 @@ import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import type { APIGatewayProxyStructuredResultV2, APIGatewayProxyWebsocketEventV2 } from "aws-lambda";
 import { type WebSocket, WebSocketServer } from "ws";
+import { z } from "zod";
 import { type FunctionName, webSocketApi } from "../lib/topology.ts";
 import type { LocalFunction } from "./lambda-runtime.ts";
 
@@ -17,6 +18,12 @@ import type { LocalFunction } from "./lambda-runtime.ts";
  * - closing invokes `$disconnect`;
  * - `POST/GET/DELETE <stage>/@connections/{id}` is the management API the handlers call through
  *   `@aws-sdk/client-apigatewaymanagementapi`, answering 410 `GoneException` for unknown connections.
+ * - with an API key configured, the upgrade first passes the topology's `$connect` authorizer
+ *   (a Lambda REQUEST authorizer, the very module AWS runs) and then the usage-plan check of the
+ *   key it returns (`usageIdentifierKey`), as API Gateway does: no `?key=` 401 (identity
+ *   source), `Unauthorized` thrown 401, a denying policy or an unknown key 403, a failing
+ *   authorizer 500; the authorizer's `context` and `principalId` reach every route's
+ *   `requestContext.authorizer`.
  * Events carry `requestContext.connectionId`, `routeKey`, `eventType`, `domainName` and `stage`
  * as in AWS, so the same handler modules run here and there.
  */
@@ -25,6 +32,12 @@ export interface WebSocketGatewayOptions {
   readonly host?: string;
   readonly functionFor: (name: FunctionName) => LocalFunction;
   readonly log?: (line: string) => void;
+  /**
+   * The API key `$connect` must present in `?key=` (through the authorizer), the same key the
+   * local REST API wants in `x-api-key`: in AWS both check one usage plan.
+   * @default no authorizer and no check, as the local REST API without a key
+   */
+  readonly apiKey?: string;
 }
 
 interface Connection {
@@ -32,8 +45,40 @@ interface Connection {
   readonly connectedAt: number;
   readonly sourceIp: string;
   readonly userAgent: string;
+  /** `requestContext.authorizer` of every event of the connection, when it passed an authorizer. */
+  readonly authorizer: Authorization | undefined;
   lastActiveAt: number;
 }
+
+/** What API Gateway puts in `requestContext.authorizer`: the context, `principalId`, the latency. */
+type Authorization = Readonly<Record<string, string | number | boolean>>;
+
+/** The authorizer's answer (API Gateway's Lambda authorizer output). */
+const AuthorizerResultSchema = z.object({
+  principalId: z.string(),
+  policyDocument: z.object({
+    Version: z.string(),
+    Statement: z.array(
+      z.object({
+        Effect: z.enum(["Allow", "Deny"]),
+        Action: z.union([z.string(), z.array(z.string())]),
+        Resource: z.union([z.string(), z.array(z.string())]),
+      }),
+    ),
+  }),
+  context: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).nullish(),
+  usageIdentifierKey: z.string().nullish(),
+});
+
+/** The HTTP refusals of a WebSocket upgrade, with API Gateway's bodies. */
+const REFUSALS: Record<number, string> = {
+  401: "Unauthorized",
+  403: "Forbidden",
+  500: "Internal Server Error",
+};
+
+/** A refusal by status, or the authorizer's part of every later event. */
+type ConnectAuthorization = { readonly refuse: number } | { readonly authorizer: Authorization | undefined };
 
 const ROUTES = new Map<string, FunctionName>(webSocketApi.routes.map((r) => [r.routeKey, r.function]));
 
@@ -95,10 +140,12 @@ export class LocalWebSocketGateway {
     eventType: "CONNECT" | "MESSAGE" | "DISCONNECT",
     connectedAt: number,
     extra: Partial<APIGatewayProxyWebsocketEventV2> = {},
+    authorizer?: Authorization,
   ): APIGatewayProxyWebsocketEventV2 {
     const now = Date.now();
     return {
       requestContext: {
+        ...(authorizer ? ({ authorizer } as object) : {}),
         routeKey,
         messageId: eventType === "MESSAGE" ? randomId() : "",
         eventType,
@@ -141,12 +188,27 @@ export class LocalWebSocketGateway {
       Object.entries(req.headers).filter((e): e is [string, string] => typeof e[1] === "string"),
     );
     const query = Object.fromEntries(url.searchParams);
+    const sourceIp = req.socket.remoteAddress ?? "127.0.0.1";
+    const userAgent = req.headers["user-agent"] ?? "";
+    const auth = await this.#authorize(connectionId, connectedAt, query, headers, { sourceIp, userAgent });
+    if ("refuse" in auth) {
+      reject(socket, auth.refuse);
+      return;
+    }
+    const { authorizer } = auth;
     const status = await this.#invoke(
       "$connect",
-      this.#event(connectionId, "$connect", "CONNECT", connectedAt, {
-        ...(Object.keys(query).length > 0 ? { queryStringParameters: query } : {}),
-        ...({ headers } as object),
-      }),
+      this.#event(
+        connectionId,
+        "$connect",
+        "CONNECT",
+        connectedAt,
+        {
+          ...(Object.keys(query).length > 0 ? { queryStringParameters: query } : {}),
+          ...({ headers } as object),
+        },
+        authorizer,
+      ),
     );
     if (status < 200 || status > 299) {
       reject(socket, status);
@@ -157,8 +219,9 @@ export class LocalWebSocketGateway {
         socket: ws,
         connectedAt,
         lastActiveAt: connectedAt,
-        sourceIp: req.socket.remoteAddress ?? "127.0.0.1",
-        userAgent: req.headers["user-agent"] ?? "",
+        sourceIp,
+        userAgent,
+        authorizer,
       };
       this.#connections.set(connectionId, connection);
       ws.on("message", (data, isBinary) => {
@@ -169,12 +232,67 @@ export class LocalWebSocketGateway {
         this.#connections.delete(connectionId);
         void this.#invoke(
           "$disconnect",
-          this.#event(connectionId, "$disconnect", "DISCONNECT", connectedAt, {
-            ...({ disconnectStatusCode: code, disconnectReason: reason.toString() } as object),
-          }),
+          this.#event(
+            connectionId,
+            "$disconnect",
+            "DISCONNECT",
+            connectedAt,
+            { ...({ disconnectStatusCode: code, disconnectReason: reason.toString() } as object) },
+            authorizer,
+          ),
         );
       });
     });
+  }
+
+  /**
+   * API Gateway's `$connect` authorization: the identity source, the Lambda REQUEST authorizer
+   * (its event as AWS sends it for a WebSocket API), its policy on the method ARN, then the
+   * usage-plan check of the key it returned (`apiKeySelectionExpression`
+   * `$context.authorizer.usageIdentifierKey`, `apiKeyRequired` on `$connect`).
+   */
+  async #authorize(
+    connectionId: string,
+    connectedAt: number,
+    query: Record<string, string>,
+    headers: Record<string, string>,
+    identity: { sourceIp: string; userAgent: string },
+  ): Promise<ConnectAuthorization> {
+    const apiKey = this.#options.apiKey;
+    if (apiKey === undefined) return { authorizer: undefined };
+    const { function: name, keyParameter } = webSocketApi.connectAuthorizer;
+    if (!query[keyParameter]) return { refuse: 401 };
+    const base = this.#event(connectionId, "$connect", "CONNECT", connectedAt);
+    const region = process.env.AWS_REGION ?? "us-east-1";
+    const methodArn = `arn:aws:execute-api:${region}:000000000000:${base.requestContext.apiId}/${webSocketApi.stageName}/$connect`;
+    const event = {
+      type: "REQUEST",
+      methodArn,
+      headers,
+      multiValueHeaders: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, [v]])),
+      queryStringParameters: query,
+      multiValueQueryStringParameters: Object.fromEntries(Object.entries(query).map(([k, v]) => [k, [v]])),
+      stageVariables: {},
+      requestContext: { ...base.requestContext, identity },
+    };
+    const started = Date.now();
+    let output: unknown;
+    try {
+      output = await this.#options.functionFor(name).invoke(event);
+    } catch (error) {
+      if (error instanceof Error && error.message === "Unauthorized") return { refuse: 401 };
+      this.#options.log?.(`[ws] $connect authorizer: ${String(error)}`);
+      return { refuse: 500 };
+    }
+    const result = AuthorizerResultSchema.safeParse(output);
+    if (!result.success) {
+      this.#options.log?.(`[ws] $connect authorizer: malformed answer: ${result.error.message}`);
+      return { refuse: 500 };
+    }
+    const { principalId, policyDocument, context, usageIdentifierKey } = result.data;
+    if (!allows(policyDocument.Statement, methodArn)) return { refuse: 403 };
+    if (usageIdentifierKey !== apiKey) return { refuse: 403 };
+    return { authorizer: { ...context, principalId, integrationLatency: Date.now() - started } };
   }
 
   async #message(connectionId: string, connection: Connection, text: string | null): Promise<void> {
@@ -193,7 +311,14 @@ export class LocalWebSocketGateway {
     }
     await this.#invoke(
       routeKey,
-      this.#event(connectionId, routeKey, "MESSAGE", connection.connectedAt, { body: text ?? "" }),
+      this.#event(
+        connectionId,
+        routeKey,
+        "MESSAGE",
+        connection.connectedAt,
+        { body: text ?? "" },
+        connection.authorizer,
+      ),
     );
   }
 
@@ -250,8 +375,32 @@ function randomId(): string {
   return randomBytes(10).toString("base64");
 }
 
+/** An IAM policy's verdict on `execute-api:Invoke` of the method: an explicit Deny wins, then an Allow. */
+function allows(
+  statements: readonly { Effect: "Allow" | "Deny"; Action: string | string[]; Resource: string | string[] }[],
+  methodArn: string,
+): boolean {
+  const matches = (patterns: string | string[], value: string) =>
+    [patterns].flat().some((p) => globMatch(p, value));
+  const applying = statements.filter(
+    (s) => matches(s.Action, "execute-api:Invoke") && matches(s.Resource, methodArn),
+  );
+  return applying.some((s) => s.Effect === "Allow") && !applying.some((s) => s.Effect === "Deny");
+}
+
+/** IAM's wildcards: `*` any run of characters, `?` one character. */
+function globMatch(pattern: string, value: string): boolean {
+  const source = pattern
+    .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+    .replace(/\*/g, ".*")
+    .replace(/\?/g, ".");
+  return new RegExp(`^${source}$`).test(value);
+}
+
 function reject(socket: Duplex, status: number): void {
+  const reason = REFUSALS[status] ?? "Error";
+  const body = JSON.stringify({ message: reason });
   socket.end(
-    `HTTP/1.1 ${status} ${status === 403 ? "Forbidden" : "Error"}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
   );
 }

@@ -21,6 +21,8 @@ $("key-form").addEventListener("submit", (e) => {
   e.preventDefault();
   localStorage.setItem("tidemark-api-key", keyInput.value.trim());
   void refresh();
+  // The WebSocket was opened with the old key (or none): open it again with this one.
+  reconnect();
 });
 
 async function api(path) {
@@ -302,14 +304,36 @@ function setConnection(state, text) {
   badge.textContent = text;
 }
 
+// The live-stats WebSocket takes the same API key, in `?key=` (a browser cannot set headers on
+// a WebSocket); without a key it is refused where keys are required, and the page polls.
+let socket;
+let retry;
+
+function liveUrlWithKey() {
+  const key = localStorage.getItem("tidemark-api-key");
+  if (!key) return liveUrl;
+  const url = new URL(liveUrl);
+  url.searchParams.set("key", key);
+  return url.href;
+}
+
+function reconnect() {
+  clearTimeout(retry);
+  const old = socket;
+  socket = undefined;
+  old?.close();
+  connect();
+}
+
 function connect() {
   if (!liveUrl) {
     setConnection("polling", "polling every 30 s");
     return;
   }
-  const socket = new WebSocket(liveUrl);
-  socket.addEventListener("open", () => socket.send(JSON.stringify({ action: "subscribe" })));
-  socket.addEventListener("message", (e) => {
+  const current = new WebSocket(liveUrlWithKey());
+  socket = current;
+  current.addEventListener("open", () => current.send(JSON.stringify({ action: "subscribe" })));
+  current.addEventListener("message", (e) => {
     const frame = JSON.parse(e.data);
     if (frame.type === "subscribed") setConnection("live", "live");
     if (frame.type === "stats") {
@@ -318,9 +342,11 @@ function connect() {
       for (const panel of panels) if (panel.rules.some((r) => changed.has(r))) void reload(panel, true);
     }
   });
-  socket.addEventListener("close", () => {
+  current.addEventListener("close", () => {
+    // A socket replaced by reconnect() leaves the retrying to its successor.
+    if (socket !== current) return;
     setConnection("polling", "polling every 30 s (reconnecting)");
-    setTimeout(connect, 5_000);
+    retry = setTimeout(connect, 5_000);
   });
 }
 

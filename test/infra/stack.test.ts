@@ -95,6 +95,83 @@ describe("CDK stack (dev)", () => {
     expect(dashboard?.Environment?.Variables?.[webSocketApi.urlEnvVar]).toBeDefined();
   });
 
+  it("puts a Lambda REQUEST authorizer and the usage plan's API key on the WebSocket's $connect", () => {
+    const { function: authorizerFn, keyParameter } = webSocketApi.connectAuthorizer;
+    const [authorizerId, authorizer] = ofType("AWS::ApiGatewayV2::Authorizer")[0] ?? [];
+    expect(ofType("AWS::ApiGatewayV2::Authorizer")).toHaveLength(1);
+    expect(authorizer?.Properties).toMatchObject({
+      AuthorizerType: "REQUEST",
+      IdentitySource: [`route.request.querystring.${keyParameter}`],
+    });
+    // The authorizer is the topology's function, built like every other one.
+    const [fnId] =
+      ofType("AWS::Lambda::Function").find(
+        ([, r]) => r.Properties?.Description === functions[authorizerFn].description,
+      ) ?? [];
+    expect(fnId).toBeDefined();
+    expect(JSON.stringify(authorizer?.Properties?.AuthorizerUri)).toContain(`"${fnId}","Arn"`);
+    // The key the authorizer returns is the one API Gateway checks against the usage plan.
+    template.hasResourceProperties("AWS::ApiGatewayV2::Api", {
+      ProtocolType: "WEBSOCKET",
+      ApiKeySelectionExpression: "$context.authorizer.usageIdentifierKey",
+    });
+    const routesByKey = new Map(
+      ofType("AWS::ApiGatewayV2::Route").map(([id, r]) => [r.Properties?.RouteKey, { id, ...r }]),
+    );
+    expect(routesByKey.get("$connect")?.Properties).toMatchObject({
+      AuthorizationType: "CUSTOM",
+      AuthorizerId: { Ref: authorizerId },
+      ApiKeyRequired: true,
+    });
+    for (const route of webSocketApi.routes.filter((r) => r.routeKey !== "$connect"))
+      expect(routesByKey.get(route.routeKey)?.Properties?.ApiKeyRequired, route.routeKey).toBeUndefined();
+    // $connect needs no cdk-nag exception any more.
+    const connectMetadata = (resources[routesByKey.get("$connect")?.id ?? ""] as { Metadata?: unknown })
+      .Metadata;
+    expect(JSON.stringify(connectMetadata ?? {})).not.toContain("AwsSolutions-APIG4");
+    // One usage plan holds both APIs' stages, so one key opens both; it waits for the live stage.
+    const [liveApiId] = ofType("AWS::ApiGatewayV2::Api")[0] ?? [];
+    const [liveStageId] = ofType("AWS::ApiGatewayV2::Stage")[0] ?? [];
+    const plans = ofType("AWS::ApiGateway::UsagePlan");
+    expect(plans).toHaveLength(1);
+    const [, plan] = plans[0] ?? [];
+    expect(plan?.Properties?.ApiStages).toEqual([
+      { ApiId: { Ref: ofType("AWS::ApiGateway::RestApi")[0]?.[0] }, Stage: expect.anything() },
+      { ApiId: { Ref: liveApiId }, Stage: webSocketApi.stageName },
+    ]);
+    expect((plan as { DependsOn?: string[] }).DependsOn).toContain(liveStageId);
+    // Only API Gateway may invoke it, and only through this authorizer.
+    template.hasResourceProperties("AWS::Lambda::Permission", {
+      Action: "lambda:InvokeFunction",
+      FunctionName: { "Fn::GetAtt": [fnId, "Arn"] },
+      Principal: "apigateway.amazonaws.com",
+      SourceArn: Match.objectLike({
+        "Fn::Join": ["", Match.arrayWith([{ Ref: liveApiId }, "/authorizers/", { Ref: authorizerId }])],
+      }),
+    });
+  });
+
+  it("grants the WebSocket authorizer nothing but logs, ENIs and tracing (it reads no data, no keys)", () => {
+    const [fnId, fn] =
+      ofType("AWS::Lambda::Function").find(
+        ([, r]) =>
+          r.Properties?.Description === functions[webSocketApi.connectAuthorizer.function].description,
+      ) ?? [];
+    const role = (fn?.Properties?.Role ?? {}) as { "Fn::GetAtt"?: string[] };
+    const roleRef = role["Fn::GetAtt"]?.[0];
+    expect(roleRef, fnId).toBeDefined();
+    const actions = ofType("AWS::IAM::Policy")
+      .filter(([, r]) => JSON.stringify(r.Properties?.Roles).includes(`"${roleRef}"`))
+      .flatMap(([, r]) => {
+        const document = (r.Properties?.PolicyDocument ?? { Statement: [] }) as {
+          Statement: { Action: string | string[] }[];
+        };
+        return document.Statement.flatMap((st) => [st.Action].flat());
+      });
+    expect(actions.sort()).toEqual(["xray:PutTelemetryRecords", "xray:PutTraceSegments"]);
+    expect(JSON.stringify(fn?.Properties?.Environment ?? {})).not.toMatch(/TABLE|BUCKET|TOPIC|KAFKA/);
+  });
+
   it("creates every topic with its partition count through the topics custom resource", () => {
     const [, custom] = ofType("Custom::KafkaTopics")[0] ?? [];
     const declared = custom?.Properties?.Topics as { Name: string; Partitions: string }[];

@@ -9,6 +9,8 @@ import { postJson, startPipeline, waitFor } from "./support.ts";
 /** Debian's chromium (scripts/install-chromium.sh), driven by playwright-core. */
 const CHROMIUM = "/usr/bin/chromium";
 const SCREENSHOT = join(process.cwd(), "docs/img/dashboard.png");
+/** The API key both APIs want: the page gets it once in `#key=`, as the docs tell users. */
+const API_KEY = "dashboard-test-key-0123456789";
 
 async function launch(): Promise<{ context: BrowserContext; dataDir: string }> {
   const dataDir = await mkdtemp(join(tmpdir(), "tidemark-chromium-"));
@@ -38,7 +40,7 @@ describe("dashboard in a real browser", () => {
   let context: BrowserContext;
   let dataDir: string;
   beforeAll(async () => {
-    stack = await startPipeline();
+    stack = await startPipeline({ apiKey: API_KEY });
     ({ context, dataDir } = await launch());
   });
   afterAll(async () => {
@@ -56,7 +58,8 @@ describe("dashboard in a real browser", () => {
     page.on("websocket", (ws) =>
       ws.on("framereceived", (f) => frames.push({ at: performance.now(), payload: String(f.payload) })),
     );
-    await page.goto(`${stack.url}/dashboard`);
+    await page.goto(`${stack.url}/dashboard#key=${API_KEY}`);
+    // Live only if the page opened the WebSocket with its key (the gateway refuses it without).
     await page.locator('#connection[data-state="live"]').waitFor({ timeout: 15_000 });
     // The static modules came from the same API (uPlot vendored from its npm package).
     await page.locator("#rules li").first().waitFor();
@@ -98,7 +101,7 @@ describe("dashboard in a real browser", () => {
       })),
     ];
     const posted = performance.now();
-    expect((await postJson(`${stack.url}/events`, events)).status).toBe(202);
+    expect((await postJson(`${stack.url}/events`, events, { "x-api-key": API_KEY })).status).toBe(202);
 
     // Posted events reach the page: the new URL tops the pages, the types are charted, revenue shows.
     await waitFor(async () => ((await text(page, "#top-pages")).includes(url) ? true : undefined), {
@@ -130,7 +133,7 @@ describe("dashboard in a real browser", () => {
     await page.setViewportSize({ width: 390, height: 844 });
     // A WebSocket that cannot connect: the page must say it polls, and still show data.
     await page.routeWebSocket(/.*/, (ws) => ws.close());
-    await page.goto(`${stack.url}/dashboard`);
+    await page.goto(`${stack.url}/dashboard#key=${API_KEY}`);
     await page.locator('#connection[data-state="polling"]').waitFor({ timeout: 15_000 });
     await page.locator("#rules li").first().waitFor();
     // Evaluated in the page (a string: this file is compiled without the DOM library).

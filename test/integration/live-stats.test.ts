@@ -3,7 +3,11 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dyn
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { LocalStack } from "../../local/stack.ts";
-import { postJson, startPipeline, waitFor } from "./support.ts";
+import { liveUrlWithKey, postJson, startPipeline, waitFor } from "./support.ts";
+
+/** Both APIs want it, as one usage plan's key does in AWS. */
+const API_KEY = "live-stats-test-key-0123456789";
+const auth = { "x-api-key": API_KEY };
 
 interface Frame {
   schema: string;
@@ -12,9 +16,9 @@ interface Frame {
   messages?: { rule_id: string; group: string; count: number; window_id: string }[];
 }
 
-/** A live-stats client: every frame it received, in order. */
+/** A live-stats client (with the API key): every frame it received, in order. */
 async function connect(url: string) {
-  const socket = new WebSocket(url);
+  const socket = new WebSocket(liveUrlWithKey(url, API_KEY));
   const frames: Frame[] = [];
   socket.on("message", (data) => frames.push(JSON.parse(data.toString()) as Frame));
   await new Promise<void>((resolve, reject) => {
@@ -37,7 +41,7 @@ describe("live stats over WebSocket", () => {
   let stack: LocalStack;
   let db: DynamoDBDocumentClient;
   beforeAll(async () => {
-    stack = await startPipeline();
+    stack = await startPipeline({ apiKey: API_KEY });
     db = DynamoDBDocumentClient.from(
       new DynamoDBClient({ region: "us-east-1", endpoint: stack.endpoints.dynamodbEndpoint }),
     );
@@ -45,6 +49,34 @@ describe("live stats over WebSocket", () => {
   afterAll(async () => {
     db?.destroy();
     await stack?.stop();
+  });
+
+  it("refuses a connection without the API key (401) or with a wrong one (403), accepts the right one", async () => {
+    const status = (url: string) =>
+      new Promise<number>((resolve, reject) => {
+        const socket = new WebSocket(url);
+        socket.once("unexpected-response", (req, res) => {
+          resolve(res.statusCode ?? 0);
+          res.resume();
+          req.destroy();
+        });
+        socket.once("open", () => {
+          socket.close();
+          resolve(101);
+        });
+        socket.once("error", reject);
+      });
+    const before = stack.webSocket.connectionIds.length;
+    expect(await status(stack.liveUrl)).toBe(401);
+    expect(await status(liveUrlWithKey(stack.liveUrl, "not-the-key-0123456789"))).toBe(403);
+    // The REST API's header does not open a WebSocket either: browsers cannot send it.
+    expect(await status(`${stack.liveUrl}?x-api-key=${API_KEY}`)).toBe(401);
+    expect(stack.webSocket.connectionIds).toHaveLength(before);
+    expect(await status(liveUrlWithKey(stack.liveUrl, API_KEY))).toBe(101);
+    // The accepted one is a working connection: it subscribes.
+    const client = await connect(stack.liveUrl);
+    expect(await client.subscribe({ event_types: ["page_view"] })).toMatchObject({ type: "subscribed" });
+    client.socket.close();
   });
 
   it("pushes the analytics.stats messages a subscription matches, and not the others", async () => {
@@ -65,11 +97,15 @@ describe("live stats over WebSocket", () => {
 
     const now = Date.now();
     const posted = performance.now();
-    const accepted = await postJson(`${stack.url}/events`, [
-      { user_id: "u1", event_type: wanted, timestamp: now },
-      { user_id: "u2", event_type: wanted, timestamp: now },
-      { user_id: "u3", event_type: other, timestamp: now },
-    ]);
+    const accepted = await postJson(
+      `${stack.url}/events`,
+      [
+        { user_id: "u1", event_type: wanted, timestamp: now },
+        { user_id: "u2", event_type: wanted, timestamp: now },
+        { user_id: "u3", event_type: other, timestamp: now },
+      ],
+      auth,
+    );
     expect(accepted.status).toBe(202);
 
     const got = await waitFor(async () => client.stats().find((m) => m.group === wanted && m.count === 2));
@@ -113,7 +149,7 @@ describe("live stats over WebSocket", () => {
     const client = await connect(stack.liveUrl);
     await client.subscribe({ event_types: [type] });
 
-    await postJson(`${stack.url}/events`, [{ user_id: "g1", event_type: type, timestamp: Date.now() }]);
+    await postJson(`${stack.url}/events`, [{ user_id: "g1", event_type: type, timestamp: Date.now() }], auth);
     await waitFor(async () => client.stats().find((m) => m.group === type));
     await waitFor(async () => {
       const item = await db.send(

@@ -19,6 +19,13 @@ export async function startPipeline(
   return startLocalStack({ services, port: 0, webSocketPort: 0, mappings: "inline", ...options });
 }
 
+/** A live-stats WebSocket URL with the API key in `?key=`, as browsers must send it. */
+export function liveUrlWithKey(liveUrl: string, key: string): string {
+  const url = new URL(liveUrl);
+  url.searchParams.set("key", key);
+  return url.href;
+}
+
 export async function waitFor<T>(
   probe: () => Promise<T | undefined>,
   { timeoutMs = 10_000, intervalMs = 50 }: { timeoutMs?: number; intervalMs?: number } = {},
@@ -41,10 +48,11 @@ export async function waitFor<T>(
 export async function postJson(
   url: string,
   body: unknown,
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; json: unknown; headers: Headers }> {
   const res = await fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...headers },
     body: typeof body === "string" ? body : JSON.stringify(body),
   });
   return { status: res.status, json: await res.json(), headers: res.headers };
