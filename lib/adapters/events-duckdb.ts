@@ -10,6 +10,8 @@ import { lazy } from "../lazy.ts";
 import { listEventTypes } from "./archive-listing.ts";
 import type { ArchivedEventRow, EventsQueryEngine } from "./events-query.ts";
 
+let engines = 0;
+
 /**
  * GET /events locally: an embedded DuckDB runs the shared SQL over the archived NDJSON.gz
  * objects, fetched through the S3 API (DuckDB's own S3 support needs an extension download,
@@ -20,7 +22,8 @@ import type { ArchivedEventRow, EventsQueryEngine } from "./events-query.ts";
  * hour reads its last few seconds, not the whole hour.
  */
 export class DuckDbEventsEngine implements EventsQueryEngine {
-  readonly #cacheDir = join(tmpdir(), `tidemark-events-cache-${process.pid}`);
+  // One directory per engine: two engines in one process (the bench compares plans) share nothing.
+  readonly #cacheDir = join(tmpdir(), `tidemark-events-cache-${process.pid}-${++engines}`);
   readonly #firstRound: number;
 
   constructor(
