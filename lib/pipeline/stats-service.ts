@@ -54,13 +54,18 @@ interface PlannedRead {
 }
 
 /** Reads the minute and hour windows of a plan (one Query per bucket each). */
-async function readPlanned(store: WindowStore, ruleKey: string, plan: ReadPlan): Promise<PlannedRead> {
+async function readPlanned(
+  store: WindowStore,
+  ruleKey: string,
+  plan: ReadPlan,
+  only?: ReadonlySet<string>,
+): Promise<PlannedRead> {
   const [minutes, hours] = await Promise.all([
     plan.minutes.length > 0 ? store.read(ruleKey, "m", plan.minutes) : [],
     plan.hours.length > 0 ? store.read(ruleKey, "h", plan.hours) : [],
   ]);
-  const m = mergeRecords(minutes);
-  const h = mergeRecords(hours);
+  const m = mergeRecords(minutes, only);
+  const h = mergeRecords(hours, only);
   const windows = [
     ...plan.minutes.map((start) => ({ start, granularity: "m" as const, groups: m.get(start) })),
     ...plan.hours.map((start) => ({ start, granularity: "h" as const, groups: h.get(start) })),
@@ -124,9 +129,11 @@ export async function readStats(
       );
     }
   }
+  // Both rules group by event type: only this type's group is merged.
+  const onlyType = new Set([query.event_type]);
   const [types, late, grouped] = await Promise.all([
-    readPlanned(store, storageKey(base), plan),
-    readPlanned(store, LATE_EVENTS_RULE.rule_id, plan),
+    readPlanned(store, storageKey(base), plan, onlyType),
+    readPlanned(store, LATE_EVENTS_RULE.rule_id, plan, onlyType),
     groupRule ? readPlanned(store, storageKey(groupRule), plan) : undefined,
   ]);
   const total: GroupPartial = { c: 0 };

@@ -198,8 +198,16 @@ export function mergeRecordGroups(
   return out;
 }
 
-/** Merged groups per window start, over every record given (all partitions). */
-export function mergeRecords(records: readonly PartialRecord[]): Map<number, Groups> {
+/**
+ * Merged groups per window start, over every record given (all partitions); with `only`, just
+ * those groups. A window's item holds every group of its rule, and a reader that wants one (GET
+ * /stats by event type: one group of `events_by_type`) would otherwise merge every other group's
+ * sketch for nothing.
+ */
+export function mergeRecords(
+  records: readonly PartialRecord[],
+  only?: ReadonlySet<string>,
+): Map<number, Groups> {
   const out = new Map<number, Groups>();
   for (const r of effectiveRecords(records)) {
     let groups = out.get(r.ws);
@@ -207,7 +215,17 @@ export function mergeRecords(records: readonly PartialRecord[]): Map<number, Gro
       groups = new Map();
       out.set(r.ws, groups);
     }
-    mergeGroups(groups, decodeGroups(r));
+    const decoded = decodeGroups(r);
+    mergeGroups(groups, only ? pickGroups(decoded, only) : decoded);
   }
   return out;
+}
+
+function pickGroups(groups: Groups, keys: ReadonlySet<string>): Groups {
+  const picked: Groups = new Map();
+  for (const key of keys) {
+    const p = groups.get(key);
+    if (p) picked.set(key, p);
+  }
+  return picked;
 }

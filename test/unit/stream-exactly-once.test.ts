@@ -120,6 +120,24 @@ describe("exactly-once effect on aggregates", () => {
     await expectMatchesReference(store, records);
   });
 
+  it("merges only the groups a reader asks for, each exactly as the full merge has it", async () => {
+    const store = new MemoryWindowStore();
+    for (const b of batches(records, 500)) await aggregateBatch("events.raw", b, deps(store));
+    const stored = [...store.items.values()].filter((r) => r.rule === "events_by_type" && r.g === "m");
+    const full = mergeRecords(stored);
+    const only = mergeRecords(stored, new Set(["click", "no_such_type"]));
+    expect([...only.keys()]).toEqual([...full.keys()]);
+    for (const [start, groups] of only) {
+      expect([...groups.keys()]).toEqual(full.get(start)?.has("click") ? ["click"] : []);
+      expect(figures(groups.get("click"), "amount")).toEqual(
+        figures(full.get(start)?.get("click"), "amount"),
+      );
+    }
+    expect(mergeWindows(only.values()).get("click")?.c).toBe(
+      records.filter((r) => r.event.event_type === "click").length,
+    );
+  });
+
   it("ignores duplicated event_ids (same batch and later batches)", async () => {
     const store = new MemoryWindowStore();
     const d = deps(store);
