@@ -1,0 +1,66 @@
+import { createRequire } from "node:module";
+import { describe, expect, it } from "vitest";
+
+// kafkajs's protocol encoder and decoder (CommonJS internals; patched: patches/README.md).
+const require = createRequire(import.meta.url);
+interface EncoderInstance {
+  writeVarInt(value: number): EncoderInstance;
+  writeUVarInt(value: number): EncoderInstance;
+  readonly buffer: Buffer;
+}
+const Encoder = require("kafkajs/src/protocol/encoder") as new (size?: number) => EncoderInstance;
+const Decoder = require("kafkajs/src/protocol/decoder") as new (
+  buffer: Buffer,
+) => { readVarInt(): number; readUVarInt(): number };
+
+/** LEB128 of an unsigned 32-bit value, as Kafka's protocol defines varints. */
+function leb128(value: number): number[] {
+  const out: number[] = [];
+  let v = value >>> 0;
+  while (v >= 0x80) {
+    out.push((v & 0x7f) | 0x80);
+    v >>>= 7;
+  }
+  out.push(v);
+  return out;
+}
+const zigzag = (n: number) => ((n << 1) ^ (n >> 31)) >>> 0;
+
+describe("kafkajs's record encoder, patched", () => {
+  const values = [
+    0,
+    1,
+    -1,
+    63,
+    -64,
+    64,
+    127,
+    128,
+    300,
+    -300,
+    16_383,
+    16_384,
+    2 ** 20,
+    2 ** 30,
+    2 ** 31 - 1,
+    -(2 ** 31),
+  ];
+
+  it("writes varints as Kafka's protocol defines them, and kafkajs reads them back", () => {
+    const encoder = new Encoder(1);
+    for (const v of values) encoder.writeVarInt(v);
+    for (const u of [0, 127, 128, 2 ** 31, 2 ** 32 - 1]) encoder.writeUVarInt(u);
+    const expected = [
+      ...values.flatMap((v) => leb128(zigzag(v))),
+      ...[0, 127, 128, 2 ** 31, 2 ** 32 - 1].flatMap(leb128),
+    ];
+    expect([...encoder.buffer]).toEqual(expected);
+    const decoder = new Decoder(encoder.buffer);
+    for (const v of values) expect(decoder.readVarInt()).toBe(v);
+  });
+
+  it("is the patched encoder (no zero-filled buffer, no array per varint)", () => {
+    expect(Encoder.toString()).toContain("Buffer.allocUnsafe(Encoder.nextPowerOfTwo(initialSize))");
+    expect(Encoder.prototype.writeUVarInt.toString()).not.toContain("Buffer.from");
+  });
+});
