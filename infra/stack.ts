@@ -647,6 +647,13 @@ export class TidemarkStack extends Stack {
       { apiId: liveApi.apiId, stage: liveStage.stageName },
     ];
     cfnPlan.node.addDependency(liveStage);
+    // A stage that logs is refused until the account's API Gateway CloudWatch role is set ("CloudWatch
+    // Logs role ARN must be set in account settings to enable logging"): CDK orders the REST stage
+    // after the AWS::ApiGateway::Account that `cloudWatchRole` creates, the WebSocket stage waits here.
+    const apiAccount = restApi.node.tryFindChild("Account");
+    if (!apiAccount)
+      throw new Error("the REST API's CloudWatch account settings (cloudWatchRole) are missing");
+    liveStage.node.addDependency(apiAccount);
     const apiKey = restApi.addApiKey("ApiKey", { description: "Default Tidemark API key" });
     plan.addApiKey(apiKey);
 

@@ -95,6 +95,17 @@ describe("CDK stack (dev)", () => {
     expect(dashboard?.Environment?.Variables?.[webSocketApi.urlEnvVar]).toBeDefined();
   });
 
+  // API Gateway refuses a stage with logging ("CloudWatch Logs role ARN must be set in account
+  // settings to enable logging") until the account's CloudWatch role is set; nothing else orders
+  // the WebSocket stage after AWS::ApiGateway::Account (the REST stage waits for it by CDK).
+  it("creates the WebSocket stage (access logs) after API Gateway's account CloudWatch role", () => {
+    const [accountId] = ofType("AWS::ApiGateway::Account")[0] ?? [];
+    expect(accountId).toBeDefined();
+    const stages = ofType("AWS::ApiGatewayV2::Stage") as [string, { DependsOn?: string[] }][];
+    expect(stages).toHaveLength(1);
+    for (const [id, stage] of stages) expect(stage.DependsOn ?? [], id).toContain(accountId);
+  });
+
   it("puts a Lambda REQUEST authorizer and the usage plan's API key on the WebSocket's $connect", () => {
     const { function: authorizerFn, keyParameter } = webSocketApi.connectAuthorizer;
     const [authorizerId, authorizer] = ofType("AWS::ApiGatewayV2::Authorizer")[0] ?? [];
