@@ -291,7 +291,11 @@ export class TidemarkStack extends Stack {
       name: `${this.stackName}-events`,
       description: "GET /events queries over the archive",
       state: "ENABLED",
-      recursiveDeleteOption: stage.name === "dev",
+      // A workgroup that ever ran a query is "not empty": without the recursive option
+      // CloudFormation cannot delete it, and `cdk destroy` of a used stack fails (Athena
+      // DeleteWorkGroup: RecursiveDeleteOption). What it drops is the query history; results
+      // stay in their bucket (retained in prod).
+      recursiveDeleteOption: true,
       workGroupConfiguration: {
         enforceWorkGroupConfiguration: true,
         publishCloudWatchMetricsEnabled: true,

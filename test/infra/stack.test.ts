@@ -606,11 +606,17 @@ describe("CDK stack with options", () => {
 });
 
 describe("CDK stack (prod)", () => {
-  it("retains data on delete", () => {
+  it("retains data on delete, and can still delete what is not retained", () => {
     const app = new App({ context: { stage: "prod" } });
     const template = Template.fromStack(buildTidemark(app));
     template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
     template.hasResource("AWS::S3::Bucket", { DeletionPolicy: "Retain" });
+    // Athena refuses to delete a workgroup that ran queries ("WorkGroup … is not empty") unless
+    // RecursiveDeleteOption is set: without it `cdk destroy` of a used prod stack fails there.
+    template.hasResource("AWS::Athena::WorkGroup", {
+      Properties: Match.objectLike({ RecursiveDeleteOption: true }),
+      DeletionPolicy: Match.absent(),
+    });
   }, 180_000);
 });
 
