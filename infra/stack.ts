@@ -324,7 +324,7 @@ export class TidemarkStack extends Stack {
       this.functions.set(name, f);
       for (const key of spec.tables) {
         // Every user of the connections table writes it (connect, subscribe, delete when gone).
-        const writes = name === "aggregate" || name === "rules" || key === "connections";
+        const writes = (spec as FunctionSpec).writesTables?.includes(key) || key === "connections";
         useTable(f.fn, tableConstructs[key], tables[key], writes ? "readWrite" : "read");
       }
       for (const key of spec.buckets) {

@@ -146,6 +146,8 @@ export interface FunctionSpec {
   readonly memoryMb: number;
   readonly timeoutSeconds: number;
   readonly tables: readonly (keyof typeof tables)[];
+  /** Which of `tables` the function writes; the others it only reads. @default none */
+  readonly writesTables?: readonly (keyof typeof tables)[];
   readonly buckets: readonly (keyof typeof buckets)[];
   /** Topics the function produces to (read access for consumers comes from its mapping). */
   readonly produces: readonly (keyof typeof topics)[];
@@ -201,6 +203,7 @@ export const functions = {
     memoryMb: 512,
     timeoutSeconds: 10,
     tables: ["rules"],
+    writesTables: ["rules"],
     buckets: [],
     produces: [],
   },
@@ -229,8 +232,11 @@ export const functions = {
     memoryMb: 1024,
     timeoutSeconds: 60,
     tables: ["aggregates", "rules", "streamState"],
+    // Rules are read (cached), never written: only /rules edits them.
+    writesTables: ["aggregates", "streamState"],
     buckets: [],
-    produces: ["eventsLate", "analyticsStats"],
+    // Late events only: analytics.stats is the stats publisher's (it rides the table's stream).
+    produces: ["eventsLate"],
     // A Kafka mapping invokes at most one batch per partition at a time.
     reservedConcurrency: topics.eventsRaw.partitions,
   },

@@ -259,18 +259,25 @@ describe("CDK stack (dev)", () => {
     }
   });
 
-  it("grants least privilege on Kafka: only the ingest function writes events.raw", () => {
-    const writesRaw = ofType("AWS::IAM::Policy")
-      .filter(([, r]) =>
-        ((r.Properties?.PolicyDocument as { Statement?: Statement[] } | undefined)?.Statement ?? []).some(
-          (st) =>
-            [st.Action].flat().includes("kafka-cluster:WriteData") &&
-            JSON.stringify(st.Resource).includes(`/${topics.eventsRaw.name}"`),
-        ),
-      )
-      .map(([id]) => id);
+  it("grants least privilege on Kafka: one writer for events.raw and for analytics.stats", () => {
+    const writersOf = (topic: string) =>
+      ofType("AWS::IAM::Policy")
+        .filter(([, r]) =>
+          ((r.Properties?.PolicyDocument as { Statement?: Statement[] } | undefined)?.Statement ?? []).some(
+            (st) =>
+              [st.Action].flat().includes("kafka-cluster:WriteData") &&
+              JSON.stringify(st.Resource).includes(`/${topic}"`),
+          ),
+        )
+        .map(([id]) => id);
+    const writesRaw = writersOf(topics.eventsRaw.name);
     expect(writesRaw).toHaveLength(1);
     expect(writesRaw[0]).toMatch(/^IngestFunction/);
+    // The stats publisher alone republishes aggregates (functions/publish.ts); the aggregator
+    // writes partial aggregates to DynamoDB and late events to events.late, never analytics.stats.
+    const writesStats = writersOf(topics.analyticsStats.name);
+    expect(writesStats).toHaveLength(1);
+    expect(writesStats[0]).toMatch(/^PublishFunction/);
     const aggregatePolicy = JSON.stringify(
       ofType("AWS::IAM::Policy").find(([id]) => id.startsWith("AggregateFunction"))?.[1].Properties,
     );
@@ -290,6 +297,22 @@ describe("CDK stack (dev)", () => {
       .flatMap(
         ([, r]) => (r.Properties?.PolicyDocument as { Statement?: Statement[] } | undefined)?.Statement ?? [],
       );
+  it("lets only /rules write the rules table; the aggregator writes its own tables", () => {
+    const tableId = (prefix: string) =>
+      ofType("AWS::DynamoDB::Table").find(([id]) => id.startsWith(prefix))?.[0] ?? "";
+    const writesTable = (name: string, prefix: string) =>
+      statementsOf(name).some(
+        (st) =>
+          [st.Action].flat().includes("dynamodb:PutItem") &&
+          JSON.stringify(st.Resource).includes(`"${tableId(prefix)}"`),
+      );
+    const rulesWriters = Object.keys(functions).filter((name) => writesTable(name, "RulesTable"));
+    expect(rulesWriters).toEqual(["rules"]);
+    expect(writesTable("aggregate", "AggregatesTable")).toBe(true);
+    expect(writesTable("aggregate", "StreamStateTable")).toBe(true);
+    expect(writesTable("stats", "AggregatesTable")).toBe(false);
+  });
+
   const clusterArn = () => {
     const [id] = ofType("AWS::MSK::ServerlessCluster")[0] ?? [];
     return { "Fn::GetAtt": [id, "Arn"] };
