@@ -508,6 +508,10 @@ export class TidemarkStack extends Stack {
       removalPolicy: stage.removalPolicy,
     });
     const restApi = new RestApi(this, "Api", {
+      // API Gateway's metrics (the dashboard's API widget) are keyed by API name alone; CDK's
+      // default, the construct id "Api", is shared by every stage in the account and by any other
+      // CDK app's `new RestApi(this, "Api")`, whose traffic would then be drawn as Tidemark's.
+      restApiName: `${this.stackName}-api`,
       description: "Tidemark: send events, read history and live statistics",
       apiKeySourceType: ApiKeySourceType.HEADER,
       cloudWatchRole: true,

@@ -577,6 +577,17 @@ describe("CDK stack (dev)", () => {
     );
     template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
   });
+
+  // API Gateway metrics carry only the API's name: a generic name mixes other APIs' traffic in.
+  it("names the REST API after the stack, so the dashboard's API metrics are this API's", () => {
+    const [, api] = ofType("AWS::ApiGateway::RestApi")[0] ?? [];
+    const name = api?.Properties?.Name;
+    expect(name).toBe("Tidemark-dev-api");
+    const [, dashboard] = ofType("AWS::CloudWatch::Dashboard")[0] ?? [];
+    const body = JSON.stringify(dashboard?.Properties?.DashboardBody);
+    expect(body).toContain(`\\"ApiName\\",\\"${name}\\"`);
+    expect(body).not.toContain(`\\"ApiName\\",\\"Api\\"`);
+  });
 });
 
 describe("CDK stack with options", () => {
