@@ -722,8 +722,15 @@ export class TidemarkStack extends Stack {
           label: `${spec.id} offset lag`,
         }),
     );
-    lagMetrics.forEach((m, i) => {
-      alarm(`${eventSourceMappings[i]?.id}OffsetLagAlarm`, m, 100_000, "consumer falling behind events.raw");
+    eventSourceMappings.forEach((spec, i) => {
+      const m = lagMetrics[i];
+      if (!m) return;
+      alarm(
+        `${spec.id}OffsetLagAlarm`,
+        m,
+        100_000,
+        `${spec.function} (${spec.consumerGroup}) falling behind ${topics[spec.topic].name}`,
+      );
     });
     // MessagesInPerSec is a rate: one dead letter in a minute averages far below 1/s, so the alarm
     // fires on any non-zero value instead of comparing the rate with 1.

@@ -578,6 +578,15 @@ describe("CDK stack (dev)", () => {
     template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
   });
 
+  it("says in each offset-lag alarm which consumer lags on which topic", () => {
+    for (const spec of eventSourceMappings) {
+      const [, alarm] =
+        ofType("AWS::CloudWatch::Alarm").find(([id]) => id.startsWith(`${spec.id}OffsetLagAlarm`)) ?? [];
+      expect(alarm?.Properties?.AlarmDescription, spec.id).toContain(topics[spec.topic].name);
+      expect(alarm?.Properties?.AlarmDescription, spec.id).toContain(spec.consumerGroup);
+    }
+  });
+
   // API Gateway metrics carry only the API's name: a generic name mixes other APIs' traffic in.
   it("names the REST API after the stack, so the dashboard's API metrics are this API's", () => {
     const [, api] = ofType("AWS::ApiGateway::RestApi")[0] ?? [];
