@@ -680,6 +680,20 @@ export class TidemarkStack extends Stack {
       }),
     );
     const alarmTopic = new Topic(this, "AlarmTopic", { masterKey: alarmKey, enforceSSL: true });
+    // enforceSSL gives the topic a policy of its own (the TLS-only deny), which replaces SNS's
+    // default policy: CloudWatch then needs an explicit allow, or every alarm action fails with
+    // "... is not authorized to perform: SNS:Publish" (AWS Knowledge Center, "Why didn't I receive
+    // an SNS notification for my CloudWatch alarm trigger?"). Only this account's alarms.
+    alarmTopic.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions: ["sns:Publish"],
+        resources: [alarmTopic.topicArn],
+        conditions: {
+          ArnLike: { "aws:SourceArn": this.formatArn({ service: "cloudwatch", resource: "alarm:*" }) },
+        },
+      }),
+    );
     if (props.alarmEmail) alarmTopic.addSubscription(new EmailSubscription(props.alarmEmail));
     const alarm = (
       id: string,

@@ -430,6 +430,31 @@ describe("CDK stack (dev)", () => {
     template.resourceCountIs("AWS::SNS::Subscription", 0);
   });
 
+  // The topic's own policy (TLS-only deny) replaces SNS's default one: without an allow for
+  // CloudWatch, every alarm action fails with "not authorized to perform: SNS:Publish".
+  it("lets this account's CloudWatch alarms publish to the alarm topic", () => {
+    const [topicId] = ofType("AWS::SNS::Topic")[0] ?? [];
+    const alarmActions = ofType("AWS::CloudWatch::Alarm").flatMap(([, r]) => [r.Properties?.AlarmActions]);
+    expect(alarmActions.length).toBeGreaterThan(0);
+    for (const actions of alarmActions) expect(actions).toEqual([{ Ref: topicId }]);
+    template.hasResourceProperties("AWS::SNS::TopicPolicy", {
+      Topics: [{ Ref: topicId }],
+      PolicyDocument: Match.objectLike({
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: "Allow",
+            Principal: { Service: "cloudwatch.amazonaws.com" },
+            Action: "sns:Publish",
+            Resource: { Ref: topicId },
+            Condition: {
+              ArnLike: { "aws:SourceArn": Match.objectLike({ "Fn::Join": Match.anyValue() }) },
+            },
+          }),
+        ]),
+      }),
+    });
+  });
+
   it("creates the MSK mappings after the topics, gives the stream mapping a failure destination, reserves consumer concurrency", () => {
     const [topicsId] = ofType("Custom::KafkaTopics")[0] ?? [];
     const mskMappings = Object.values(resources).filter(
