@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { App } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -610,6 +611,19 @@ describe("CDK stack (dev)", () => {
       expect(alarm?.Properties?.AlarmDescription, spec.id).toContain(topics[spec.topic].name);
       expect(alarm?.Properties?.AlarmDescription, spec.id).toContain(spec.consumerGroup);
     }
+  });
+
+  // docs/deploy.md tells the deployer how much account concurrency the stack reserves and what
+  // the alarms cost; both follow the template.
+  it("states in docs/deploy.md the concurrency it reserves and the alarms it creates", () => {
+    const deployDoc = readFileSync(new URL("../../docs/deploy.md", import.meta.url), "utf8");
+    const reserved = ofType("AWS::Lambda::Function").reduce(
+      (sum, [, r]) => sum + Number(r.Properties?.ReservedConcurrentExecutions ?? 0),
+      0,
+    );
+    expect(reserved).toBeGreaterThan(0);
+    expect(deployDoc).toContain(`at least 100 + ${reserved}`);
+    expect(deployDoc).toContain(`~${ofType("AWS::CloudWatch::Alarm").length} × $0.10`);
   });
 
   // API Gateway metrics carry only the API's name: a generic name mixes other APIs' traffic in.
