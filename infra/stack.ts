@@ -79,6 +79,8 @@ import {
   consumeFrom,
   manageConnections,
   observeTopic,
+  probeBucket,
+  probeTable,
   produceTo,
   suppressBucketWildcards,
   useBucket,
@@ -332,10 +334,13 @@ export class TidemarkStack extends Stack {
           f.fn,
           archive,
           buckets[key].envVar,
-          name === "archive" ? "readWrite" : "read",
+          (spec as FunctionSpec).writesBuckets?.includes(key) ? "readWrite" : "read",
           `${buckets[key].prefix}*`,
         );
       }
+      const probes = (spec as FunctionSpec).probes;
+      for (const key of probes?.tables ?? []) probeTable(f.fn, tableConstructs[key], tables[key]);
+      for (const key of probes?.buckets ?? []) probeBucket(f.fn, archive, buckets[key].envVar);
       for (const key of spec.produces) produceTo(f.fn, cluster, key, topics[key]);
       for (const key of (spec as FunctionSpec).observes ?? []) observeTopic(f.fn, cluster, key, topics[key]);
     }

@@ -149,6 +149,16 @@ export interface FunctionSpec {
   /** Which of `tables` the function writes; the others it only reads. @default none */
   readonly writesTables?: readonly (keyof typeof tables)[];
   readonly buckets: readonly (keyof typeof buckets)[];
+  /** Which of `buckets` the function writes; the others it only reads. @default none */
+  readonly writesBuckets?: readonly (keyof typeof buckets)[];
+  /**
+   * Tables and buckets the function only checks are there (DescribeTable, HeadBucket), never
+   * reads or writes: it learns their names, and may touch no item or object. @default none
+   */
+  readonly probes?: {
+    readonly tables?: readonly (keyof typeof tables)[];
+    readonly buckets?: readonly (keyof typeof buckets)[];
+  };
   /** Topics the function produces to (read access for consumers comes from its mapping). */
   readonly produces: readonly (keyof typeof topics)[];
   /**
@@ -212,8 +222,10 @@ export const functions = {
     description: "GET /health: probes Kafka, DynamoDB and S3",
     memoryMb: 256,
     timeoutSeconds: 5,
-    tables: ["aggregates"],
-    buckets: ["archive"],
+    // A public route: it asks whether the table and bucket answer, and may read nothing in them.
+    tables: [],
+    buckets: [],
+    probes: { tables: ["aggregates"], buckets: ["archive"] },
     produces: [],
     observes: ["deadLetter"],
   },
@@ -247,6 +259,7 @@ export const functions = {
     timeoutSeconds: 120,
     tables: [],
     buckets: ["archive"],
+    writesBuckets: ["archive"],
     produces: ["deadLetter"],
     reservedConcurrency: topics.eventsRaw.partitions,
   },

@@ -314,6 +314,26 @@ describe("CDK stack (dev)", () => {
     expect(writesTable("stats", "AggregatesTable")).toBe(false);
   });
 
+  // GET /health is public: its role may ask whether the table and bucket answer (DescribeTable,
+  // HeadBucket = s3:ListBucket) and read nothing in them, least of all archived events.
+  it("lets the public health probe check the table and bucket without reading them", () => {
+    const actions = statementsOf("health").flatMap((st) => [st.Action].flat());
+    expect(actions).toContain("dynamodb:DescribeTable");
+    expect(actions).toContain("s3:ListBucket");
+    for (const forbidden of [/^s3:GetObject/, /^s3:Put/, /^dynamodb:(GetItem|Query|Scan|BatchGetItem)$/])
+      expect(
+        actions.filter((a) => forbidden.test(a)),
+        String(forbidden),
+      ).toEqual([]);
+    const [, health] =
+      ofType("AWS::Lambda::Function").find(
+        ([, r]) => r.Properties?.Description === functions.health.description,
+      ) ?? [];
+    const env = JSON.stringify(health?.Properties?.Environment ?? {});
+    expect(env).toContain(`"${tables.aggregates.envVar}"`);
+    expect(env).toContain(`"${buckets.archive.envVar}"`);
+  });
+
   const clusterArn = () => {
     const [id] = ofType("AWS::MSK::ServerlessCluster")[0] ?? [];
     return { "Fn::GetAtt": [id, "Arn"] };
