@@ -79,6 +79,8 @@ import {
   consumeFrom,
   manageConnections,
   observeTopic,
+  probeBucket,
+  probeTable,
   produceTo,
   suppressBucketWildcards,
   useBucket,
@@ -291,7 +293,11 @@ export class TidemarkStack extends Stack {
       name: `${this.stackName}-events`,
       description: "GET /events queries over the archive",
       state: "ENABLED",
-      recursiveDeleteOption: stage.name === "dev",
+      // A workgroup that ever ran a query is "not empty": without the recursive option
+      // CloudFormation cannot delete it, and `cdk destroy` of a used stack fails (Athena
+      // DeleteWorkGroup: RecursiveDeleteOption). What it drops is the query history; results
+      // stay in their bucket (retained in prod).
+      recursiveDeleteOption: true,
       workGroupConfiguration: {
         enforceWorkGroupConfiguration: true,
         publishCloudWatchMetricsEnabled: true,
@@ -320,7 +326,7 @@ export class TidemarkStack extends Stack {
       this.functions.set(name, f);
       for (const key of spec.tables) {
         // Every user of the connections table writes it (connect, subscribe, delete when gone).
-        const writes = name === "aggregate" || name === "rules" || key === "connections";
+        const writes = (spec as FunctionSpec).writesTables?.includes(key) || key === "connections";
         useTable(f.fn, tableConstructs[key], tables[key], writes ? "readWrite" : "read");
       }
       for (const key of spec.buckets) {
@@ -328,10 +334,13 @@ export class TidemarkStack extends Stack {
           f.fn,
           archive,
           buckets[key].envVar,
-          name === "archive" ? "readWrite" : "read",
+          (spec as FunctionSpec).writesBuckets?.includes(key) ? "readWrite" : "read",
           `${buckets[key].prefix}*`,
         );
       }
+      const probes = (spec as FunctionSpec).probes;
+      for (const key of probes?.tables ?? []) probeTable(f.fn, tableConstructs[key], tables[key]);
+      for (const key of probes?.buckets ?? []) probeBucket(f.fn, archive, buckets[key].envVar);
       for (const key of spec.produces) produceTo(f.fn, cluster, key, topics[key]);
       for (const key of (spec as FunctionSpec).observes ?? []) observeTopic(f.fn, cluster, key, topics[key]);
     }
@@ -504,6 +513,10 @@ export class TidemarkStack extends Stack {
       removalPolicy: stage.removalPolicy,
     });
     const restApi = new RestApi(this, "Api", {
+      // API Gateway's metrics (the dashboard's API widget) are keyed by API name alone; CDK's
+      // default, the construct id "Api", is shared by every stage in the account and by any other
+      // CDK app's `new RestApi(this, "Api")`, whose traffic would then be drawn as Tidemark's.
+      restApiName: `${this.stackName}-api`,
       description: "Tidemark: send events, read history and live statistics",
       apiKeySourceType: ApiKeySourceType.HEADER,
       cloudWatchRole: true,
@@ -647,6 +660,13 @@ export class TidemarkStack extends Stack {
       { apiId: liveApi.apiId, stage: liveStage.stageName },
     ];
     cfnPlan.node.addDependency(liveStage);
+    // A stage that logs is refused until the account's API Gateway CloudWatch role is set ("CloudWatch
+    // Logs role ARN must be set in account settings to enable logging"): CDK orders the REST stage
+    // after the AWS::ApiGateway::Account that `cloudWatchRole` creates, the WebSocket stage waits here.
+    const apiAccount = restApi.node.tryFindChild("Account");
+    if (!apiAccount)
+      throw new Error("the REST API's CloudWatch account settings (cloudWatchRole) are missing");
+    liveStage.node.addDependency(apiAccount);
     const apiKey = restApi.addApiKey("ApiKey", { description: "Default Tidemark API key" });
     plan.addApiKey(apiKey);
 
@@ -665,6 +685,20 @@ export class TidemarkStack extends Stack {
       }),
     );
     const alarmTopic = new Topic(this, "AlarmTopic", { masterKey: alarmKey, enforceSSL: true });
+    // enforceSSL gives the topic a policy of its own (the TLS-only deny), which replaces SNS's
+    // default policy: CloudWatch then needs an explicit allow, or every alarm action fails with
+    // "... is not authorized to perform: SNS:Publish" (AWS Knowledge Center, "Why didn't I receive
+    // an SNS notification for my CloudWatch alarm trigger?"). Only this account's alarms.
+    alarmTopic.addToResourcePolicy(
+      new PolicyStatement({
+        principals: [new ServicePrincipal("cloudwatch.amazonaws.com")],
+        actions: ["sns:Publish"],
+        resources: [alarmTopic.topicArn],
+        conditions: {
+          ArnLike: { "aws:SourceArn": this.formatArn({ service: "cloudwatch", resource: "alarm:*" }) },
+        },
+      }),
+    );
     if (props.alarmEmail) alarmTopic.addSubscription(new EmailSubscription(props.alarmEmail));
     const alarm = (
       id: string,
@@ -707,8 +741,15 @@ export class TidemarkStack extends Stack {
           label: `${spec.id} offset lag`,
         }),
     );
-    lagMetrics.forEach((m, i) => {
-      alarm(`${eventSourceMappings[i]?.id}OffsetLagAlarm`, m, 100_000, "consumer falling behind events.raw");
+    eventSourceMappings.forEach((spec, i) => {
+      const m = lagMetrics[i];
+      if (!m) return;
+      alarm(
+        `${spec.id}OffsetLagAlarm`,
+        m,
+        100_000,
+        `${spec.function} (${spec.consumerGroup}) falling behind ${topics[spec.topic].name}`,
+      );
     });
     // MessagesInPerSec is a rate: one dead letter in a minute averages far below 1/s, so the alarm
     // fires on any non-zero value instead of comparing the rate with 1.

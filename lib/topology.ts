@@ -146,7 +146,19 @@ export interface FunctionSpec {
   readonly memoryMb: number;
   readonly timeoutSeconds: number;
   readonly tables: readonly (keyof typeof tables)[];
+  /** Which of `tables` the function writes; the others it only reads. @default none */
+  readonly writesTables?: readonly (keyof typeof tables)[];
   readonly buckets: readonly (keyof typeof buckets)[];
+  /** Which of `buckets` the function writes; the others it only reads. @default none */
+  readonly writesBuckets?: readonly (keyof typeof buckets)[];
+  /**
+   * Tables and buckets the function only checks are there (DescribeTable, HeadBucket), never
+   * reads or writes: it learns their names, and may touch no item or object. @default none
+   */
+  readonly probes?: {
+    readonly tables?: readonly (keyof typeof tables)[];
+    readonly buckets?: readonly (keyof typeof buckets)[];
+  };
   /** Topics the function produces to (read access for consumers comes from its mapping). */
   readonly produces: readonly (keyof typeof topics)[];
   /**
@@ -201,6 +213,7 @@ export const functions = {
     memoryMb: 512,
     timeoutSeconds: 10,
     tables: ["rules"],
+    writesTables: ["rules"],
     buckets: [],
     produces: [],
   },
@@ -209,8 +222,10 @@ export const functions = {
     description: "GET /health: probes Kafka, DynamoDB and S3",
     memoryMb: 256,
     timeoutSeconds: 5,
-    tables: ["aggregates"],
-    buckets: ["archive"],
+    // A public route: it asks whether the table and bucket answer, and may read nothing in them.
+    tables: [],
+    buckets: [],
+    probes: { tables: ["aggregates"], buckets: ["archive"] },
     produces: [],
     observes: ["deadLetter"],
   },
@@ -229,8 +244,11 @@ export const functions = {
     memoryMb: 1024,
     timeoutSeconds: 60,
     tables: ["aggregates", "rules", "streamState"],
+    // Rules are read (cached), never written: only /rules edits them.
+    writesTables: ["aggregates", "streamState"],
     buckets: [],
-    produces: ["eventsLate", "analyticsStats"],
+    // Late events only: analytics.stats is the stats publisher's (it rides the table's stream).
+    produces: ["eventsLate"],
     // A Kafka mapping invokes at most one batch per partition at a time.
     reservedConcurrency: topics.eventsRaw.partitions,
   },
@@ -241,6 +259,7 @@ export const functions = {
     timeoutSeconds: 120,
     tables: [],
     buckets: ["archive"],
+    writesBuckets: ["archive"],
     produces: ["deadLetter"],
     reservedConcurrency: topics.eventsRaw.partitions,
   },

@@ -1,5 +1,6 @@
 import type { WebSocketStage } from "aws-cdk-lib/aws-apigatewayv2";
 import type { ITable } from "aws-cdk-lib/aws-dynamodb";
+import { PolicyStatement } from "aws-cdk-lib/aws-iam";
 import type { Function as LambdaFunction } from "aws-cdk-lib/aws-lambda";
 import type { IBucket } from "aws-cdk-lib/aws-s3";
 import { NagSuppressions } from "cdk-nag";
@@ -39,6 +40,23 @@ export function useBucket(
   else bucket.grantReadWrite(fn, prefix);
   fn.addEnvironment(envVar, bucket.bucketName);
   suppressBucketWildcards(fn);
+}
+
+/**
+ * Check that a table is there (DescribeTable) without touching an item: what a health probe on a
+ * public route needs, and no more.
+ */
+export function probeTable(fn: LambdaFunction, table: ITable, spec: TableSpec): void {
+  fn.addToRolePolicy(
+    new PolicyStatement({ actions: ["dynamodb:DescribeTable"], resources: [table.tableArn] }),
+  );
+  fn.addEnvironment(spec.envVar, table.tableName);
+}
+
+/** Check that a bucket is there (HeadBucket needs s3:ListBucket) without reading an object. */
+export function probeBucket(fn: LambdaFunction, bucket: IBucket, envVar: string): void {
+  fn.addToRolePolicy(new PolicyStatement({ actions: ["s3:ListBucket"], resources: [bucket.bucketArn] }));
+  fn.addEnvironment(envVar, bucket.bucketName);
 }
 
 /**

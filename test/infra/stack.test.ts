@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { App } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -93,6 +94,17 @@ describe("CDK stack (dev)", () => {
       | { Environment?: { Variables?: Record<string, unknown> } }
       | undefined;
     expect(dashboard?.Environment?.Variables?.[webSocketApi.urlEnvVar]).toBeDefined();
+  });
+
+  // API Gateway refuses a stage with logging ("CloudWatch Logs role ARN must be set in account
+  // settings to enable logging") until the account's CloudWatch role is set; nothing else orders
+  // the WebSocket stage after AWS::ApiGateway::Account (the REST stage waits for it by CDK).
+  it("creates the WebSocket stage (access logs) after API Gateway's account CloudWatch role", () => {
+    const [accountId] = ofType("AWS::ApiGateway::Account")[0] ?? [];
+    expect(accountId).toBeDefined();
+    const stages = ofType("AWS::ApiGatewayV2::Stage") as [string, { DependsOn?: string[] }][];
+    expect(stages).toHaveLength(1);
+    for (const [id, stage] of stages) expect(stage.DependsOn ?? [], id).toContain(accountId);
   });
 
   it("puts a Lambda REQUEST authorizer and the usage plan's API key on the WebSocket's $connect", () => {
@@ -248,18 +260,25 @@ describe("CDK stack (dev)", () => {
     }
   });
 
-  it("grants least privilege on Kafka: only the ingest function writes events.raw", () => {
-    const writesRaw = ofType("AWS::IAM::Policy")
-      .filter(([, r]) =>
-        ((r.Properties?.PolicyDocument as { Statement?: Statement[] } | undefined)?.Statement ?? []).some(
-          (st) =>
-            [st.Action].flat().includes("kafka-cluster:WriteData") &&
-            JSON.stringify(st.Resource).includes(`/${topics.eventsRaw.name}"`),
-        ),
-      )
-      .map(([id]) => id);
+  it("grants least privilege on Kafka: one writer for events.raw and for analytics.stats", () => {
+    const writersOf = (topic: string) =>
+      ofType("AWS::IAM::Policy")
+        .filter(([, r]) =>
+          ((r.Properties?.PolicyDocument as { Statement?: Statement[] } | undefined)?.Statement ?? []).some(
+            (st) =>
+              [st.Action].flat().includes("kafka-cluster:WriteData") &&
+              JSON.stringify(st.Resource).includes(`/${topic}"`),
+          ),
+        )
+        .map(([id]) => id);
+    const writesRaw = writersOf(topics.eventsRaw.name);
     expect(writesRaw).toHaveLength(1);
     expect(writesRaw[0]).toMatch(/^IngestFunction/);
+    // The stats publisher alone republishes aggregates (functions/publish.ts); the aggregator
+    // writes partial aggregates to DynamoDB and late events to events.late, never analytics.stats.
+    const writesStats = writersOf(topics.analyticsStats.name);
+    expect(writesStats).toHaveLength(1);
+    expect(writesStats[0]).toMatch(/^PublishFunction/);
     const aggregatePolicy = JSON.stringify(
       ofType("AWS::IAM::Policy").find(([id]) => id.startsWith("AggregateFunction"))?.[1].Properties,
     );
@@ -279,6 +298,42 @@ describe("CDK stack (dev)", () => {
       .flatMap(
         ([, r]) => (r.Properties?.PolicyDocument as { Statement?: Statement[] } | undefined)?.Statement ?? [],
       );
+  it("lets only /rules write the rules table; the aggregator writes its own tables", () => {
+    const tableId = (prefix: string) =>
+      ofType("AWS::DynamoDB::Table").find(([id]) => id.startsWith(prefix))?.[0] ?? "";
+    const writesTable = (name: string, prefix: string) =>
+      statementsOf(name).some(
+        (st) =>
+          [st.Action].flat().includes("dynamodb:PutItem") &&
+          JSON.stringify(st.Resource).includes(`"${tableId(prefix)}"`),
+      );
+    const rulesWriters = Object.keys(functions).filter((name) => writesTable(name, "RulesTable"));
+    expect(rulesWriters).toEqual(["rules"]);
+    expect(writesTable("aggregate", "AggregatesTable")).toBe(true);
+    expect(writesTable("aggregate", "StreamStateTable")).toBe(true);
+    expect(writesTable("stats", "AggregatesTable")).toBe(false);
+  });
+
+  // GET /health is public: its role may ask whether the table and bucket answer (DescribeTable,
+  // HeadBucket = s3:ListBucket) and read nothing in them, least of all archived events.
+  it("lets the public health probe check the table and bucket without reading them", () => {
+    const actions = statementsOf("health").flatMap((st) => [st.Action].flat());
+    expect(actions).toContain("dynamodb:DescribeTable");
+    expect(actions).toContain("s3:ListBucket");
+    for (const forbidden of [/^s3:GetObject/, /^s3:Put/, /^dynamodb:(GetItem|Query|Scan|BatchGetItem)$/])
+      expect(
+        actions.filter((a) => forbidden.test(a)),
+        String(forbidden),
+      ).toEqual([]);
+    const [, health] =
+      ofType("AWS::Lambda::Function").find(
+        ([, r]) => r.Properties?.Description === functions.health.description,
+      ) ?? [];
+    const env = JSON.stringify(health?.Properties?.Environment ?? {});
+    expect(env).toContain(`"${tables.aggregates.envVar}"`);
+    expect(env).toContain(`"${buckets.archive.envVar}"`);
+  });
+
   const clusterArn = () => {
     const [id] = ofType("AWS::MSK::ServerlessCluster")[0] ?? [];
     return { "Fn::GetAtt": [id, "Arn"] };
@@ -394,6 +449,31 @@ describe("CDK stack (dev)", () => {
       ComparisonOperator: "GreaterThanThreshold",
     });
     template.resourceCountIs("AWS::SNS::Subscription", 0);
+  });
+
+  // The topic's own policy (TLS-only deny) replaces SNS's default one: without an allow for
+  // CloudWatch, every alarm action fails with "not authorized to perform: SNS:Publish".
+  it("lets this account's CloudWatch alarms publish to the alarm topic", () => {
+    const [topicId] = ofType("AWS::SNS::Topic")[0] ?? [];
+    const alarmActions = ofType("AWS::CloudWatch::Alarm").flatMap(([, r]) => [r.Properties?.AlarmActions]);
+    expect(alarmActions.length).toBeGreaterThan(0);
+    for (const actions of alarmActions) expect(actions).toEqual([{ Ref: topicId }]);
+    template.hasResourceProperties("AWS::SNS::TopicPolicy", {
+      Topics: [{ Ref: topicId }],
+      PolicyDocument: Match.objectLike({
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: "Allow",
+            Principal: { Service: "cloudwatch.amazonaws.com" },
+            Action: "sns:Publish",
+            Resource: { Ref: topicId },
+            Condition: {
+              ArnLike: { "aws:SourceArn": Match.objectLike({ "Fn::Join": Match.anyValue() }) },
+            },
+          }),
+        ]),
+      }),
+    });
   });
 
   it("creates the MSK mappings after the topics, gives the stream mapping a failure destination, reserves consumer concurrency", () => {
@@ -543,6 +623,39 @@ describe("CDK stack (dev)", () => {
     );
     template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
   });
+
+  it("says in each offset-lag alarm which consumer lags on which topic", () => {
+    for (const spec of eventSourceMappings) {
+      const [, alarm] =
+        ofType("AWS::CloudWatch::Alarm").find(([id]) => id.startsWith(`${spec.id}OffsetLagAlarm`)) ?? [];
+      expect(alarm?.Properties?.AlarmDescription, spec.id).toContain(topics[spec.topic].name);
+      expect(alarm?.Properties?.AlarmDescription, spec.id).toContain(spec.consumerGroup);
+    }
+  });
+
+  // docs/deploy.md tells the deployer how much account concurrency the stack reserves and what
+  // the alarms cost; both follow the template.
+  it("states in docs/deploy.md the concurrency it reserves and the alarms it creates", () => {
+    const deployDoc = readFileSync(new URL("../../docs/deploy.md", import.meta.url), "utf8");
+    const reserved = ofType("AWS::Lambda::Function").reduce(
+      (sum, [, r]) => sum + Number(r.Properties?.ReservedConcurrentExecutions ?? 0),
+      0,
+    );
+    expect(reserved).toBeGreaterThan(0);
+    expect(deployDoc).toContain(`at least 100 + ${reserved}`);
+    expect(deployDoc).toContain(`~${ofType("AWS::CloudWatch::Alarm").length} × $0.10`);
+  });
+
+  // API Gateway metrics carry only the API's name: a generic name mixes other APIs' traffic in.
+  it("names the REST API after the stack, so the dashboard's API metrics are this API's", () => {
+    const [, api] = ofType("AWS::ApiGateway::RestApi")[0] ?? [];
+    const name = api?.Properties?.Name;
+    expect(name).toBe("Tidemark-dev-api");
+    const [, dashboard] = ofType("AWS::CloudWatch::Dashboard")[0] ?? [];
+    const body = JSON.stringify(dashboard?.Properties?.DashboardBody);
+    expect(body).toContain(`\\"ApiName\\",\\"${name}\\"`);
+    expect(body).not.toContain(`\\"ApiName\\",\\"Api\\"`);
+  });
 });
 
 describe("CDK stack with options", () => {
@@ -595,11 +708,17 @@ describe("CDK stack with options", () => {
 });
 
 describe("CDK stack (prod)", () => {
-  it("retains data on delete", () => {
+  it("retains data on delete, and can still delete what is not retained", () => {
     const app = new App({ context: { stage: "prod" } });
     const template = Template.fromStack(buildTidemark(app));
     template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
     template.hasResource("AWS::S3::Bucket", { DeletionPolicy: "Retain" });
+    // Athena refuses to delete a workgroup that ran queries ("WorkGroup … is not empty") unless
+    // RecursiveDeleteOption is set: without it `cdk destroy` of a used prod stack fails there.
+    template.hasResource("AWS::Athena::WorkGroup", {
+      Properties: Match.objectLike({ RecursiveDeleteOption: true }),
+      DeletionPolicy: Match.absent(),
+    });
   }, 180_000);
 });
 
