@@ -28,7 +28,7 @@ const engine = lazy(async (): Promise<EventsQueryEngine> => {
       import("../lib/adapters/s3-client.ts"),
     ]);
     const local = new DuckDbEventsEngine(createS3(config), config.ARCHIVE_BUCKET, buckets.archive.prefix);
-    // Off the request path: the first GET /events then finds DuckDB loaded (see below).
+    // Loading starts now, not at the first query (see below).
     local.prepare().catch(() => undefined);
     return local;
   }
@@ -50,9 +50,9 @@ const engine = lazy(async (): Promise<EventsQueryEngine> => {
   });
 });
 
-// The local engine (never the AWS one) starts loading with the API, not on its first request:
-// DuckDB's native module takes ~200 ms to load, a quarter of that request's budget. Nothing
-// waits for it here, so module init stays as small as in AWS; a failure surfaces on a request.
+// The local engine (never the AWS one) starts loading at module init: DuckDB's native module takes
+// ~200 ms, which the cold start's first query then overlaps with its S3 listing and fetches.
+// Nothing waits for it here, so init stays as small as in AWS; a failure surfaces on a request.
 if (config.EVENTS_QUERY_ENGINE === "duckdb") engine().catch(() => undefined);
 
 export const handler = apiHandler(async (event) => {
