@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { BrokerUnavailableError, KafkaEventPublisher } from "../lib/adapters/event-publisher.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
-import { kafkaEnv, readConfig, retentionEnv } from "../lib/config.ts";
+import { kafkaEnv, kafkaProducerEnv, readConfig, retentionEnv } from "../lib/config.ts";
 import { serviceUnavailable } from "../lib/contract/errors.ts";
 import { parseIngestBody } from "../lib/contract/event.ts";
 import { lazy } from "../lib/lazy.ts";
@@ -10,7 +10,10 @@ import { apiHandler, bodyText, errorResponse, json, logger } from "./shared/http
 
 /** POST /events: validate all-or-nothing, publish keyed by user_id, answer 202 only after acks=all. */
 const config = readConfig(
-  kafkaEnv.extend(retentionEnv.shape).extend({ TOPIC_EVENTS_RAW: z.string().min(1) }),
+  kafkaEnv
+    .extend(kafkaProducerEnv.shape)
+    .extend(retentionEnv.shape)
+    .extend({ TOPIC_EVENTS_RAW: z.string().min(1) }),
 );
 const retentionMs = config.RETENTION_DAYS * 86_400_000;
 const publisher = lazy(
@@ -18,6 +21,7 @@ const publisher = lazy(
     new KafkaEventPublisher(await createKafka(config), {
       topic: config.TOPIC_EVENTS_RAW,
       maxMessageBytes: topics.eventsRaw.maxMessageBytes,
+      compression: config.KAFKA_COMPRESSION,
     }),
 );
 

@@ -31,6 +31,16 @@ export const kafkaEnv = z.object({
 });
 export type KafkaEnv = z.infer<typeof kafkaEnv>;
 
+/** What a function that produces high volumes (ingest) adds to `kafkaEnv`. */
+export const kafkaProducerEnv = z.object({
+  /**
+   * Compression of produced record batches: `gzip` on MSK Serverless, whose ingress quota is
+   * 5 MB/s per partition, counted on the bytes sent (infra sets it); `none` locally, where it
+   * would only cost CPU.
+   */
+  KAFKA_COMPRESSION: z.enum(["none", "gzip"]).default("none"),
+});
+
 /** Optional endpoint overrides: set locally to reach DynamoDB Local / S3Proxy; unset in AWS. */
 export const awsEndpointsEnv = z.object({
   AWS_REGION: z.string().min(1).default("us-east-1"),

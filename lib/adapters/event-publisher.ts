@@ -34,7 +34,11 @@ export interface KafkaPublisherOptions {
   readonly maxMessagesPerRequest?: number;
   /** The topic's `max.message.bytes`: requests are cut so every partition's batch fits. */
   readonly maxMessageBytes: number;
+  /** Record batch compression (`KAFKA_COMPRESSION`). @default "none" */
+  readonly compression?: "none" | "gzip";
 }
+
+const COMPRESSION = { none: CompressionTypes.None, gzip: CompressionTypes.GZIP } as const;
 
 /**
  * Idempotent kafkajs producer (acks=all, one request in flight per broker, which the idempotent
@@ -47,6 +51,7 @@ export class KafkaEventPublisher implements EventPublisher {
   readonly #topic: string;
   readonly #maxMessages: number;
   readonly #maxBytes: number;
+  readonly #compression: CompressionTypes;
   #connected: Promise<void> | undefined;
   #queue: Pending[] = [];
   #flushing = false;
@@ -63,6 +68,7 @@ export class KafkaEventPublisher implements EventPublisher {
     this.#topic = options.topic;
     this.#maxMessages = options.maxMessagesPerRequest ?? 50_000;
     this.#maxBytes = options.maxMessageBytes;
+    this.#compression = COMPRESSION[options.compression ?? "none"];
   }
 
   publish(messages: readonly PublishMessage[]): Promise<void> {
@@ -104,7 +110,7 @@ export class KafkaEventPublisher implements EventPublisher {
           // single POST of 10,000 large events of one user can): then several, in order.
           await sendBounded(
             this.#producer,
-            { topic: this.#topic, acks: -1, timeout: 10_000, compression: CompressionTypes.None, messages },
+            { topic: this.#topic, acks: -1, timeout: 10_000, compression: this.#compression, messages },
             this.#maxBytes,
           );
           for (const pending of batch) pending.resolve();

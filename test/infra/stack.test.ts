@@ -656,6 +656,19 @@ describe("CDK stack (dev)", () => {
     expect(body).toContain(`\\"ApiName\\",\\"${name}\\"`);
     expect(body).not.toContain(`\\"ApiName\\",\\"Api\\"`);
   });
+
+  it("compresses what ingest produces (MSK Serverless: 5 MB/s per partition, counted on the bytes sent)", () => {
+    const variables = (description: string) =>
+      (
+        ofType("AWS::Lambda::Function")
+          .map(([, r]) => r.Properties ?? {})
+          .find((p) => p.Description === description) as
+          | { Environment?: { Variables?: Record<string, unknown> } }
+          | undefined
+      )?.Environment?.Variables ?? {};
+    expect(variables(functions.ingest.description).KAFKA_COMPRESSION).toBe("gzip");
+    expect(variables(functions.aggregate.description).KAFKA_COMPRESSION).toBeUndefined();
+  });
 });
 
 describe("CDK stack with options", () => {
