@@ -6,12 +6,10 @@ import {
   type CfnUsagePlan,
   CognitoUserPoolsAuthorizer,
   Cors,
-  JsonSchemaVersion,
   LambdaIntegration,
   LogGroupLogDestination,
   MethodLoggingLevel,
   type MethodOptions,
-  Model,
   Period,
   RequestValidator,
   ResponseType,
@@ -58,7 +56,6 @@ import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
-import { eventBatchJsonSchema } from "../lib/contract/json-schema.ts";
 import {
   api as apiSettings,
   buckets,
@@ -574,14 +571,9 @@ export class TidemarkStack extends Stack {
       validateRequestBody: true,
       validateRequestParameters: true,
     });
-    // POST /events bodies are checked against the event batch's JSON Schema (generated from the
-    // zod contract) before a Lambda runs; the handler still reports every problem by index.
-    const eventBatchModel = new Model(this, "EventBatchModel", {
-      restApi,
-      contentType: "application/json",
-      description: "One event, an array of events, or {events: [...]} (from lib/contract/event.ts)",
-      schema: { schema: JsonSchemaVersion.DRAFT4, ...eventBatchJsonSchema() },
-    });
+    // POST /events has no body model: API Gateway would answer an invalid batch with its own
+    // generic "Invalid request body", while the contract (brief, section 3) lists every problem by
+    // index and field, which the ingest handler does. Parameters are still validated here.
     const rulesAuth = props.rulesWriteAuth ?? "apiKey";
     const rulesWriteOptions: MethodOptions =
       rulesAuth === "apiKey"
@@ -603,9 +595,6 @@ export class TidemarkStack extends Stack {
         .addMethod(route.method, new LambdaIntegration(this.fn(route.function)), {
           apiKeyRequired: route.apiKeyRequired,
           requestValidator: validator,
-          ...(route.method === "POST" && route.path === "/events"
-            ? { requestModels: { "application/json": eventBatchModel } }
-            : {}),
           ...(isRulesWrite ? rulesWriteOptions : {}),
         });
       if (!route.apiKeyRequired) {
