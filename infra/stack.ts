@@ -351,7 +351,9 @@ export class TidemarkStack extends Stack {
     eventsFn.addEnvironment("ATHENA_WORKGROUP", workGroup.name);
     eventsFn.addEnvironment("ATHENA_DATABASE", database.ref);
     eventsFn.addEnvironment("ATHENA_TABLE", eventsTable.ref);
-    athenaResults.grantReadWrite(eventsFn);
+    // Athena writes results with the caller's permissions: read and put, never delete.
+    athenaResults.grantRead(eventsFn);
+    athenaResults.grantPut(eventsFn);
     suppressBucketWildcards(eventsFn);
     eventsFn.addToRolePolicy(
       new PolicyStatement({

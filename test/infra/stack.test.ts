@@ -334,6 +334,13 @@ describe("CDK stack (dev)", () => {
     expect(env).toContain(`"${buckets.archive.envVar}"`);
   });
 
+  it("lets GET /events read and write Athena's results, not delete anything", () => {
+    const actions = statementsOf("events").flatMap((st) => [st.Action].flat());
+    expect(actions).toContain("athena:StartQueryExecution");
+    expect(actions.some((a) => typeof a === "string" && a.startsWith("s3:PutObject"))).toBe(true);
+    expect(actions.filter((a) => typeof a === "string" && /^s3:Delete/.test(a))).toEqual([]);
+  });
+
   const clusterArn = () => {
     const [id] = ofType("AWS::MSK::ServerlessCluster")[0] ?? [];
     return { "Fn::GetAtt": [id, "Arn"] };
