@@ -84,7 +84,7 @@ export type ParseResult =
 
 const ALLOWED_FIELDS = Object.keys(EventInputSchema.shape).join(", ");
 
-function problemsOf(index: number, error: z.ZodError): Problem[] {
+function problemsOf(index: number, input: unknown, error: z.ZodError): Problem[] {
   return error.issues.flatMap((issue): Problem[] => {
     if (issue.code === "unrecognized_keys") {
       return issue.keys.map((key) => ({
@@ -94,10 +94,24 @@ function problemsOf(index: number, error: z.ZodError): Problem[] {
       }));
     }
     const field = issue.path.join(".") || "(event)";
-    const message =
-      issue.code === "invalid_type" && issue.input === undefined ? "is required" : issue.message;
+    // zod's final issues carry no input: whether the field was sent is read from the event itself.
+    const sent = valueAt(input, issue.path) !== undefined;
+    const message = !sent
+      ? "is required"
+      : issue.code === "invalid_union" && field === "timestamp"
+        ? "must be ISO-8601 with a zone (e.g. 2026-11-22T10:00:00Z) or UNIX epoch seconds or milliseconds"
+        : issue.message;
     return [{ index, field, message }];
   });
+}
+
+function valueAt(input: unknown, path: readonly PropertyKey[]): unknown {
+  let value = input;
+  for (const key of path) {
+    if (value === null || typeof value !== "object" || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
 }
 
 /**
@@ -168,7 +182,7 @@ export function parseIngestBody(rawBody: string | undefined, options: ParseOptio
   for (let index = 0; index < items.length; index++) {
     const parsed = EventInputSchema.safeParse(items[index]);
     if (!parsed.success) {
-      problems.push(...problemsOf(index, parsed.error));
+      problems.push(...problemsOf(index, items[index], parsed.error));
       continue;
     }
     const input = parsed.data;

@@ -95,6 +95,20 @@ describe("event contract", () => {
     expect(p.find((x) => x.index === 2 && x.field === "user_id")?.message).toBe("is required");
   });
 
+  it("says 'is required' only for a field that was not sent, and how a timestamp is written", () => {
+    const { timestamp: _t, ...untimed } = valid;
+    const p = problems(parse([{ ...valid, user_id: 42 }, untimed, { ...valid, timestamp: true }]));
+    expect(p).toEqual([
+      { index: 0, field: "user_id", message: expect.stringContaining("expected string, received number") },
+      { index: 1, field: "timestamp", message: "is required" },
+      {
+        index: 2,
+        field: "timestamp",
+        message: expect.stringContaining("UNIX epoch seconds or milliseconds"),
+      },
+    ]);
+  });
+
   it("rejects wrong types, non-object properties and over-long strings", () => {
     const p = problems(
       parse([
