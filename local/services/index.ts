@@ -161,6 +161,19 @@ const log4j2 = `Configuration:
         level: INFO
 `;
 
+/**
+ * A KRaft cluster id: 16 random bytes, base64url, as Kafka's own `Uuid.randomUuid()` makes them,
+ * which also draws again when the text starts with "-": `kafka-storage format -t -Xyz…` reads such
+ * an id as an option and fails ("argument --cluster-id/-t: expected one argument"), one fresh data
+ * directory in 64.
+ */
+export function kafkaClusterId(): string {
+  for (;;) {
+    const id = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
+    if (!id.startsWith("-")) return id;
+  }
+}
+
 function javaCommand(
   name: ServiceName,
   dataDir: string,
@@ -178,7 +191,7 @@ function javaCommand(
         writeFileSync(config, kafkaProperties(dataDir, brokerPort));
         writeFileSync(logConfig, log4j2);
         if (!existsSync(join(dataDir, "logs", "meta.properties"))) {
-          const clusterId = Buffer.from(crypto.getRandomValues(new Uint8Array(16))).toString("base64url");
+          const clusterId = kafkaClusterId();
           await run("java", [
             "-cp",
             `${lib}/*`,
