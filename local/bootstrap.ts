@@ -8,6 +8,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
 import type { Kafka } from "kafkajs";
+import { syncTopics } from "../lib/adapters/kafka-topics.ts";
 import { buckets, type TableSpec, tables, topics } from "../lib/topology.ts";
 
 /** Physical names of the local resources (AWS generates its own; functions read them from env). */
@@ -35,22 +36,15 @@ export async function bootstrap(options: {
   const admin = options.kafka.admin();
   await admin.connect();
   try {
-    const existing = new Set(await admin.listTopics());
-    const missing = Object.values(topics).filter((t) => !existing.has(t.name));
-    if (missing.length > 0) {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((t) => ({
-          topic: t.name,
-          numPartitions: t.partitions,
-          replicationFactor: 1,
-          configEntries: [
-            { name: "retention.ms", value: String(t.retentionHours * 3_600_000) },
-            { name: "max.message.bytes", value: String(t.maxMessageBytes) },
-          ],
-        })),
-      });
-    }
+    await syncTopics(
+      admin,
+      Object.values(topics).map((t) => ({
+        name: t.name,
+        partitions: t.partitions,
+        retentionMs: t.retentionHours * 3_600_000,
+        maxMessageBytes: t.maxMessageBytes,
+      })),
+    );
   } finally {
     await admin.disconnect();
   }

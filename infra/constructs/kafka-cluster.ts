@@ -121,7 +121,14 @@ export class KafkaCluster extends Construct implements KafkaAccess {
     );
     onEvent.fn.addToRolePolicy(
       new PolicyStatement({
-        actions: ["kafka-cluster:CreateTopic", "kafka-cluster:DescribeTopic", "kafka-cluster:AlterTopic"],
+        // Create, grow, and keep retention / max message size as the topology says (syncTopics).
+        actions: [
+          "kafka-cluster:CreateTopic",
+          "kafka-cluster:DescribeTopic",
+          "kafka-cluster:AlterTopic",
+          "kafka-cluster:DescribeTopicDynamicConfiguration",
+          "kafka-cluster:AlterTopicDynamicConfiguration",
+        ],
         resources: props.topics.map((t) => this.topicArn(t.name)),
       }),
     );

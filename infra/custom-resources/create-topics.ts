@@ -1,5 +1,6 @@
 import type { CloudFormationCustomResourceEvent } from "aws-lambda";
 import { createKafka } from "../../lib/adapters/kafka.ts";
+import { syncTopics } from "../../lib/adapters/kafka-topics.ts";
 
 /**
  * Custom resource: creates the Kafka topics the topology declares on MSK Serverless (IAM auth),
@@ -26,30 +27,15 @@ export const handler = async (event: CloudFormationCustomResourceEvent) => {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const existing = new Set(await admin.listTopics());
-    const missing = props.Topics.filter((t) => !existing.has(t.Name));
-    if (missing.length > 0) {
-      await admin.createTopics({
-        waitForLeaders: true,
-        topics: missing.map((t) => ({
-          topic: t.Name,
-          numPartitions: Number(t.Partitions),
-          configEntries: [
-            { name: "retention.ms", value: t.RetentionMs },
-            ...(t.MaxMessageBytes ? [{ name: "max.message.bytes", value: t.MaxMessageBytes }] : []),
-          ],
-        })),
-      });
-    }
-    const partitionsToAdd = props.Topics.filter((t) => existing.has(t.Name));
-    if (partitionsToAdd.length > 0) {
-      const metadata = await admin.fetchTopicMetadata({ topics: partitionsToAdd.map((t) => t.Name) });
-      const grow = metadata.topics
-        .map((m) => ({ m, want: Number(partitionsToAdd.find((t) => t.Name === m.name)?.Partitions ?? 0) }))
-        .filter(({ m, want }) => want > m.partitions.length)
-        .map(({ m, want }) => ({ topic: m.name, count: want }));
-      if (grow.length > 0) await admin.createPartitions({ topicPartitions: grow });
-    }
+    await syncTopics(
+      admin,
+      props.Topics.map((t) => ({
+        name: t.Name,
+        partitions: Number(t.Partitions),
+        retentionMs: Number(t.RetentionMs),
+        ...(t.MaxMessageBytes ? { maxMessageBytes: Number(t.MaxMessageBytes) } : {}),
+      })),
+    );
   } finally {
     await admin.disconnect();
   }

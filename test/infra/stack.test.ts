@@ -195,6 +195,17 @@ describe("CDK stack (dev)", () => {
     template.hasResourceProperties("AWS::MSK::ServerlessCluster", {
       ClientAuthentication: { Sasl: { Iam: { Enabled: true } } },
     });
+    // syncTopics reads and alters retention / max message size of existing topics (MSK IAM:
+    // DescribeConfigs and AlterConfigs on a topic are its dynamic-configuration actions).
+    const topicActions = ofType("AWS::IAM::Policy")
+      .flatMap(
+        ([, r]) =>
+          (r.Properties?.PolicyDocument as { Statement?: { Action: unknown }[] } | undefined)?.Statement ??
+          [],
+      )
+      .flatMap((st) => [st.Action].flat())
+      .filter((a) => typeof a === "string" && a.startsWith("kafka-cluster:") && a.includes("TopicDynamic"));
+    expect(topicActions).toContain("kafka-cluster:AlterTopicDynamicConfiguration");
   });
 
   it("creates every table on demand with PITR, TTL and streams as declared", () => {
