@@ -1,4 +1,8 @@
-import { type Admin, ConfigResourceTypes } from "kafkajs";
+import kafkajs, { type Admin } from "kafkajs";
+
+// kafkajs is CommonJS, and Node's ESM loader does not see ConfigResourceTypes as a named export
+// (vitest does): taken from the default export.
+const { ConfigResourceTypes } = kafkajs;
 
 /** A topic as the topology declares it. */
 export interface TopicSettings {
