@@ -506,7 +506,17 @@ const eventsPlans: Record<string, { first: number; warm: number; fetched: number
 }
 const memEnd = await memory();
 
-const writeUnitsPer = (p: Phase, n: number) => (p.usage.dynamodb.writeUnits / p.events) * n;
+/**
+ * Write units per `n` events by DynamoDB's billing rule, computed from the items written
+ * (DynamoDB Local reports transactions by a rule of its own: test/integration/dynamodb-item-size.test.ts),
+ * plus what deleting the phase's delta items will still cost: its whole cost, once compacted.
+ */
+const writeUnitsPer = (p: Phase, n: number) =>
+  ((p.usage.dynamodb.computedWriteUnits + p.usage.dynamodb.owedWriteUnits) / p.events) * n;
+/** The same, as the phase paid it by its end (its deltas' deletion not yet counted). */
+const paidWriteUnitsPer = (p: Phase, n: number) => (p.usage.dynamodb.computedWriteUnits / p.events) * n;
+/** What DynamoDB Local reported (ReturnConsumedCapacity). */
+const reportedWriteUnitsPer = (p: Phase, n: number) => (p.usage.dynamodb.writeUnits / p.events) * n;
 /** The consumers' reads (aggregator, publisher): what the pipeline costs per event, polling aside. */
 const readUnitsPer = (p: Phase, n: number) => (p.byProcess.mappings.dynamodb.readUnits / p.events) * n;
 /** The API process's reads (GET /stats and its rules cache) per GET /stats request. */
@@ -569,7 +579,11 @@ const rows: [string, string][] = [
   ],
   [
     "DynamoDB write units per 100 events",
-    `phase 1 ${fmt(writeUnitsPer(p1, 100), 2)}, phase 2 ${fmt(writeUnitsPer(p2, 100), 2)}`,
+    `phase 1 ${fmt(writeUnitsPer(p1, 100), 2)}, phase 2 ${fmt(writeUnitsPer(p2, 100), 2)} (deltas' later deletion included)`,
+  ],
+  [
+    "  paid by the phase's end; DynamoDB Local reported",
+    `phase 1 ${fmt(paidWriteUnitsPer(p1, 100), 2)}; ${fmt(reportedWriteUnitsPer(p1, 100), 2)}, phase 2 ${fmt(paidWriteUnitsPer(p2, 100), 2)}; ${fmt(reportedWriteUnitsPer(p2, 100), 2)}`,
   ],
   [
     "DynamoDB write / read units per million events",
@@ -654,6 +668,8 @@ const phaseJson = (p: Phase) => ({
   },
   metered_events: p.events,
   dynamodb_write_units_per_100: writeUnitsPer(p, 100),
+  dynamodb_write_units_paid_per_100: paidWriteUnitsPer(p, 100),
+  dynamodb_write_units_reported_by_dynamodb_local_per_100: reportedWriteUnitsPer(p, 100),
   dynamodb_write_units_per_million: writeUnitsPer(p, 1e6),
   dynamodb_read_units_per_million: readUnitsPer(p, 1e6),
   dynamodb_read_units_per_stats_get: readUnitsPerStatsGet(p),

@@ -15,13 +15,26 @@ export const UsageSnapshotSchema = z.object({
     writeUnits: z.number(),
     /** Calls per operation (`TransactWriteItems`, `Query`, …), failed ones included. */
     requests: z.record(z.string(), z.number()),
+    /**
+     * Write units of the aggregator's transactions by DynamoDB's billing rule (2 units per KB of
+     * each item, rounded up per item), computed by the writer from the items it puts and deletes.
+     * DynamoDB Local reports transactions by a rule of its own (test/integration/dynamodb-item-size.test.ts),
+     * so `writeUnits` is what the server said and this is what DynamoDB bills.
+     */
+    computedWriteUnits: z.number(),
+    /**
+     * Write units still owed for delta items written and not yet deleted: a compaction later
+     * deletes each one, billed like its put. Goes up with every delta put, down with every delta
+     * deleted, so a period's change is what its deltas will still cost.
+     */
+    owedWriteUnits: z.number(),
   }),
   s3: z.object({ requests: z.record(z.string(), z.number()) }),
 });
 export type UsageSnapshot = z.infer<typeof UsageSnapshotSchema>;
 
 export const emptyUsage = (): UsageSnapshot => ({
-  dynamodb: { readUnits: 0, writeUnits: 0, requests: {} },
+  dynamodb: { readUnits: 0, writeUnits: 0, requests: {}, computedWriteUnits: 0, owedWriteUnits: 0 },
   s3: { requests: {} },
 });
 
@@ -37,6 +50,8 @@ function merge(a: UsageSnapshot, b: UsageSnapshot, sign: 1 | -1): UsageSnapshot 
       readUnits: a.dynamodb.readUnits + sign * b.dynamodb.readUnits,
       writeUnits: a.dynamodb.writeUnits + sign * b.dynamodb.writeUnits,
       requests: combine(a.dynamodb.requests, b.dynamodb.requests, sign),
+      computedWriteUnits: a.dynamodb.computedWriteUnits + sign * b.dynamodb.computedWriteUnits,
+      owedWriteUnits: a.dynamodb.owedWriteUnits + sign * b.dynamodb.owedWriteUnits,
     },
     s3: { requests: combine(a.s3.requests, b.s3.requests, sign) },
   };
@@ -68,6 +83,12 @@ export class UsageMeter {
     d.readUnits += units.read;
     d.writeUnits += units.write;
     d.requests[operation] = (d.requests[operation] ?? 0) + 1;
+  }
+
+  /** A committed write's units by DynamoDB's per-item rule, and the change in units owed. */
+  recordComputedWrites(units: number, owedChange: number): void {
+    this.state.dynamodb.computedWriteUnits += units;
+    this.state.dynamodb.owedWriteUnits += owedChange;
   }
 
   recordS3(operation: string): void {

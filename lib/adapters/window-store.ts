@@ -13,6 +13,8 @@ import {
   recordBytes,
   windowSkRange,
 } from "../stream/partial-items.ts";
+import { itemSizeBytes, writeUnits } from "./dynamodb-item-size.ts";
+import { usageMeter } from "./usage-meter.ts";
 
 /** A write lost the race against another writer of the same partition: retry the batch. */
 export class FenceConflictError extends Error {
@@ -48,6 +50,11 @@ export const INITIAL_FENCE: Fence = {
 export interface PartialKey {
   readonly pk: string;
   readonly sk: string;
+  /**
+   * The stored item's size (`itemSizeBytes`), when the writer read it: a delete is billed by it.
+   * @default unknown: counted as an item under 1 KB
+   */
+  readonly bytes?: number;
 }
 
 export interface StoreChange {
@@ -58,6 +65,12 @@ export interface StoreChange {
   readonly fence: Fence;
   readonly puts: readonly PartialRecord[];
   readonly deletes: readonly PartialKey[];
+  /**
+   * Sizes of stored items that puts of this change replace, by sort key (a compaction rewriting
+   * its compacted chunks): a put over an item is billed by the larger of the two.
+   * @default none
+   */
+  readonly replaces?: ReadonlyMap<string, number>;
 }
 
 /** Partial aggregates and the per-partition fence (the aggregates and stream-state tables). */
@@ -152,6 +165,8 @@ export class DynamoWindowStore implements WindowStore {
    * the table (as after any failed write: its outcome is unknown).
    */
   readonly #fences = new Map<string, Fence>();
+  /** Size of each fence item this environment last wrote (its next put replaces it). */
+  readonly #fenceBytes = new Map<string, number>();
 
   async getFence(topic: string, partition: number): Promise<Fence> {
     const cached = this.#fences.get(`${topic}#${partition}`);
@@ -211,6 +226,9 @@ export class DynamoWindowStore implements WindowStore {
       this.#fences.set(fenceKey, fence);
       for (const c of res.ConsumedCapacity ?? [])
         this.#writeUnits += c.WriteCapacityUnits ?? c.CapacityUnits ?? 0;
+      const billed = billedUnits(change, fencePut.Put.Item, this.#fenceBytes.get(fenceKey));
+      this.#fenceBytes.set(fenceKey, itemSizeBytes(fencePut.Put.Item));
+      usageMeter.recordComputedWrites(billed.units, billed.owedChange);
     } catch (error) {
       this.#fences.delete(fenceKey);
       if (error instanceof TransactionCanceledException) {
@@ -255,6 +273,35 @@ export class DynamoWindowStore implements WindowStore {
     );
     return results.flat();
   }
+}
+
+const isDelta = (sk: string) => sk.includes("#d#");
+
+/**
+ * A committed change's write units by DynamoDB's rule for transactions (2 per KB of each item,
+ * rounded up per item; a put over an item billed by the larger of the two, a delete by the item
+ * deleted), and how it changes the units owed for delta items not yet deleted.
+ */
+export function billedUnits(
+  change: Pick<StoreChange, "puts" | "deletes" | "replaces">,
+  fenceItem: Readonly<Record<string, unknown>>,
+  previousFenceBytes: number | undefined,
+): { units: number; owedChange: number } {
+  let units = 0;
+  let owedChange = 0;
+  for (const put of change.puts) {
+    const bytes = itemSizeBytes(put);
+    const replaced = change.replaces?.get(put.sk) ?? 0;
+    units += writeUnits(Math.max(bytes, replaced), true);
+    if (isDelta(put.sk)) owedChange += writeUnits(bytes, true);
+  }
+  for (const key of change.deletes) {
+    const deleted = writeUnits(key.bytes ?? 0, true);
+    units += deleted;
+    if (isDelta(key.sk)) owedChange -= deleted;
+  }
+  units += writeUnits(Math.max(itemSizeBytes(fenceItem), previousFenceBytes ?? 0), true);
+  return { units, owedChange };
 }
 
 function fromRow(row: PartialRecord): PartialRecord {

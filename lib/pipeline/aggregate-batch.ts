@@ -1,3 +1,4 @@
+import { itemSizeBytes } from "../adapters/dynamodb-item-size.ts";
 import { changeBytes, type Fence, type PartialKey, type WindowStore } from "../adapters/window-store.ts";
 import {
   foldRecords,
@@ -333,11 +334,15 @@ async function compactWindow(
   const putKeys = new Set(puts.map((p) => p.sk));
   const deletes: PartialKey[] = [...compacted, ...absorbed]
     .filter((r) => absorbed.length > 0 && !putKeys.has(r.sk))
-    .map((r) => ({ pk: r.pk, sk: r.sk }));
+    .map((r) => ({ pk: r.pk, sk: r.sk, bytes: itemSizeBytes(r) }));
+  // Compacted chunks the puts overwrite: a put over an item is billed by the larger of the two.
+  const replaces = new Map(
+    compacted.filter((r) => putKeys.has(r.sk)).map((r) => [r.sk, itemSizeBytes(r)] as const),
+  );
   const dirty = new Map(fence.dirty);
   if (remaining > 0) dirty.set(key, remaining);
   else dirty.delete(key);
   const next: Fence = { ...fence, dirty };
-  await deps.store.apply({ topic, partition, expected: fence, fence: next, puts, deletes });
+  await deps.store.apply({ topic, partition, expected: fence, fence: next, puts, deletes, replaces });
   return next;
 }

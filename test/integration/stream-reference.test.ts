@@ -4,9 +4,11 @@ import {
   DynamoDBClient,
   waitUntilTableExists,
 } from "@aws-sdk/client-dynamodb";
-import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { DynamoDBDocumentClient, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import fc from "fast-check";
 import { afterAll, describe, expect, inject, it } from "vitest";
+import { itemSizeBytes, writeUnits as unitsOf } from "../../lib/adapters/dynamodb-item-size.ts";
+import { usageMeter, usageSince } from "../../lib/adapters/usage-meter.ts";
 import { DynamoWindowStore, FenceConflictError } from "../../lib/adapters/window-store.ts";
 import type { AcceptedEvent } from "../../lib/contract/event.ts";
 import { aggregateBatch, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
@@ -80,6 +82,7 @@ describe("stream core against the reference model, on DynamoDB Local", () => {
     let run = 0;
     let crashes = 0;
     let writeUnits = 0;
+    let owedSeen = 0;
     await fc.assert(
       fc.asyncProperty(scenarioArb(80), readPlanArb, async (scenario, plan) => {
         const aggregates = `${prefix}-${run}-aggregates`;
@@ -90,9 +93,17 @@ describe("stream core against the reference model, on DynamoDB Local", () => {
         try {
           const inner = new DynamoWindowStore(db, aggregates, state);
           const store = new CrashingStore(inner);
+          const usageBefore = usageMeter.snapshot();
           const result = await deliver(scenario, store);
           crashes += result.crashes;
           writeUnits += inner.consumedWriteUnits;
+          // The units still owed are exactly what deleting the delta items left behind will cost.
+          const stored = await db.send(new ScanCommand({ TableName: aggregates, ConsistentRead: true }));
+          const owedByTable = (stored.Items ?? [])
+            .filter((item) => item.kind === "d")
+            .reduce((n, item) => n + unitsOf(itemSizeBytes(item), true), 0);
+          expect(usageSince(usageMeter.snapshot(), usageBefore).dynamodb.owedWriteUnits).toBe(owedByTable);
+          owedSeen += owedByTable;
           await expectStatsMatchModel(store, modelOf(scenario, result), plan);
         } finally {
           await dropCreated();
@@ -104,6 +115,7 @@ describe("stream core against the reference model, on DynamoDB Local", () => {
     );
     expect(crashes).toBeGreaterThan(0);
     expect(writeUnits).toBeGreaterThan(0);
+    expect(owedSeen).toBeGreaterThan(0);
   });
 });
 

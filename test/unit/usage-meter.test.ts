@@ -77,6 +77,8 @@ describe("usage meter: DynamoDB middleware", () => {
       readUnits: 0.5,
       writeUnits: 3,
       requests: { PutItem: 1, GetItem: 1 },
+      computedWriteUnits: 0,
+      owedWriteUnits: 0,
     });
   });
 
@@ -129,6 +131,8 @@ describe("usage meter: DynamoDB middleware", () => {
       readUnits: 0,
       writeUnits: 0,
       requests: { PutItem: 1, ListTables: 1 },
+      computedWriteUnits: 0,
+      owedWriteUnits: 0,
     });
   });
 });
@@ -170,13 +174,21 @@ describe("usage snapshots", () => {
   it("sum across processes and diff around a phase", () => {
     const meter = new UsageMeter();
     meter.recordDynamoDb("TransactWriteItems", { read: 0, write: 8 });
+    meter.recordComputedWrites(10, 4);
     const before = meter.snapshot();
     meter.recordDynamoDb("TransactWriteItems", { read: 0, write: 6 });
+    meter.recordComputedWrites(7, -3); // a compaction deleting more deltas than it wrote
     meter.recordDynamoDb("Query", { read: 1.5, write: 0 });
     meter.recordS3("PutObject");
     const phase = usageSince(meter.snapshot(), before);
     expect(phase).toEqual({
-      dynamodb: { readUnits: 1.5, writeUnits: 6, requests: { TransactWriteItems: 1, Query: 1 } },
+      dynamodb: {
+        readUnits: 1.5,
+        writeUnits: 6,
+        requests: { TransactWriteItems: 1, Query: 1 },
+        computedWriteUnits: 7,
+        owedWriteUnits: -3,
+      },
       s3: { requests: { PutObject: 1 } },
     });
     expect(addUsage(phase, before).dynamodb.writeUnits).toBe(14);
