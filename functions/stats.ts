@@ -5,8 +5,10 @@ import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, readConfig } from "../lib/config.ts";
 import { parseStatsQuery } from "../lib/contract/api.ts";
 import { badRequest, notFound } from "../lib/contract/errors.ts";
+import { ClosedWindowCache } from "../lib/pipeline/closed-windows.ts";
 import { readStats, StatsQueryError } from "../lib/pipeline/stats-service.ts";
 import { BUILT_IN_RULES } from "../lib/stream/rules.ts";
+import { topics } from "../lib/topology.ts";
 import { apiHandler, errorResponse, json, queryOf } from "./shared/http.ts";
 
 /** GET /stats: live statistics merged from the partial aggregates of every source partition. */
@@ -14,13 +16,17 @@ const config = readConfig(
   awsEndpointsEnv.extend({
     AGGREGATES_TABLE: z.string().min(1),
     RULES_TABLE: z.string().min(1),
-    STREAM_STATE_TABLE: z.string().min(1).default("unused"),
+    STREAM_STATE_TABLE: z.string().min(1),
   }),
 );
 const db = createDynamoDb(config);
 const store = new DynamoWindowStore(db, config.AGGREGATES_TABLE, config.STREAM_STATE_TABLE);
 const rulesStore = new DynamoRulesStore(db, config.RULES_TABLE);
 const rules = new CachedRules(rulesStore, BUILT_IN_RULES);
+// Windows every partition's watermark has passed, merged once per execution environment.
+const closedWindows = new ClosedWindowCache(() =>
+  store.windowsClosedBefore(topics.eventsRaw.name, topics.eventsRaw.partitions),
+);
 
 export const handler = apiHandler(async (event) => {
   const now = Date.now();
@@ -34,7 +40,7 @@ export const handler = apiHandler(async (event) => {
       q.kind === "rule" && !current.some((r) => r.rule_id === q.rule_id)
         ? await rulesStore.get(q.rule_id)
         : undefined;
-    return json(200, await readStats(store, extra ? [...current, extra] : current, q, now));
+    return json(200, await readStats(store, extra ? [...current, extra] : current, q, now, closedWindows));
   } catch (error) {
     if (error instanceof StatsQueryError) {
       return errorResponse(error.status === 404 ? notFound(error.message) : badRequest(error.message));

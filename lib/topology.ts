@@ -203,7 +203,8 @@ export const functions = {
     description: "GET /stats: live statistics merged from partial aggregates",
     memoryMb: 1024,
     timeoutSeconds: 10,
-    tables: ["aggregates", "rules"],
+    // streamState: the fences' watermarks say which windows are closed (cached, not re-read).
+    tables: ["aggregates", "rules", "streamState"],
     buckets: [],
     produces: [],
   },

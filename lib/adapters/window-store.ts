@@ -31,6 +31,13 @@ export interface Fence {
   readonly lastOffset: number;
   /** Highest event time seen (bounded by arrival time), -Infinity before any. */
   readonly maxEventTime: number;
+  /**
+   * Every event-time window ending at or before this instant is closed for good: no later commit
+   * of the partition changes it (its events are late). The highest watermark so far, so raising
+   * the allowed lateness never reopens a window. Readers cache closed windows by it (GET /stats).
+   * -Infinity before any.
+   */
+  readonly closedBefore: number;
   /** windowKey → delta records not yet compacted. */
   readonly dirty: ReadonlyMap<string, number>;
   /** Offsets of late records committed but not yet confirmed on `events.late`. */
@@ -42,6 +49,7 @@ export interface Fence {
 export const INITIAL_FENCE: Fence = {
   lastOffset: -1,
   maxEventTime: Number.NEGATIVE_INFINITY,
+  closedBefore: Number.NEGATIVE_INFINITY,
   dirty: new Map(),
   latePending: [],
   stored: false,
@@ -88,8 +96,23 @@ export interface WindowStore {
     windowStarts: readonly number[],
     partition?: number,
   ): Promise<PartialRecord[]>;
+  /**
+   * The instant before which every event-time window of every partition of `topic` is closed:
+   * the lowest `closedBefore` of the partitions' fences, -Infinity while any of the `partitions`
+   * has none. It only ever grows, so a stale answer is a safe one.
+   */
+  windowsClosedBefore(topic: string, partitions: number): Promise<number>;
   /** Write units consumed so far (ReturnConsumedCapacity), for cost figures. */
   readonly consumedWriteUnits: number;
+}
+
+/** The lowest `closedBefore` over partitions 0..partitions-1 (-Infinity when one is missing). */
+export function lowestClosedBefore(byPartition: ReadonlyMap<number, number>, partitions: number): number {
+  let lowest = Number.POSITIVE_INFINITY;
+  for (let p = 0; p < partitions; p++)
+    lowest = Math.min(lowest, byPartition.get(p) ?? Number.NEGATIVE_INFINITY);
+  for (const value of byPartition.values()) lowest = Math.min(lowest, value);
+  return partitions > 0 || byPartition.size > 0 ? lowest : Number.NEGATIVE_INFINITY;
 }
 
 /** Bytes of a change as DynamoDB counts them against the 4 MB transaction limit. */
@@ -138,6 +161,7 @@ export function readPlan(
 interface FenceRow {
   last_offset: number;
   max_event_time: number | string;
+  closed_before?: number | string;
   dirty?: string;
   late_pending?: string;
 }
@@ -183,6 +207,7 @@ export class DynamoWindowStore implements WindowStore {
     return {
       lastOffset: Number(row.last_offset),
       maxEventTime: Number(row.max_event_time),
+      closedBefore: row.closed_before === undefined ? Number.NEGATIVE_INFINITY : Number(row.closed_before),
       dirty: new Map(JSON.parse(row.dirty ?? "[]") as [string, number][]),
       latePending: JSON.parse(row.late_pending ?? "[]") as number[],
       stored: true,
@@ -200,6 +225,9 @@ export class DynamoWindowStore implements WindowStore {
           max_event_time: Number.isFinite(fence.maxEventTime)
             ? fence.maxEventTime
             : String(fence.maxEventTime),
+          closed_before: Number.isFinite(fence.closedBefore)
+            ? fence.closedBefore
+            : String(fence.closedBefore),
           dirty: JSON.stringify([...fence.dirty]),
           late_pending: JSON.stringify(fence.latePending),
         },
@@ -240,6 +268,33 @@ export class DynamoWindowStore implements WindowStore {
       }
       throw error;
     }
+  }
+
+  async windowsClosedBefore(topic: string, partitions: number): Promise<number> {
+    const byPartition = new Map<number, number>();
+    let start: Record<string, unknown> | undefined;
+    do {
+      // Eventually consistent: an older fence has an older (lower) closedBefore, which only
+      // leaves a closed window uncached.
+      const res = await this.db.send(
+        new QueryCommand({
+          TableName: this.stateTable,
+          KeyConditionExpression: "pk = :pk",
+          ExpressionAttributeValues: { ":pk": this.#fenceKey(topic, 0).pk },
+          ProjectionExpression: "sk, closed_before",
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const row of (res.Items ?? []) as { sk: string; closed_before?: number | string }[]) {
+        const partition = Number(row.sk.slice(1));
+        byPartition.set(
+          partition,
+          row.closed_before === undefined ? Number.NEGATIVE_INFINITY : Number(row.closed_before),
+        );
+      }
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return lowestClosedBefore(byPartition, partitions);
   }
 
   async read(

@@ -19,7 +19,7 @@ import {
   type PartialRecord,
 } from "../stream/partial-items.ts";
 import { type AggregationRule, LATE_EVENTS_RULE } from "../stream/rules.ts";
-import { advance, DEFAULT_ALLOWED_LATENESS_MS, isLate } from "../stream/watermark.ts";
+import { advance, closedBy, DEFAULT_ALLOWED_LATENESS_MS, isLate, watermarkOf } from "../stream/watermark.ts";
 
 /**
  * Remembers which offset first carried each recent event_id of a partition, so that a client's
@@ -209,7 +209,8 @@ function sliceOf(
       duplicates++;
       continue;
     }
-    if (isLate(r.event.timestamp, maxEventTime, lateness)) late.push(r);
+    if (isLate(r.event.timestamp, maxEventTime, lateness) || closedBy(r.event.timestamp, fence.closedBefore))
+      late.push(r);
     else onTime.push(r);
     maxEventTime = advance(maxEventTime, r.event.timestamp, r.event.received_at);
   }
@@ -228,6 +229,7 @@ function sliceOf(
     fence: {
       lastOffset: records.at(-1)?.offset ?? fence.lastOffset,
       maxEventTime,
+      closedBefore: Math.max(fence.closedBefore, watermarkOf(maxEventTime, lateness)),
       dirty,
       latePending: late.map((r) => r.offset),
       stored: true,

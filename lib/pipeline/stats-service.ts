@@ -15,6 +15,7 @@ import {
 } from "../stream/read-plan.ts";
 import { type AggregationRule, LATE_EVENTS_RULE, splitGroupKey, storageKey } from "../stream/rules.ts";
 import { DEFAULT_SESSION_GAP_MS, sessionize, summarize } from "../stream/sessions.ts";
+import type { ClosedWindowCache } from "./closed-windows.ts";
 
 export class StatsQueryError extends Error {
   override name = "StatsQueryError";
@@ -53,24 +54,67 @@ interface PlannedRead {
   readonly windows: { start: number; granularity: Granularity; groups: Groups | undefined }[];
 }
 
-/** Reads the minute and hour windows of a plan (one Query per bucket each). */
+/** Closed windows a read may take from, and keep in, the environment's cache. */
+interface ClosedWindows {
+  readonly cache: ClosedWindowCache;
+  /** Every window ending at or before this is closed for good. */
+  readonly before: number;
+}
+
+/** Reads the minute and hour windows of a plan (one Query per bucket each, of what is not cached). */
 async function readPlanned(
   store: WindowStore,
   ruleKey: string,
   plan: ReadPlan,
   only?: ReadonlySet<string>,
+  closed?: ClosedWindows,
 ): Promise<PlannedRead> {
-  const [minutes, hours] = await Promise.all([
-    plan.minutes.length > 0 ? store.read(ruleKey, "m", plan.minutes) : [],
-    plan.hours.length > 0 ? store.read(ruleKey, "h", plan.hours) : [],
+  const [m, h] = await Promise.all([
+    readWindows(store, ruleKey, "m", plan.minutes, only, closed),
+    readWindows(store, ruleKey, "h", plan.hours, only, closed),
   ]);
-  const m = mergeRecords(minutes, only);
-  const h = mergeRecords(hours, only);
   const windows = [
     ...plan.minutes.map((start) => ({ start, granularity: "m" as const, groups: m.get(start) })),
     ...plan.hours.map((start) => ({ start, granularity: "h" as const, groups: h.get(start) })),
   ].sort((a, b) => a.start - b.start);
   return { windows };
+}
+
+/**
+ * Merged groups per window start. Closed windows come from the cache, or are read, merged whole
+ * and kept; the others are read and merged (`only` those groups, when given).
+ */
+async function readWindows(
+  store: WindowStore,
+  ruleKey: string,
+  granularity: Granularity,
+  starts: readonly number[],
+  only: ReadonlySet<string> | undefined,
+  closed: ClosedWindows | undefined,
+): Promise<Map<number, Groups>> {
+  const out = new Map<number, Groups>();
+  if (starts.length === 0) return out;
+  const isClosed = (ws: number) => closed !== undefined && ws + GRANULARITY_MS[granularity] <= closed.before;
+  const missing: number[] = [];
+  for (const ws of starts) {
+    const hit = isClosed(ws) ? closed?.cache.get(ruleKey, granularity, ws) : undefined;
+    if (hit) out.set(ws, hit);
+    else missing.push(ws);
+  }
+  if (missing.length === 0) return out;
+  const records = await store.read(ruleKey, granularity, missing);
+  for (const [ws, groups] of mergeRecords(
+    records.filter((r) => !isClosed(r.ws)),
+    only,
+  ))
+    out.set(ws, groups);
+  const whole = mergeRecords(records.filter((r) => isClosed(r.ws)));
+  for (const ws of missing.filter(isClosed)) {
+    const groups = whole.get(ws) ?? new Map();
+    closed?.cache.set(ruleKey, granularity, ws, groups);
+    out.set(ws, groups);
+  }
+  return out;
 }
 
 const totalOf = (groups: Groups | undefined) => [...(groups?.values() ?? [])].reduce((n, p) => n + p.c, 0);
@@ -102,8 +146,13 @@ export async function readStats(
   rules: readonly AggregationRule[],
   query: StatsQuery,
   now: number,
+  cache?: ClosedWindowCache,
 ) {
-  if (query.kind === "rule") return readRule(store, rules, query, now);
+  const before = cache ? await cache.closedBefore() : Number.NEGATIVE_INFINITY;
+  /** Closed windows of `rule`, when it places events by event time (arrival-time windows follow processing). */
+  const closedOf = (rule: AggregationRule): ClosedWindows | undefined =>
+    cache && rule.time_basis !== "arrival" ? { cache, before } : undefined;
+  if (query.kind === "rule") return readRule(store, rules, query, now, closedOf);
 
   const plan = planned(() => planInterval({ intervalMs: query.intervalMs, now }));
   const base = rules.find((r) => r.rule_id === "events_by_type");
@@ -132,9 +181,9 @@ export async function readStats(
   // Both rules group by event type: only this type's group is merged.
   const onlyType = new Set([query.event_type]);
   const [types, late, grouped] = await Promise.all([
-    readPlanned(store, storageKey(base), plan, onlyType),
+    readPlanned(store, storageKey(base), plan, onlyType, closedOf(base)),
     readPlanned(store, LATE_EVENTS_RULE.rule_id, plan, onlyType),
-    groupRule ? readPlanned(store, storageKey(groupRule), plan) : undefined,
+    groupRule ? readPlanned(store, storageKey(groupRule), plan, undefined, closedOf(groupRule)) : undefined,
   ]);
   const total: GroupPartial = { c: 0 };
   for (const w of types.windows) {
@@ -173,6 +222,7 @@ async function readRule(
   rules: readonly AggregationRule[],
   query: Extract<StatsQuery, { kind: "rule" }>,
   now: number,
+  closedOf: (rule: AggregationRule) => ClosedWindows | undefined,
 ) {
   const rule =
     rules.find((r) => r.rule_id === query.rule_id) ??
@@ -186,14 +236,14 @@ async function readRule(
     const plan = planned(() =>
       ranged ? planSessionRange({ from, to, now, gapMs }) : planRuleWindow(rule.window, now),
     );
-    return readSessions(store, rule, plan as SessionReadPlan, now);
+    return readSessions(store, rule, plan as SessionReadPlan, now, closedOf(storedRule(rules, rule)));
   }
   // Without a range, the rule's own window: active_users (sliding 5m) reads the last 5 minutes.
   const plan = planned(() => {
     const p = ranged ? planRange({ from, to, now }) : planRuleWindow(rule.window, now);
     return rule.rollup === false || storedRule(rules, rule).rollup === false ? minutesOnly(p, now) : p;
   });
-  const read = await readPlanned(store, storageKey(rule), plan);
+  const read = await readPlanned(store, storageKey(rule), plan, undefined, closedOf(storedRule(rules, rule)));
   const all = mergeWindows(read.windows.flatMap((w) => (w.groups ? [w.groups] : [])));
   const total = totalOf(all);
   const f = rule.group_by.length === 0 ? withoutValues(figures(all.get(""))) : undefined;
@@ -237,8 +287,14 @@ function minutesOnly(plan: ReadPlan, now: number): ReadPlan {
 const MAX_MINUTES_ONLY_MS = 24 * GRANULARITY_MS.h;
 
 /** Session windows of a rule, computed from its one-minute windows (lib/stream/sessions.ts). */
-async function readSessions(store: WindowStore, rule: AggregationRule, plan: SessionReadPlan, now: number) {
-  const read = await readPlanned(store, storageKey(rule), plan);
+async function readSessions(
+  store: WindowStore,
+  rule: AggregationRule,
+  plan: SessionReadPlan,
+  now: number,
+  closed: ClosedWindows | undefined,
+) {
+  const read = await readPlanned(store, storageKey(rule), plan, undefined, closed);
   const activity = new Map<string, Map<number, number>>();
   for (const w of read.windows) {
     for (const [group, p] of w.groups ?? []) {

@@ -26,6 +26,14 @@ export function isLate(
   return windowEnd <= watermarkOf(maxEventTime, allowedLatenessMs);
 }
 
+/**
+ * Whether an event's one-minute window ends at or before `closedBefore` (a partition's highest
+ * watermark so far): such a window is closed for good, whatever the allowed lateness is now.
+ */
+export function closedBy(eventTime: number, closedBefore: number): boolean {
+  return Math.floor(eventTime / MINUTE) * MINUTE + MINUTE <= closedBefore;
+}
+
 /** The highest event time after an event, never beyond the event's arrival. */
 export function advance(maxEventTime: number, eventTime: number, receivedAt: number): number {
   return Math.max(maxEventTime, Math.min(eventTime, receivedAt));

@@ -9,6 +9,7 @@ import {
 import type { StatsQuery } from "../../lib/contract/api.ts";
 import type { AcceptedEvent } from "../../lib/contract/event.ts";
 import { aggregateBatch, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
+import type { ClosedWindowCache } from "../../lib/pipeline/closed-windows.ts";
 import { readStats, StatsQueryError } from "../../lib/pipeline/stats-service.ts";
 import type { Granularity } from "../../lib/stream/fold.ts";
 import { HLL_STANDARD_ERROR } from "../../lib/stream/hll.ts";
@@ -39,7 +40,7 @@ export const T0 = Date.UTC(2026, 10, 24, 12, 0, 0);
 export const READ_NOW = T0 + 40 * MINUTE + 17_000;
 
 const HOSTILE = ["__proto__", "constructor", "toString", "hasOwnProperty", "a\u0000b", "\u001f", "ünï🙂"];
-const TYPES = ["page_view", "purchase_completed", "click", "constructor"];
+export const TYPES = ["page_view", "purchase_completed", "click", "constructor"];
 
 const userArb = fc.oneof(
   { weight: 1, arbitrary: fc.constantFrom(...HOSTILE) },
@@ -225,6 +226,9 @@ export class CrashingStore implements WindowStore {
   read(ruleKey: string, granularity: Granularity, windowStarts: readonly number[], partition?: number) {
     return this.#track(this.inner.read(ruleKey, granularity, windowStarts, partition));
   }
+  windowsClosedBefore(topic: string, partitions: number) {
+    return this.#track(this.inner.windowsClosedBefore(topic, partitions));
+  }
   async settle(): Promise<void> {
     for (let i = 0; i < 1_000; i++) {
       await Promise.allSettled([...this.#inflight]);
@@ -258,7 +262,14 @@ let runClock = 0;
 export async function deliver(
   scenario: Scenario,
   store: CrashingStore,
-  { zombies = false }: { zombies?: boolean } = {},
+  {
+    zombies = false,
+    afterInvocation,
+  }: {
+    zombies?: boolean;
+    /** Runs after every invocation (a reader polling GET /stats while the log is delivered). */
+    afterInvocation?: () => Promise<void>;
+  } = {},
 ): Promise<RunResult> {
   const partitions = [...scenario.logs.keys()];
   const committed = new Map(partitions.map((p) => [p, -1]));
@@ -330,6 +341,7 @@ export async function deliver(
     if (ok) for (const [p, o] of last) committed.set(p, Math.max(committed.get(p) ?? -1, o));
     // After a zombie round the surviving environment's cache missed what the other committed.
     if (zombie) await startContainer();
+    await afterInvocation?.();
   }
   for (const p of partitions) {
     const fence = await store.getFence(TOPIC, p);
@@ -510,11 +522,12 @@ export async function expectStatsMatchModel(
   store: WindowStore,
   model: ReferenceModel,
   plan: ReadPlan,
+  cache?: ClosedWindowCache,
 ): Promise<number> {
   let reads = 0;
   const read = async <T>(query: StatsQuery, now: number): Promise<T> => {
     reads++;
-    return (await readStats(store, BUILT_IN_RULES, query, now)) as unknown as T;
+    return (await readStats(store, BUILT_IN_RULES, query, now, cache)) as unknown as T;
   };
   // By event type: the last interval, i.e. the minutes intersecting [now − interval, now).
   for (const [interval, now] of [

@@ -2,6 +2,7 @@ import {
   type Fence,
   FenceConflictError,
   INITIAL_FENCE,
+  lowestClosedBefore,
   readPlan,
   type StoreChange,
   type WindowStore,
@@ -39,6 +40,15 @@ export class MemoryWindowStore implements WindowStore {
       this.consumedWriteUnits += 2 * Math.ceil(recordBytes(r) / 1024);
     }
     this.fences.set(key, change.fence);
+  }
+
+  async windowsClosedBefore(topic: string, partitions: number): Promise<number> {
+    const byPartition = new Map<number, number>();
+    for (const [key, fence] of this.fences) {
+      const [t, p] = key.split("/");
+      if (t === topic) byPartition.set(Number(p), fence.closedBefore);
+    }
+    return lowestClosedBefore(byPartition, partitions);
   }
 
   /** What DynamoDB's Queries of the plan return: items of the key within the sort-key range. */
