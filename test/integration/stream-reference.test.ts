@@ -23,7 +23,9 @@ import {
   expectStatsMatchModel,
   modelOf,
   readPlanArb,
+  STORE_PARTITIONS,
   scenarioArb,
+  TOPIC,
 } from "../support/stream-property.ts";
 
 /**
@@ -83,6 +85,7 @@ describe("stream core against the reference model, on DynamoDB Local", () => {
     let crashes = 0;
     let writeUnits = 0;
     let owedSeen = 0;
+    let closedSeen = 0;
     await fc.assert(
       fc.asyncProperty(scenarioArb(80), readPlanArb, async (scenario, plan) => {
         const aggregates = `${prefix}-${run}-aggregates`;
@@ -104,6 +107,15 @@ describe("stream core against the reference model, on DynamoDB Local", () => {
             .reduce((n, item) => n + unitsOf(itemSizeBytes(item), true), 0);
           expect(usageSince(usageMeter.snapshot(), usageBefore).dynamodb.owedWriteUnits).toBe(owedByTable);
           owedSeen += owedByTable;
+          // GET /stats' closed windows: the lowest closedBefore of the partitions' fences, read in one Query.
+          const fences = await Promise.all(
+            Array.from({ length: STORE_PARTITIONS }, (_, p) => inner.getFence(TOPIC, p)),
+          );
+          const closedBefore = await inner.windowsClosedBefore(TOPIC, STORE_PARTITIONS);
+          expect(closedBefore).toBe(
+            Math.min(...fences.map((f) => (f.stored ? f.closedBefore : Number.NEGATIVE_INFINITY))),
+          );
+          if (Number.isFinite(closedBefore)) closedSeen++;
           await expectStatsMatchModel(store, modelOf(scenario, result), plan);
         } finally {
           await dropCreated();
@@ -116,6 +128,7 @@ describe("stream core against the reference model, on DynamoDB Local", () => {
     expect(crashes).toBeGreaterThan(0);
     expect(writeUnits).toBeGreaterThan(0);
     expect(owedSeen).toBeGreaterThan(0);
+    expect(closedSeen).toBeGreaterThan(0);
   });
 });
 
