@@ -1,4 +1,3 @@
-import { mkdir, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, type S3Client } from "@aws-sdk/client-s3";
@@ -9,6 +8,7 @@ import { type ListedObject, nextRound, pageIsFinal, readOrder } from "../archive
 import { lazy } from "../lazy.ts";
 import { listEventTypes } from "./archive-listing.ts";
 import type { ArchivedEventRow, EventsQueryEngine } from "./events-query.ts";
+import { FileCache } from "./file-cache.ts";
 
 let engines = 0;
 
@@ -23,7 +23,7 @@ let engines = 0;
  */
 export class DuckDbEventsEngine implements EventsQueryEngine {
   // One directory per engine: two engines in one process (the bench compares plans) share nothing.
-  readonly #cacheDir = join(tmpdir(), `tidemark-events-cache-${process.pid}-${++engines}`);
+  readonly #cache = new FileCache(join(tmpdir(), `tidemark-events-cache-${process.pid}-${++engines}`));
   readonly #firstRound: number;
 
   constructor(
@@ -44,6 +44,23 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
     if (types.length === 0) return [];
     const hours = hoursBetween(q.from, q.to - 1).reverse();
     const rows: ArchivedEventRow[] = [];
+    // The local copies this query reads: none is deleted before it is done.
+    const held: string[] = [];
+    try {
+      await this.#scan(q, types, hours, rows, held);
+    } finally {
+      await Promise.all(held.map((path) => this.#cache.release(path)));
+    }
+    return rows;
+  }
+
+  async #scan(
+    q: EventsSqlQuery,
+    types: readonly string[],
+    hours: ReturnType<typeof hoursBetween>,
+    rows: ArchivedEventRow[],
+    held: string[],
+  ): Promise<void> {
     for (const { dt, hour } of hours) {
       const listed = (
         await Promise.all(
@@ -53,7 +70,13 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
       const order = readOrder(listed, q.from);
       const limit = q.limit - rows.length;
       for (let n = Math.min(order.length, this.#firstRound); n > 0; ) {
-        const files = await Promise.all(order.slice(0, n).map((o) => this.#localCopy(o)));
+        const files = await Promise.all(
+          order.slice(0, n).map(async (o) => {
+            const path = await this.#localCopy(o);
+            held.push(path);
+            return path;
+          }),
+        );
         const found = await this.#run(files, dt, { ...q, eventTypes: types, limit });
         if (pageIsFinal(found, limit, order[n]?.newest)) {
           rows.push(...found);
@@ -63,7 +86,6 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
       }
       if (rows.length >= q.limit) break;
     }
-    return rows;
   }
 
   /** The shared SQL over `files`, all of one day's partition `dt` (so `dt` is a constant). */
@@ -115,19 +137,11 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
   }
 
   /** A local copy of an object, cached by key and ETag (a replayed batch changes the ETag). */
-  async #localCopy(object: ListedObject): Promise<string> {
-    const file = join(this.#cacheDir, `${object.key.replaceAll("/", "_")}.${object.etag}.ndjson.gz`);
-    try {
-      await stat(file);
-      return file;
-    } catch {
-      // not cached yet
-    }
-    const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: object.key }));
-    const bytes = await res.Body?.transformToByteArray();
-    await mkdir(this.#cacheDir, { recursive: true });
-    await writeFile(file, bytes ?? new Uint8Array());
-    return file;
+  #localCopy(object: ListedObject): Promise<string> {
+    return this.#cache.acquire(object.key, `${object.etag}.ndjson.gz`, async () => {
+      const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: object.key }));
+      return (await res.Body?.transformToByteArray()) ?? new Uint8Array();
+    });
   }
 }
 
