@@ -4,9 +4,21 @@ import { fileURLToPath } from "node:url";
 import { S3Client } from "@aws-sdk/client-s3";
 import { Kafka, logLevel } from "kafkajs";
 import { z } from "zod";
+import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
 import { DuckDbEventsEngine } from "../lib/adapters/events-duckdb.ts";
 import { localS3Options } from "../lib/adapters/s3-client.ts";
-import { addUsage, s3PutClassRequests, type UsageSnapshot, usageSince } from "../lib/adapters/usage-meter.ts";
+import {
+  addUsage,
+  s3PutClassRequests,
+  type UsageSnapshot,
+  usageMeter,
+  usageSince,
+} from "../lib/adapters/usage-meter.ts";
+import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
+import type { StatsQuery } from "../lib/contract/api.ts";
+import { ClosedWindowCache } from "../lib/pipeline/closed-windows.ts";
+import { readStats } from "../lib/pipeline/stats-service.ts";
+import { BUILT_IN_RULES } from "../lib/stream/rules.ts";
 import { buckets, eventSourceMappings, topics } from "../lib/topology.ts";
 import { startLocalStack } from "../local/stack.ts";
 
@@ -504,6 +516,57 @@ const eventsPlans: Record<string, { first: number; warm: number; fetched: number
   }
   s3.destroy();
 }
+// 3b. GET /stats' own reads over the last hour, without and with the closed-window cache
+// (lib/pipeline/closed-windows.ts), through the same store GET /stats uses: read units and
+// time per request, on phase 1's first type. The phases' windows are a few minutes old by now:
+// the older ones are closed. A long-running deployment's hour is all closed windows but the
+// last three minutes.
+const statsReads = await (async () => {
+  const db = createDynamoDb({ AWS_REGION: "us-east-1", DYNAMODB_ENDPOINT: stack.endpoints.dynamodbEndpoint });
+  const store = new DynamoWindowStore(db, stack.names.tables.aggregates, stack.names.tables.streamState);
+  const cache = new ClosedWindowCache(() =>
+    store.windowsClosedBefore(topics.eventsRaw.name, topics.eventsRaw.partitions),
+  );
+  const query: StatsQuery = {
+    kind: "event_type",
+    event_type: loadTypes("p1")[0] ?? "",
+    interval: "1h",
+    intervalMs: 3_600_000,
+    group_by: [],
+  };
+  const measure = async (withCache?: ClosedWindowCache) => {
+    const before = usageMeter.snapshot();
+    const t0 = performance.now();
+    await readStats(store, BUILT_IN_RULES, query, Date.now(), withCache);
+    return {
+      ms: performance.now() - t0,
+      readUnits: usageSince(usageMeter.snapshot(), before).dynamodb.readUnits,
+    };
+  };
+  const uncached: { ms: number; readUnits: number }[] = [];
+  for (let i = 0; i < 5; i++) uncached.push(await measure());
+  await measure(cache); // fills the cache
+  const cached: { ms: number; readUnits: number }[] = [];
+  for (let i = 0; i < 5; i++) cached.push(await measure(cache));
+  const closedBefore = await cache.closedBefore();
+  db.destroy();
+  const median = (xs: { ms: number; readUnits: number }[]) => ({
+    ms: pct(
+      xs.map((x) => x.ms),
+      50,
+    ),
+    readUnits: pct(
+      xs.map((x) => x.readUnits),
+      50,
+    ),
+  });
+  return {
+    uncached: median(uncached),
+    cached: median(cached),
+    windowsCached: cache.size,
+    closedSecondsAgo: (Date.now() - closedBefore) / 1000,
+  };
+})();
 const memEnd = await memory();
 
 /**
@@ -627,6 +690,10 @@ const rows: [string, string][] = [
       .map(([plan, r]) => `${plan} ${fmt(r.first, 0)} / ${fmt(r.warm, 0)} ms, ${r.fetched} objects`)
       .join("; "),
   ],
+  [
+    "GET /stats' reads, last hour: without / with cache",
+    `${fmt(statsReads.uncached.readUnits)} / ${fmt(statsReads.cached.readUnits)} read units, ${fmt(statsReads.uncached.ms)} / ${fmt(statsReads.cached.ms)} ms (median of 5; ${statsReads.windowsCached} closed windows cached, closed up to ${fmt(statsReads.closedSecondsAgo, 0)} s ago)`,
+  ],
   ["RSS MiB before load", memRow(memBefore)],
   ["RSS MiB after phase 1", memRow(memAfter1)],
   ["RSS MiB at the end", memRow(memEnd)],
@@ -709,6 +776,7 @@ log(
       cold_start: eventsColdStart,
       engine_plans: eventsPlans,
     },
+    stats_reads_last_hour: statsReads,
     rss_mib: {
       before: Object.fromEntries(Object.entries(memBefore).map(([k, v]) => [k, mib(v)])),
       after_phase1: Object.fromEntries(Object.entries(memAfter1).map(([k, v]) => [k, mib(v)])),
