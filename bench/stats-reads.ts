@@ -36,6 +36,9 @@ const cache = new ClosedWindowCache(() =>
   store.windowsClosedBefore(topics.eventsRaw.name, topics.eventsRaw.partitions),
 );
 const eventType = process.argv[2] ?? "page_view";
+// A fence answer is used once it is a second old (ClosedWindowCache's settleMs).
+await cache.closedBefore();
+await new Promise((r) => setTimeout(r, 1_100));
 const closedBefore = await cache.closedBefore();
 console.log(
   `closed before ${Number.isFinite(closedBefore) ? new Date(closedBefore).toISOString() : "nothing (a partition has no fence yet)"}`,

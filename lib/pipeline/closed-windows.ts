@@ -6,6 +6,13 @@ export interface ClosedWindowCacheOptions {
   readonly maxGroups?: number;
   /** How long a `closedBefore` answer is reused. @default 1_000 ms */
   readonly refreshMs?: number;
+  /**
+   * How old a `closedBefore` answer must be before it is used. The commit that moved a fence may
+   * also have written a window it closed (an on-time event of the same slice), and a Query is
+   * read-committed per item, not isolated from a transaction: a reader could see the new fence
+   * before all of that commit's items. Waiting lets every such commit finish. @default 1_000 ms
+   */
+  readonly settleMs?: number;
   readonly now?: () => number;
 }
 
@@ -21,6 +28,7 @@ export interface ClosedWindowCacheOptions {
  *
  * `closedBefore` is the lowest of the partitions' fences and only ever grows, so an answer a
  * second old is still a safe one: it leaves a window or two uncached, never caches an open one.
+ * An answer is used only once it is `settleMs` old (see there).
  * Arrival-time rules (`late_events`) are never cached: their windows follow processing.
  */
 export class ClosedWindowCache {
@@ -29,8 +37,11 @@ export class ClosedWindowCache {
   #closedBefore = Number.NEGATIVE_INFINITY;
   #checkedAt = Number.NEGATIVE_INFINITY;
   #pending: Promise<number> | undefined;
+  /** Answers read and not yet settled, oldest first. */
+  readonly #observed: { readonly value: number; readonly at: number }[] = [];
   readonly #maxGroups: number;
   readonly #refreshMs: number;
+  readonly #settleMs: number;
   readonly #now: () => number;
 
   constructor(
@@ -39,19 +50,36 @@ export class ClosedWindowCache {
   ) {
     this.#maxGroups = options.maxGroups ?? 200_000;
     this.#refreshMs = options.refreshMs ?? 1_000;
+    this.#settleMs = options.settleMs ?? 1_000;
     this.#now = options.now ?? Date.now;
   }
 
-  /** The instant before which every event-time window is closed (refreshed at most every `refreshMs`). */
+  /**
+   * The instant before which every event-time window is closed: the highest answer that is at
+   * least `settleMs` old (answers are read at most every `refreshMs`).
+   */
   async closedBefore(): Promise<number> {
-    if (this.#now() - this.#checkedAt < this.#refreshMs) return this.#closedBefore;
-    // Concurrent requests share one read.
-    this.#pending ??= this.source().finally(() => {
-      this.#pending = undefined;
-    });
-    const value = await this.#pending;
-    this.#closedBefore = Math.max(this.#closedBefore, value);
-    this.#checkedAt = this.#now();
+    if (this.#now() - this.#checkedAt >= this.#refreshMs) {
+      // Concurrent requests share one read.
+      this.#pending ??= this.source().finally(() => {
+        this.#pending = undefined;
+      });
+      const value = await this.#pending;
+      const at = this.#now();
+      if (at - this.#checkedAt >= this.#refreshMs) {
+        this.#observed.push({ value, at });
+        this.#checkedAt = at;
+      }
+    }
+    const now = this.#now();
+    for (
+      let first = this.#observed[0];
+      first && now - first.at >= this.#settleMs;
+      first = this.#observed[0]
+    ) {
+      this.#closedBefore = Math.max(this.#closedBefore, first.value);
+      this.#observed.shift();
+    }
     return this.#closedBefore;
   }
 

@@ -45,7 +45,10 @@ describe("GET /stats with closed windows cached", () => {
       if (ruleKey === "events_by_type") reads.push({ granularity, starts });
       return read(ruleKey, granularity, starts, partition);
     };
-    const cache = new ClosedWindowCache(() => store.windowsClosedBefore("events.raw", 2), { refreshMs: 0 });
+    const cache = new ClosedWindowCache(() => store.windowsClosedBefore("events.raw", 2), {
+      refreshMs: 0,
+      settleMs: 0,
+    });
     const stats = (now: number, withCache = true) =>
       readStats(
         store,
@@ -101,7 +104,7 @@ describe("GET /stats with closed windows cached", () => {
         calls++;
         return 1_000 * calls;
       },
-      { refreshMs: 1_000, now: () => clock },
+      { refreshMs: 1_000, settleMs: 0, now: () => clock },
     );
     expect(await Promise.all([cache.closedBefore(), cache.closedBefore()])).toEqual([1_000, 1_000]);
     clock = 999;
@@ -109,6 +112,26 @@ describe("GET /stats with closed windows cached", () => {
     clock = 1_000;
     expect(await cache.closedBefore()).toBe(2_000);
     expect(calls).toBe(2);
+  });
+
+  it("uses an answer only once it is settleMs old: the commit that moved a fence may still be writing a window it closed", async () => {
+    let clock = 0;
+    let value = 5_000;
+    const cache = new ClosedWindowCache(async () => value, {
+      refreshMs: 100,
+      settleMs: 500,
+      now: () => clock,
+    });
+    expect(await cache.closedBefore()).toBe(Number.NEGATIVE_INFINITY);
+    clock = 200;
+    value = 9_000; // read at 200
+    expect(await cache.closedBefore()).toBe(Number.NEGATIVE_INFINITY);
+    clock = 500;
+    expect(await cache.closedBefore()).toBe(5_000); // the answer read at 0
+    clock = 699;
+    expect(await cache.closedBefore()).toBe(5_000);
+    clock = 700;
+    expect(await cache.closedBefore()).toBe(9_000);
   });
 
   it("holds at most maxGroups groups, dropping the least recently used window", () => {

@@ -62,6 +62,7 @@ describe("stream core against the reference model", () => {
         // before it was final would show here.
         const cache = new ClosedWindowCache(() => store.windowsClosedBefore(TOPIC, STORE_PARTITIONS), {
           refreshMs: 0,
+          settleMs: 0, // the memory store's commits are atomic
         });
         const poll = async () => {
           for (const type of TYPES)
