@@ -1,4 +1,3 @@
-import { ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { z } from "zod";
 import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
 import { usageMeter, usageSince } from "../lib/adapters/usage-meter.ts";
@@ -7,6 +6,7 @@ import { ClosedWindowCache } from "../lib/pipeline/closed-windows.ts";
 import { readStats } from "../lib/pipeline/stats-service.ts";
 import { BUILT_IN_RULES } from "../lib/stream/rules.ts";
 import { topics } from "../lib/topology.ts";
+import { localNames } from "../local/bootstrap.ts";
 
 /**
  * GET /stats' reads of one event type over the last hour, without and with the closed-window
@@ -25,13 +25,9 @@ process.env.AWS_ACCESS_KEY_ID ??= "local";
 process.env.AWS_SECRET_ACCESS_KEY ??= "local";
 
 const db = createDynamoDb(env);
-const names = (await db.send(new ListTablesCommand({}))).TableNames ?? [];
-const table = (suffix: string) => {
-  const name = names.find((n) => n.endsWith(suffix));
-  if (!name) throw new Error(`no table *${suffix} at ${env.DYNAMODB_ENDPOINT}: is npm start running?`);
-  return name;
-};
-const store = new DynamoWindowStore(db, table("-aggregates"), table("-stream-state"));
+// The tables `npm start` uses (local/stack.ts: the default name prefix).
+const { tables } = localNames("tidemark");
+const store = new DynamoWindowStore(db, tables.aggregates, tables.streamState);
 const cache = new ClosedWindowCache(() =>
   store.windowsClosedBefore(topics.eventsRaw.name, topics.eventsRaw.partitions),
 );
