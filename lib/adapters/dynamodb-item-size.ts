@@ -1,8 +1,10 @@
 /**
  * DynamoDB's size of an item, as it bills writes: the sum of its attribute names' and values'
  * lengths (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html).
- * A string is its UTF-8 bytes, a binary its bytes, a number 1 byte per two significant digits
- * plus 1, a boolean or null 1 byte, a list or map 3 bytes plus its elements (and a map's keys).
+ * A string is its UTF-8 bytes, a binary its bytes, a number about 1 byte per two significant
+ * digits plus 1, a boolean or null 1 byte, a list or map 3 bytes plus its elements (and a map's keys).
+ * DynamoDB documents the number rule as approximate; `numberSize` follows what DynamoDB Local
+ * bills, base-100 digits.
  *
  * The write path needs it for one figure DynamoDB cannot report in advance: the write units a
  * delta item will cost again when a compaction deletes it (a delete is billed by the size of the
@@ -35,11 +37,30 @@ const utf8Length = (s: string) => {
   return ascii ? s.length : encoder.encode(s).length;
 };
 
+/**
+ * A number is stored in base-100 digits aligned on the decimal point, leading and trailing zero
+ * pairs dropped, plus a byte: 120 is `01|20` (3 bytes), 1,200 is `12` (2), 0.5 is `.50` (2),
+ * 0 is one byte, and a negative number one byte more.
+ * Measured on DynamoDB Local (test/integration/dynamodb-item-size.test.ts); DynamoDB documents
+ * "about 1 byte per two significant digits, plus 1", which this refines.
+ */
 function numberSize(n: number | bigint): number {
-  // Significant digits: no sign, no leading or trailing zeros, no decimal point or exponent.
-  const text = typeof n === "bigint" ? n.toString() : Math.abs(n).toExponential().split("e")[0];
-  const digits = (text ?? "").replace(/[-.]/g, "").replace(/^0+/, "").replace(/0+$/, "");
-  return Math.ceil(Math.max(1, digits.length) / 2) + 1;
+  if (n === 0 || n === 0n) return 1;
+  let digits: string;
+  let exponent: number; // the power of ten of the first significant digit
+  if (typeof n === "bigint") {
+    digits = (n < 0n ? -n : n).toString();
+    exponent = digits.length - 1;
+  } else {
+    const [mantissa = "0", e = "0"] = Math.abs(n).toExponential().split("e");
+    digits = mantissa.replace(".", "");
+    exponent = Number(e);
+  }
+  digits = digits.replace(/0+$/, "");
+  const last = exponent - (Math.max(1, digits.length) - 1);
+  const negative = typeof n === "bigint" ? n < 0n : n < 0;
+  // A negative number takes a byte more (a terminator, in the order-preserving encoding).
+  return Math.floor(exponent / 2) - Math.floor(last / 2) + 1 + 1 + (negative ? 1 : 0);
 }
 
 function valueSize(value: unknown): number {

@@ -95,6 +95,48 @@ describe("itemSizeBytes on DynamoDB Local", () => {
     }
   });
 
+  it("sizes numbers as DynamoDB Local bills them: base-100 digits aligned on the decimal point", async () => {
+    let round = 0;
+    /** The bytes DynamoDB Local bills for `n`: where a put of {pk, sk, n} crosses 1 KB. */
+    const sizeOf = async (n: number) => {
+      // Each round its own keys: a put over an item is billed by the larger of the two.
+      const sk = `s${round++}`;
+      for (let pad = 1_000; pad < 1_030; pad++) {
+        const res = await db.send(
+          new PutCommand({
+            TableName: table,
+            Item: { pk: "n".repeat(pad), sk, n },
+            ReturnConsumedCapacity: "TOTAL",
+          }),
+        );
+        if (units(res) > 1) return 1_025 - (pad + "pk".length + "sk".length + sk.length + "n".length);
+      }
+      throw new Error("no boundary found");
+    };
+    const values = [
+      1,
+      120,
+      1_200,
+      10_240,
+      0.5,
+      0.05,
+      12_345.678,
+      -42,
+      -0.5,
+      -1_795_549_752_466,
+      1_764_000_000_000,
+      1_795_549_752_460,
+      1_795_549_752_400,
+      1_795_550_000_000,
+      0,
+      1e-7,
+      2 ** 52 + 1,
+    ];
+    const measured: number[] = [];
+    for (const n of values) measured.push(await sizeOf(n));
+    expect(values.map((n) => itemSizeBytes({ n }) - "n".length)).toEqual(measured);
+  });
+
   it("pins that DynamoDB Local bills transactions by a rule of its own, not DynamoDB's per-item rule", async () => {
     // DynamoDB bills a transactional write 2 units per KB of each item, rounded up per item
     // (docs: CapacityUnitCalculations; `writeUnits(size, true)`). DynamoDB Local 2.6.1 reports
