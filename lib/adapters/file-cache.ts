@@ -96,6 +96,7 @@ export class FileCache {
   }
 
   async #evict(): Promise<void> {
+    if (this.#bytes <= this.#maxBytes) return;
     for (const file of [...this.#files.values()]) {
       if (this.#bytes <= this.#maxBytes) return;
       if (file.users === 0) await this.#delete(file);

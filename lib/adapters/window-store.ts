@@ -108,11 +108,8 @@ export interface WindowStore {
 
 /** The lowest `closedBefore` over partitions 0..partitions-1 (-Infinity when one is missing). */
 export function lowestClosedBefore(byPartition: ReadonlyMap<number, number>, partitions: number): number {
-  let lowest = Number.POSITIVE_INFINITY;
-  for (let p = 0; p < partitions; p++)
-    lowest = Math.min(lowest, byPartition.get(p) ?? Number.NEGATIVE_INFINITY);
-  for (const value of byPartition.values()) lowest = Math.min(lowest, value);
-  return partitions > 0 || byPartition.size > 0 ? lowest : Number.NEGATIVE_INFINITY;
+  for (let p = 0; p < partitions; p++) if (!byPartition.has(p)) return Number.NEGATIVE_INFINITY;
+  return byPartition.size > 0 ? Math.min(...byPartition.values()) : Number.NEGATIVE_INFINITY;
 }
 
 /** Bytes of a change as DynamoDB counts them against the 4 MB transaction limit. */
@@ -207,7 +204,7 @@ export class DynamoWindowStore implements WindowStore {
     return {
       lastOffset: Number(row.last_offset),
       maxEventTime: Number(row.max_event_time),
-      closedBefore: row.closed_before === undefined ? Number.NEGATIVE_INFINITY : Number(row.closed_before),
+      closedBefore: instantOf(row.closed_before),
       dirty: new Map(JSON.parse(row.dirty ?? "[]") as [string, number][]),
       latePending: JSON.parse(row.late_pending ?? "[]") as number[],
       stored: true,
@@ -222,12 +219,8 @@ export class DynamoWindowStore implements WindowStore {
         Item: {
           ...this.#fenceKey(change.topic, change.partition),
           last_offset: fence.lastOffset,
-          max_event_time: Number.isFinite(fence.maxEventTime)
-            ? fence.maxEventTime
-            : String(fence.maxEventTime),
-          closed_before: Number.isFinite(fence.closedBefore)
-            ? fence.closedBefore
-            : String(fence.closedBefore),
+          max_event_time: storedInstant(fence.maxEventTime),
+          closed_before: storedInstant(fence.closedBefore),
           dirty: JSON.stringify([...fence.dirty]),
           late_pending: JSON.stringify(fence.latePending),
         },
@@ -254,8 +247,9 @@ export class DynamoWindowStore implements WindowStore {
       this.#fences.set(fenceKey, fence);
       for (const c of res.ConsumedCapacity ?? [])
         this.#writeUnits += c.WriteCapacityUnits ?? c.CapacityUnits ?? 0;
-      const billed = billedUnits(change, fencePut.Put.Item, this.#fenceBytes.get(fenceKey));
-      this.#fenceBytes.set(fenceKey, itemSizeBytes(fencePut.Put.Item));
+      const fenceBytes = itemSizeBytes(fencePut.Put.Item);
+      const billed = billedUnits(change, fenceBytes, this.#fenceBytes.get(fenceKey));
+      this.#fenceBytes.set(fenceKey, fenceBytes);
       usageMeter.recordComputedWrites(billed.units, billed.owedChange);
     } catch (error) {
       this.#fences.delete(fenceKey);
@@ -285,13 +279,8 @@ export class DynamoWindowStore implements WindowStore {
           ExclusiveStartKey: start,
         }),
       );
-      for (const row of (res.Items ?? []) as { sk: string; closed_before?: number | string }[]) {
-        const partition = Number(row.sk.slice(1));
-        byPartition.set(
-          partition,
-          row.closed_before === undefined ? Number.NEGATIVE_INFINITY : Number(row.closed_before),
-        );
-      }
+      for (const row of (res.Items ?? []) as { sk: string; closed_before?: number | string }[])
+        byPartition.set(Number(row.sk.slice(1)), instantOf(row.closed_before));
       start = res.LastEvaluatedKey;
     } while (start);
     return lowestClosedBefore(byPartition, partitions);
@@ -331,6 +320,11 @@ export class DynamoWindowStore implements WindowStore {
 }
 
 const isDelta = (sk: string) => sk.includes("#d#");
+/** A fence's instant as stored: DynamoDB numbers cannot hold ±Infinity, so those go as text. */
+const storedInstant = (t: number) => (Number.isFinite(t) ? t : String(t));
+/** A stored instant back; absent (a fence written before the attribute existed): -Infinity. */
+const instantOf = (v: number | string | undefined) =>
+  v === undefined ? Number.NEGATIVE_INFINITY : Number(v);
 
 /**
  * A committed change's write units by DynamoDB's rule for transactions (2 per KB of each item,
@@ -339,7 +333,7 @@ const isDelta = (sk: string) => sk.includes("#d#");
  */
 export function billedUnits(
   change: Pick<StoreChange, "puts" | "deletes" | "replaces">,
-  fenceItem: Readonly<Record<string, unknown>>,
+  fenceBytes: number,
   previousFenceBytes: number | undefined,
 ): { units: number; owedChange: number } {
   let units = 0;
@@ -355,7 +349,7 @@ export function billedUnits(
     units += deleted;
     if (isDelta(key.sk)) owedChange -= deleted;
   }
-  units += writeUnits(Math.max(itemSizeBytes(fenceItem), previousFenceBytes ?? 0), true);
+  units += writeUnits(Math.max(fenceBytes, previousFenceBytes ?? 0), true);
   return { units, owedChange };
 }
 

@@ -19,7 +19,7 @@ import {
   type PartialRecord,
 } from "../stream/partial-items.ts";
 import { type AggregationRule, LATE_EVENTS_RULE } from "../stream/rules.ts";
-import { advance, closedBy, DEFAULT_ALLOWED_LATENESS_MS, isLate, watermarkOf } from "../stream/watermark.ts";
+import { advance, closedBy, DEFAULT_ALLOWED_LATENESS_MS, watermarkOf } from "../stream/watermark.ts";
 
 /**
  * Remembers which offset first carried each recent event_id of a partition, so that a client's
@@ -209,7 +209,8 @@ function sliceOf(
       duplicates++;
       continue;
     }
-    if (isLate(r.event.timestamp, maxEventTime, lateness) || closedBy(r.event.timestamp, fence.closedBefore))
+    // Closed by the running watermark, or by the highest one the partition had (a raised lateness).
+    if (closedBy(r.event.timestamp, Math.max(watermarkOf(maxEventTime, lateness), fence.closedBefore)))
       late.push(r);
     else onTime.push(r);
     maxEventTime = advance(maxEventTime, r.event.timestamp, r.event.received_at);
@@ -313,7 +314,7 @@ async function compactDue(
   for (const [key, count] of fence.dirty) {
     const ref = parseWindowKey(key);
     const end = ref.windowStart + GRANULARITY_MS[ref.granularity];
-    const closed = end <= fence.maxEventTime - lateness || end <= now - lateness - 60_000;
+    const closed = end <= fence.closedBefore || end <= now - lateness - 60_000;
     if (closed || count >= COMPACT_AFTER[ref.granularity]) due.push(ref);
   }
   due.sort((a, b) => a.windowStart - b.windowStart);

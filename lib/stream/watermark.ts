@@ -16,19 +16,10 @@ export function watermarkOf(maxEventTime: number, allowedLatenessMs = DEFAULT_AL
   return maxEventTime - allowedLatenessMs;
 }
 
-/** Late when the event's one-minute window had already closed. */
-export function isLate(
-  eventTime: number,
-  maxEventTime: number,
-  allowedLatenessMs = DEFAULT_ALLOWED_LATENESS_MS,
-): boolean {
-  const windowEnd = Math.floor(eventTime / MINUTE) * MINUTE + MINUTE;
-  return windowEnd <= watermarkOf(maxEventTime, allowedLatenessMs);
-}
-
 /**
- * Whether an event's one-minute window ends at or before `closedBefore` (a partition's highest
- * watermark so far): such a window is closed for good, whatever the allowed lateness is now.
+ * Whether an event's one-minute window ends at or before `closedBefore`: late against a
+ * watermark (`watermarkOf`), or against the highest one a partition has had, which keeps a
+ * window closed for good whatever the allowed lateness is now.
  */
 export function closedBy(eventTime: number, closedBefore: number): boolean {
   return Math.floor(eventTime / MINUTE) * MINUTE + MINUTE <= closedBefore;

@@ -28,7 +28,7 @@ describe("billedUnits", () => {
     const sizes = puts.map(itemSizeBytes);
     expect(sizes.some((s) => s > 1024)).toBe(true); // one item above a KB, one under
     expect(sizes.some((s) => s < 1024)).toBe(true);
-    const billed = billedUnits({ puts, deletes: [] }, fence, undefined);
+    const billed = billedUnits({ puts, deletes: [] }, itemSizeBytes(fence), undefined);
     const expected = sizes.reduce((n, s) => n + writeUnits(s, true), 0);
     expect(billed).toEqual({ units: expected + 2, owedChange: expected });
     // Rounded per item: one transaction of both is not billed by their summed size.
@@ -56,7 +56,7 @@ describe("billedUnits", () => {
         ],
         replaces: new Map([[put.sk, oldCompacted]]),
       },
-      fence,
+      itemSizeBytes(fence),
       3_000, // the previous fence item was larger than this one
     );
     const deletedDeltas = writeUnits(900, true) + writeUnits(2_100, true);
