@@ -652,6 +652,14 @@ const rows: [string, string][] = [
     `phase 1 ${fmt(paidWriteUnitsPer(p1, 100), 2)}; ${fmt(reportedWriteUnitsPer(p1, 100), 2)}, phase 2 ${fmt(paidWriteUnitsPer(p2, 100), 2)}; ${fmt(reportedWriteUnitsPer(p2, 100), 2)}`,
   ],
   [
+    "  by rule and granularity, phase 1 (per 100 events)",
+    Object.entries(p1.usage.dynamodb.costByWindowKind)
+      .filter(([, units]) => units !== 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([kind, units]) => `${kind} ${fmt((units / p1.events) * 100, 2)}`)
+      .join(", "),
+  ],
+  [
     "DynamoDB write / read units per million events",
     `phase 1 ${int(writeUnitsPer(p1, 1e6))} / ${int(readUnitsPer(p1, 1e6))}, phase 2 ${int(writeUnitsPer(p2, 1e6))} / ${int(readUnitsPer(p2, 1e6))} (reads: consumers only)`,
   ],

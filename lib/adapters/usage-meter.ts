@@ -28,13 +28,25 @@ export const UsageSnapshotSchema = z.object({
      * deleted, so a period's change is what its deltas will still cost.
      */
     owedWriteUnits: z.number(),
+    /**
+     * `computedWriteUnits + owedWriteUnits` by `<rule key>#<m|h>` (and `fence`): which rule's
+     * windows the write units go to.
+     */
+    costByWindowKind: z.record(z.string(), z.number()),
   }),
   s3: z.object({ requests: z.record(z.string(), z.number()) }),
 });
 export type UsageSnapshot = z.infer<typeof UsageSnapshotSchema>;
 
 export const emptyUsage = (): UsageSnapshot => ({
-  dynamodb: { readUnits: 0, writeUnits: 0, requests: {}, computedWriteUnits: 0, owedWriteUnits: 0 },
+  dynamodb: {
+    readUnits: 0,
+    writeUnits: 0,
+    requests: {},
+    computedWriteUnits: 0,
+    owedWriteUnits: 0,
+    costByWindowKind: {},
+  },
   s3: { requests: {} },
 });
 
@@ -52,6 +64,7 @@ function merge(a: UsageSnapshot, b: UsageSnapshot, sign: 1 | -1): UsageSnapshot 
       requests: combine(a.dynamodb.requests, b.dynamodb.requests, sign),
       computedWriteUnits: a.dynamodb.computedWriteUnits + sign * b.dynamodb.computedWriteUnits,
       owedWriteUnits: a.dynamodb.owedWriteUnits + sign * b.dynamodb.owedWriteUnits,
+      costByWindowKind: combine(a.dynamodb.costByWindowKind, b.dynamodb.costByWindowKind, sign),
     },
     s3: { requests: combine(a.s3.requests, b.s3.requests, sign) },
   };
@@ -86,9 +99,15 @@ export class UsageMeter {
   }
 
   /** A committed write's units by DynamoDB's per-item rule, and the change in units owed. */
-  recordComputedWrites(units: number, owedChange: number): void {
-    this.state.dynamodb.computedWriteUnits += units;
-    this.state.dynamodb.owedWriteUnits += owedChange;
+  recordComputedWrites(
+    units: number,
+    owedChange: number,
+    costByWindowKind: Record<string, number> = {},
+  ): void {
+    const d = this.state.dynamodb;
+    d.computedWriteUnits += units;
+    d.owedWriteUnits += owedChange;
+    d.costByWindowKind = combine(d.costByWindowKind, costByWindowKind, 1);
   }
 
   recordS3(operation: string): void {

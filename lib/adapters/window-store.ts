@@ -250,7 +250,7 @@ export class DynamoWindowStore implements WindowStore {
       const fenceBytes = itemSizeBytes(fencePut.Put.Item);
       const billed = billedUnits(change, fenceBytes, this.#fenceBytes.get(fenceKey));
       this.#fenceBytes.set(fenceKey, fenceBytes);
-      usageMeter.recordComputedWrites(billed.units, billed.owedChange);
+      usageMeter.recordComputedWrites(billed.units, billed.owedChange, billed.costByWindowKind);
     } catch (error) {
       this.#fences.delete(fenceKey);
       if (error instanceof TransactionCanceledException) {
@@ -335,23 +335,39 @@ export function billedUnits(
   change: Pick<StoreChange, "puts" | "deletes" | "replaces">,
   fenceBytes: number,
   previousFenceBytes: number | undefined,
-): { units: number; owedChange: number } {
+): { units: number; owedChange: number; costByWindowKind: Record<string, number> } {
   let units = 0;
   let owedChange = 0;
+  /** Paid + owed per `<rule key>#<m|h>`: what each rule's windows cost in all, once compacted. */
+  const costByWindowKind: Record<string, number> = {};
+  const cost = (pk: string, n: number) => {
+    const kind = windowKindOf(pk);
+    costByWindowKind[kind] = (costByWindowKind[kind] ?? 0) + n;
+  };
   for (const put of change.puts) {
     const bytes = itemSizeBytes(put);
     const replaced = change.replaces?.get(put.sk) ?? 0;
-    units += writeUnits(Math.max(bytes, replaced), true);
-    if (isDelta(put.sk)) owedChange += writeUnits(bytes, true);
+    const paid = writeUnits(Math.max(bytes, replaced), true);
+    const owed = isDelta(put.sk) ? writeUnits(bytes, true) : 0;
+    units += paid;
+    owedChange += owed;
+    cost(put.pk, paid + owed);
   }
   for (const key of change.deletes) {
     const deleted = writeUnits(key.bytes ?? 0, true);
     units += deleted;
+    // A delta's deletion was counted in its cost when it was put.
     if (isDelta(key.sk)) owedChange -= deleted;
+    else cost(key.pk, deleted);
   }
-  units += writeUnits(Math.max(fenceBytes, previousFenceBytes ?? 0), true);
-  return { units, owedChange };
+  const fenceUnits = writeUnits(Math.max(fenceBytes, previousFenceBytes ?? 0), true);
+  units += fenceUnits;
+  costByWindowKind.fence = fenceUnits;
+  return { units, owedChange, costByWindowKind };
 }
+
+/** `<rule key>#<m|h>` of an item's partition key (`<rule key>#<m|h>#<bucket start>`). */
+const windowKindOf = (pk: string) => pk.slice(0, pk.lastIndexOf("#"));
 
 function fromRow(row: PartialRecord): PartialRecord {
   return {

@@ -79,6 +79,7 @@ describe("usage meter: DynamoDB middleware", () => {
       requests: { PutItem: 1, GetItem: 1 },
       computedWriteUnits: 0,
       owedWriteUnits: 0,
+      costByWindowKind: {},
     });
   });
 
@@ -133,6 +134,7 @@ describe("usage meter: DynamoDB middleware", () => {
       requests: { PutItem: 1, ListTables: 1 },
       computedWriteUnits: 0,
       owedWriteUnits: 0,
+      costByWindowKind: {},
     });
   });
 });
@@ -174,10 +176,10 @@ describe("usage snapshots", () => {
   it("sum across processes and diff around a phase", () => {
     const meter = new UsageMeter();
     meter.recordDynamoDb("TransactWriteItems", { read: 0, write: 8 });
-    meter.recordComputedWrites(10, 4);
+    meter.recordComputedWrites(10, 4, { "events_by_type#m": 12, fence: 2 });
     const before = meter.snapshot();
     meter.recordDynamoDb("TransactWriteItems", { read: 0, write: 6 });
-    meter.recordComputedWrites(7, -3); // a compaction deleting more deltas than it wrote
+    meter.recordComputedWrites(7, -3, { "events_by_type#m": 2, fence: 2 }); // a compaction deleting more deltas than it wrote
     meter.recordDynamoDb("Query", { read: 1.5, write: 0 });
     meter.recordS3("PutObject");
     const phase = usageSince(meter.snapshot(), before);
@@ -188,6 +190,7 @@ describe("usage snapshots", () => {
         requests: { TransactWriteItems: 1, Query: 1 },
         computedWriteUnits: 7,
         owedWriteUnits: -3,
+        costByWindowKind: { "events_by_type#m": 2, fence: 2 },
       },
       s3: { requests: { PutObject: 1 } },
     });

@@ -30,7 +30,18 @@ describe("billedUnits", () => {
     expect(sizes.some((s) => s < 1024)).toBe(true);
     const billed = billedUnits({ puts, deletes: [] }, itemSizeBytes(fence), undefined);
     const expected = sizes.reduce((n, s) => n + writeUnits(s, true), 0);
-    expect(billed).toEqual({ units: expected + 2, owedChange: expected });
+    expect(billed).toEqual({
+      units: expected + 2,
+      owedChange: expected,
+      // Each delta costs its put and its later deletion, by rule and granularity.
+      costByWindowKind: {
+        "events_by_type#m": 2 * writeUnits(sizes[0] ?? 0, true),
+        "events_by_type#h": 2 * writeUnits(sizes[1] ?? 0, true),
+        fence: 2,
+      },
+    });
+    const { costByWindowKind } = billed;
+    expect(Object.values(costByWindowKind).reduce((a, b) => a + b, 0)).toBe(billed.units + billed.owedChange);
     // Rounded per item: one transaction of both is not billed by their summed size.
     expect(expected).not.toBe(
       writeUnits(
@@ -67,6 +78,12 @@ describe("billedUnits", () => {
         writeUnits(700, true) +
         writeUnits(3_000, true),
       owedChange: -deletedDeltas,
+      // The deleted deltas were costed when put; the compaction's puts and the chunk it drops were not.
+      costByWindowKind: {
+        "events_by_type#m":
+          writeUnits(Math.max(itemSizeBytes(put), oldCompacted), true) + writeUnits(700, true),
+        fence: writeUnits(3_000, true),
+      },
     });
   });
 });
