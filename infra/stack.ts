@@ -725,17 +725,17 @@ export class TidemarkStack extends Stack {
         `${name} throttled`,
       );
     }
-    const lagMetrics = eventSourceMappings.map(
-      (spec) =>
-        new Metric({
-          namespace: "AWS/Lambda",
-          metricName: "OffsetLag",
-          dimensionsMap: { FunctionName: this.fn(spec.function).functionName },
-          statistic: "Maximum",
-          period: Duration.minutes(1),
-          label: `${spec.id} offset lag`,
-        }),
-    );
+    // A mapping's lag as Lambda reports it for the mapping's function, the worst minute's.
+    const mappingLag = (metricName: string, spec: { id: string; function: FunctionName }, label: string) =>
+      new Metric({
+        namespace: "AWS/Lambda",
+        metricName,
+        dimensionsMap: { FunctionName: this.fn(spec.function).functionName },
+        statistic: "Maximum",
+        period: Duration.minutes(1),
+        label: `${spec.id} ${label}`,
+      });
+    const lagMetrics = eventSourceMappings.map((spec) => mappingLag("OffsetLag", spec, "offset lag"));
     eventSourceMappings.forEach((spec, i) => {
       const m = lagMetrics[i];
       if (!m) return;
@@ -772,6 +772,18 @@ export class TidemarkStack extends Stack {
       "a stats-publisher stream batch was discarded after its retries",
       ComparisonOperator.GREATER_THAN_THRESHOLD,
     );
+    // A stream mapping's lag: the age of the last record read. Records leave the stream after
+    // 24 h; stats 10 minutes late already mean a throttled or failing publisher.
+    const iteratorAgeMetrics = tableStreamMappings.map((spec) => {
+      const age = mappingLag("IteratorAge", spec, "iterator age");
+      alarm(
+        `${spec.id}IteratorAgeAlarm`,
+        age,
+        Duration.minutes(10).toMilliseconds(),
+        `${spec.function} falling behind the ${spec.table} table's stream (records expire after 24 h)`,
+      );
+      return age;
+    });
     const dashboard = new Dashboard(this, "Dashboard", { defaultInterval: Duration.hours(3) });
     dashboard.addWidgets(
       new TextWidget({ markdown: `# Tidemark (${stage.name})`, width: 24, height: 1 }),
@@ -782,6 +794,7 @@ export class TidemarkStack extends Stack {
         width: 12,
       }),
       new GraphWidget({ title: "Consumer offset lag", left: lagMetrics, width: 12 }),
+      new GraphWidget({ title: "Stats publisher iterator age (ms)", left: iteratorAgeMetrics, width: 12 }),
       new GraphWidget({ title: "Function errors", left: errorMetrics, width: 12 }),
       new GraphWidget({ title: "Dead letters", left: [deadLetters], width: 12 }),
     );

@@ -272,8 +272,10 @@ export const functions = {
     tables: ["aggregates"],
     buckets: [],
     produces: ["analyticsStats"],
-    // One concurrent batch per stream shard (parallelization factor 1); room for a few shards.
-    reservedConcurrency: 8,
+    // No reservation: the stream mapping runs one batch per shard at a time (parallelization
+    // factor 1), and the stream has as many shards as the table has partitions, which grow with
+    // its size and throughput. Any fixed number would throttle the shards beyond it while their
+    // records age towards the stream's 24-hour expiry; the IteratorAge alarm watches the lag.
   },
   wsConnection: {
     entry: "functions/ws-connection.ts",

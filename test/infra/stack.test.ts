@@ -509,8 +509,8 @@ describe("CDK stack (dev)", () => {
       DestinationConfig: { OnFailure: { Destination: Match.anyValue() } },
     });
     const fns = ofType("AWS::Lambda::Function").map(([, r]) => r.Properties ?? {});
-    const consumers = [...eventSourceMappings, ...tableStreamMappings].map((m) => functions[m.function]);
-    for (const spec of consumers) {
+    // A Kafka mapping invokes at most one batch per partition: a reservation of that many holds.
+    for (const spec of eventSourceMappings.map((m) => functions[m.function])) {
       const fn = fns.find((p) => p.Description === spec.description);
       expect(fn?.ReservedConcurrentExecutions, spec.entry).toBeGreaterThan(0);
     }
@@ -520,6 +520,41 @@ describe("CDK stack (dev)", () => {
       Threshold: 0,
       ComparisonOperator: "GreaterThanThreshold",
     });
+  });
+
+  // A DynamoDB stream has one shard per table partition, and partitions grow with the table's size
+  // and throughput: a mapping with parallelization factor 1 runs one batch per shard at a time, so
+  // any fixed reservation below the shard count throttles it, and throttled shards' records age
+  // towards the stream's 24-hour expiry. No reservation, and an alarm on the iterator age.
+  it("lets the stats publisher run a batch per stream shard, however many, and alarms on its iterator age", () => {
+    const fns = ofType("AWS::Lambda::Function");
+    for (const mapping of tableStreamMappings) {
+      const spec = functions[mapping.function];
+      const [fnId, fn] = fns.find(([, r]) => r.Properties?.Description === spec.description) ?? [];
+      expect(fnId, spec.entry).toBeDefined();
+      expect(fn?.Properties?.ReservedConcurrentExecutions, spec.entry).toBeUndefined();
+      const [, alarm] =
+        ofType("AWS::CloudWatch::Alarm").find(([id]) => id.startsWith(`${mapping.id}IteratorAgeAlarm`)) ?? [];
+      expect(alarm?.Properties, mapping.id).toMatchObject({
+        Metrics: [
+          {
+            MetricStat: {
+              Metric: {
+                Namespace: "AWS/Lambda",
+                MetricName: "IteratorAge",
+                Dimensions: [{ Name: "FunctionName", Value: { Ref: fnId } }],
+              },
+              Stat: "Maximum",
+            },
+          },
+        ],
+        ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      });
+      // Well before the stream drops records (24 h), in milliseconds as Lambda reports it.
+      expect(alarm?.Properties?.Threshold).toBeGreaterThan(0);
+      expect(alarm?.Properties?.Threshold).toBeLessThanOrEqual(3_600_000);
+      expect(alarm?.Properties?.AlarmActions).toHaveLength(1);
+    }
   });
 
   // CloudFormation: a custom-named resource cannot be replaced; every MSK Serverless property replaces.
