@@ -56,6 +56,7 @@ import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
+import { serviceUnavailable, toErrorBody } from "../lib/contract/errors.ts";
 import {
   api as apiSettings,
   buckets,
@@ -568,6 +569,26 @@ export class TidemarkStack extends Stack {
         },
       });
     }
+    // An invocation Lambda refuses never reaches a handler: a throttle (the function's reserved
+    // concurrency in use, e.g. ingest's Kafka connection budget) or another invoke error. API
+    // Gateway answers it through INTEGRATION_FAILURE, as 500 "Internal server error" by default
+    // (Lambda docs, "Handling Lambda errors with an API Gateway API"). It is a capacity answer:
+    // 503 with Retry-After, like the broker's, so that clients back off and retry, which
+    // `event_id` makes safe for POST /events.
+    restApi.addGatewayResponse("GatewayINTEGRATION_FAILURE", {
+      type: ResponseType.INTEGRATION_FAILURE,
+      statusCode: "503",
+      responseHeaders: { ...gatewayCors, "retry-after": "'1'" },
+      templates: {
+        "application/json": JSON.stringify(
+          toErrorBody(
+            serviceUnavailable(
+              "the function behind this route could not be invoked (throttled or unavailable); retry",
+            ),
+          ),
+        ),
+      },
+    });
     const validator = new RequestValidator(this, "ApiRequestValidator", {
       restApi,
       validateRequestBody: true,

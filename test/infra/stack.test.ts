@@ -604,6 +604,27 @@ describe("CDK stack (dev)", () => {
     }
   });
 
+  // Lambda docs, "Handling Lambda errors with an API Gateway API": when Lambda refuses an
+  // invocation (a throttle once the reserved concurrency is in use) API Gateway answers 500
+  // "Internal server error", through its INTEGRATION_FAILURE gateway response (re:Post, "Inconsistencies
+  // in response codes depending on whether API Gateway response settings are configured"). A client
+  // must read that as "retry later", like the broker's 503, not as a server bug.
+  it("answers an invocation Lambda refuses (throttled function) with 503 and Retry-After, not 500", () => {
+    template.hasResourceProperties("AWS::ApiGateway::GatewayResponse", {
+      ResponseType: "INTEGRATION_FAILURE",
+      StatusCode: "503",
+      ResponseParameters: Match.objectLike({
+        "gatewayresponse.header.retry-after": "'1'",
+        "gatewayresponse.header.access-control-allow-origin": "'*'",
+      }),
+      ResponseTemplates: {
+        "application/json": Match.stringLikeRegexp(
+          '^\\{"error":\\{"code":"service_unavailable","message":"[^"]+"\\}\\}$',
+        ),
+      },
+    });
+  });
+
   it("keeps the archive private, encrypted, TLS-only, with the brief's lifecycle", () => {
     const lifecycle = buckets.archive.lifecycle;
     template.hasResourceProperties("AWS::S3::Bucket", {
