@@ -66,6 +66,9 @@ import {
   type FunctionName,
   type FunctionSpec,
   functions,
+  ingestConcurrencyOverride,
+  ingestThrottle,
+  kafkaConnectionBudget,
   routes,
   type TableSpec,
   tableStreamMappings,
@@ -116,6 +119,13 @@ export interface TidemarkStackProps extends StackProps {
    * @default the topology's windows
    */
   readonly batchingWindowSeconds?: Readonly<Record<string, number>>;
+  /**
+   * Concurrency reserved for ingest (`-c ingestReservedConcurrency=N`): at most this many
+   * environments, each holding a few MSK connections, and POST /events' own throttle follows it.
+   * At most what MSK Serverless's connection quota allows. @default what the connection budget
+   * leaves after the consumers and the other clients (kafkaConnectionBudget in lib/topology.ts)
+   */
+  readonly ingestReservedConcurrency?: number;
 }
 
 export type RulesWriteAuth = "apiKey" | "iam" | { readonly cognitoUserPoolArn: string };
@@ -308,14 +318,19 @@ export class TidemarkStack extends Stack {
       },
     });
 
+    // Ingest is the one Kafka client that scales with API traffic: its environments are what MSK
+    // Serverless's connection quota leaves after the mappings and the other functions.
+    const connectionBudget = kafkaConnectionBudget(stage.maximumPollers);
+    const ingestConcurrency =
+      ingestConcurrencyOverride(props.ingestReservedConcurrency, connectionBudget) ??
+      connectionBudget.ingestEnvironments;
+
     // Functions, each granted exactly what the topology says it uses.
-    for (const [name, spec] of Object.entries(functions) as [
-      FunctionName,
-      (typeof functions)[FunctionName],
-    ][]) {
+    for (const [name, spec] of Object.entries(functions) as [FunctionName, FunctionSpec][]) {
+      const reservedConcurrency = name === "ingest" ? ingestConcurrency : spec.reservedConcurrency;
       const f = new TidemarkFunction(this, `${pascal(name)}Function`, {
         spec,
-        ...("reservedConcurrency" in spec ? { reservedConcurrency: spec.reservedConcurrency } : {}),
+        ...(reservedConcurrency === undefined ? {} : { reservedConcurrency }),
         vpc,
         securityGroups: [clientSecurityGroup],
         logRetention: stage.logRetention,
@@ -528,6 +543,14 @@ export class TidemarkStack extends Stack {
         stageName: "v1",
         throttlingRateLimit: apiSettings.throttleRateLimit,
         throttlingBurstLimit: apiSettings.throttleBurstLimit,
+        // POST /events admits what ingest's reserved environments serve; the rest gets the gateway's
+        // 429 rather than a Lambda throttle (503, INTEGRATION_FAILURE below).
+        methodOptions: {
+          "/events/POST": {
+            throttlingRateLimit: ingestThrottle(ingestConcurrency).rateLimit,
+            throttlingBurstLimit: ingestThrottle(ingestConcurrency).burstLimit,
+          },
+        },
         tracingEnabled: true,
         metricsEnabled: true,
         loggingLevel: MethodLoggingLevel.ERROR,

@@ -3,10 +3,15 @@ import { App } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildTidemark } from "../../infra/build.ts";
+import { stages } from "../../infra/stages.ts";
 import {
   buckets,
   eventSourceMappings,
   functions,
+  ingestThrottle,
+  kafkaConnectionBudget,
+  kafkaConnectionQuota,
+  kafkaConnectionsPerEnvironment,
   routes,
   tableStreamMappings,
   tables,
@@ -557,6 +562,46 @@ describe("CDK stack (dev)", () => {
     }
   });
 
+  // MSK Serverless: 3,000 client connections a cluster. Every function environment with a Kafka
+  // client holds several; ingest scales with API traffic, so without a reservation a spike could
+  // open more than the cluster accepts and lock the consumers out.
+  it("holds every Kafka client within MSK Serverless's connection quota, ingest by a reservation from the budget", () => {
+    const fns = ofType("AWS::Lambda::Function").map(([, r]) => r.Properties ?? {});
+    const reserved = (description: string) =>
+      fns.find((p) => p.Description === description)?.ReservedConcurrentExecutions as number | undefined;
+    const ingest = reserved(functions.ingest.description);
+    expect(ingest).toBe(kafkaConnectionBudget(stages.dev.maximumPollers).ingestEnvironments);
+    // The sum, from the template's reservations: every environment's clients, the stream-fed
+    // publisher at its budgeted shards, every mapping's pollers at the stage's maximum.
+    let connections = 0;
+    for (const [name, spec] of Object.entries(functions)) {
+      const perEnvironment = kafkaConnectionsPerEnvironment(spec);
+      if (perEnvironment === 0) continue;
+      const streamFed = tableStreamMappings.some((m) => m.function === name);
+      const environments = streamFed ? kafkaConnectionQuota.streamShards : reserved(spec.description);
+      expect(environments, `${spec.entry} opens Kafka connections, unbounded`).toBeGreaterThan(0);
+      connections += (environments ?? 0) * perEnvironment;
+    }
+    for (const m of eventSourceMappings)
+      connections += stages.dev.maximumPollers * (2 + topics[m.topic].partitions);
+    expect(connections).toBeLessThanOrEqual(
+      kafkaConnectionQuota.connections * (1 - kafkaConnectionQuota.headroom),
+    );
+    // POST /events' own throttle admits no burst larger than ingest's environments.
+    template.hasResourceProperties("AWS::ApiGateway::Stage", {
+      StageName: "v1",
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({
+          HttpMethod: "POST",
+          ResourcePath: "/~1events",
+          ThrottlingBurstLimit: ingestThrottle(ingest ?? 0).burstLimit,
+          ThrottlingRateLimit: ingestThrottle(ingest ?? 0).rateLimit,
+        }),
+      ]),
+    });
+    expect(ingestThrottle(ingest ?? 0).burstLimit).toBeLessThanOrEqual(ingest ?? 0);
+  });
+
   // CloudFormation: a custom-named resource cannot be replaced; every MSK Serverless property replaces.
   it("derives the MSK cluster's name from what replaces it, not a fixed string", () => {
     const [, msk] = ofType("AWS::MSK::ServerlessCluster")[0] ?? [];
@@ -782,6 +827,27 @@ describe("CDK stack with options", () => {
     ).toThrow(/whole number of seconds/);
   }, 180_000);
 
+  it("reserves -c ingestReservedConcurrency for ingest and throttles POST /events by it, within the connection quota only", () => {
+    const template = Template.fromStack(
+      buildTidemark(new App({ context: { stage: "dev", ingestReservedConcurrency: "50" } })),
+    );
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Description: functions.ingest.description,
+      ReservedConcurrentExecutions: 50,
+    });
+    template.hasResourceProperties("AWS::ApiGateway::Stage", {
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({ HttpMethod: "POST", ResourcePath: "/~1events", ThrottlingBurstLimit: 50 }),
+      ]),
+    });
+    const max = kafkaConnectionBudget(stages.dev.maximumPollers).maxIngestEnvironments;
+    for (const bad of ["0", "2.5", String(max + 1)])
+      expect(
+        () => buildTidemark(new App({ context: { stage: "dev", ingestReservedConcurrency: bad } })),
+        bad,
+      ).toThrow(/ingest reserved concurrency must be a whole number/);
+  }, 180_000);
+
   it("puts /rules writes behind a Cognito authorizer with -c rulesAuth=<user pool ARN>", () => {
     const pool = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_abc";
     const template = Template.fromStack(
@@ -799,6 +865,20 @@ describe("CDK stack (prod)", () => {
   it("retains data on delete, and can still delete what is not retained", () => {
     const app = new App({ context: { stage: "prod" } });
     const template = Template.fromStack(buildTidemark(app));
+    // Ingest's share of the connection budget shrinks with prod's 20 pollers a mapping; the
+    // deployer reads the account concurrency it needs in docs/deploy.md.
+    const fns = Object.values(template.toJSON().Resources as Resources).filter(
+      (r) => r.Type === "AWS::Lambda::Function",
+    );
+    const reserved = fns.reduce((n, r) => n + Number(r.Properties?.ReservedConcurrentExecutions ?? 0), 0);
+    const ingest = fns.find((r) => r.Properties?.Description === functions.ingest.description)?.Properties
+      ?.ReservedConcurrentExecutions;
+    expect(ingest).toBe(kafkaConnectionBudget(stages.prod.maximumPollers).ingestEnvironments);
+    const deployDoc = readFileSync(new URL("../../docs/deploy.md", import.meta.url), "utf8");
+    expect(deployDoc).toContain(`100 + ${reserved} in \`prod\``);
+    expect(deployDoc).toContain(
+      `**${kafkaConnectionBudget(stages.dev.maximumPollers).ingestEnvironments} / ${ingest}**`,
+    );
     template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
     template.hasResource("AWS::S3::Bucket", { DeletionPolicy: "Retain" });
     // Athena refuses to delete a workgroup that ran queries ("WorkGroup … is not empty") unless
