@@ -1,6 +1,6 @@
 import { type App, Aspects, Tags } from "aws-cdk-lib";
 import { AwsSolutionsChecks } from "cdk-nag";
-import { batchingWindowOverride } from "../lib/topology.ts";
+import { batchingWindowOverride, ingestConcurrencyOverride, kafkaConnectionBudget } from "../lib/topology.ts";
 import { applySuppressions } from "./nag-suppressions.ts";
 import { type RulesWriteAuth, TidemarkStack } from "./stack.ts";
 import { stageFrom } from "./stages.ts";
@@ -17,12 +17,19 @@ export function buildTidemark(app: App): TidemarkStack {
     app.node.tryGetContext("aggregateBatchingWindowSeconds"),
     "AggregateEvents",
   );
+  // `-c ingestReservedConcurrency=N`: fewer ingest environments than the connection budget allows
+  // (a small account, a cluster shared with other clients), or more, up to the quota itself.
+  const ingestConcurrency = ingestConcurrencyOverride(
+    app.node.tryGetContext("ingestReservedConcurrency"),
+    kafkaConnectionBudget(stage.maximumPollers),
+  );
   const stack = new TidemarkStack(app, `Tidemark-${stage.name}`, {
     stage,
     ...(brokers ? { selfManagedKafkaBrokers: brokers.split(",").map((b) => b.trim()) } : {}),
     ...(alarmEmail ? { alarmEmail } : {}),
     rulesWriteAuth: rulesWriteAuthFrom(app.node.tryGetContext("rulesAuth")),
     ...(aggregateWindow !== undefined ? { batchingWindowSeconds: { AggregateEvents: aggregateWindow } } : {}),
+    ...(ingestConcurrency !== undefined ? { ingestReservedConcurrency: ingestConcurrency } : {}),
     description: `Tidemark real-time analytics (${stage.name})`,
   });
   Tags.of(stack).add("project", "tidemark");

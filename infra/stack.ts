@@ -56,6 +56,7 @@ import { EmailSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import { Queue, QueueEncryption } from "aws-cdk-lib/aws-sqs";
 import { NagSuppressions } from "cdk-nag";
 import type { Construct } from "constructs";
+import { serviceUnavailable, toErrorBody } from "../lib/contract/errors.ts";
 import {
   api as apiSettings,
   buckets,
@@ -65,6 +66,9 @@ import {
   type FunctionName,
   type FunctionSpec,
   functions,
+  ingestConcurrencyOverride,
+  ingestThrottle,
+  kafkaConnectionBudget,
   routes,
   type TableSpec,
   tableStreamMappings,
@@ -115,6 +119,13 @@ export interface TidemarkStackProps extends StackProps {
    * @default the topology's windows
    */
   readonly batchingWindowSeconds?: Readonly<Record<string, number>>;
+  /**
+   * Concurrency reserved for ingest (`-c ingestReservedConcurrency=N`): at most this many
+   * environments, each holding a few MSK connections, and POST /events' own throttle follows it.
+   * At most what MSK Serverless's connection quota allows. @default what the connection budget
+   * leaves after the consumers and the other clients (kafkaConnectionBudget in lib/topology.ts)
+   */
+  readonly ingestReservedConcurrency?: number;
 }
 
 export type RulesWriteAuth = "apiKey" | "iam" | { readonly cognitoUserPoolArn: string };
@@ -307,14 +318,19 @@ export class TidemarkStack extends Stack {
       },
     });
 
+    // Ingest is the one Kafka client that scales with API traffic: its environments are what MSK
+    // Serverless's connection quota leaves after the mappings and the other functions.
+    const connectionBudget = kafkaConnectionBudget(stage.maximumPollers);
+    const ingestConcurrency =
+      ingestConcurrencyOverride(props.ingestReservedConcurrency, connectionBudget) ??
+      connectionBudget.ingestEnvironments;
+
     // Functions, each granted exactly what the topology says it uses.
-    for (const [name, spec] of Object.entries(functions) as [
-      FunctionName,
-      (typeof functions)[FunctionName],
-    ][]) {
+    for (const [name, spec] of Object.entries(functions) as [FunctionName, FunctionSpec][]) {
+      const reservedConcurrency = name === "ingest" ? ingestConcurrency : spec.reservedConcurrency;
       const f = new TidemarkFunction(this, `${pascal(name)}Function`, {
         spec,
-        ...("reservedConcurrency" in spec ? { reservedConcurrency: spec.reservedConcurrency } : {}),
+        ...(reservedConcurrency === undefined ? {} : { reservedConcurrency }),
         vpc,
         securityGroups: [clientSecurityGroup],
         logRetention: stage.logRetention,
@@ -527,6 +543,14 @@ export class TidemarkStack extends Stack {
         stageName: "v1",
         throttlingRateLimit: apiSettings.throttleRateLimit,
         throttlingBurstLimit: apiSettings.throttleBurstLimit,
+        // POST /events admits what ingest's reserved environments serve; the rest gets the gateway's
+        // 429 rather than a Lambda throttle (503, INTEGRATION_FAILURE below).
+        methodOptions: {
+          "/events/POST": {
+            throttlingRateLimit: ingestThrottle(ingestConcurrency).rateLimit,
+            throttlingBurstLimit: ingestThrottle(ingestConcurrency).burstLimit,
+          },
+        },
         tracingEnabled: true,
         metricsEnabled: true,
         loggingLevel: MethodLoggingLevel.ERROR,
@@ -568,6 +592,26 @@ export class TidemarkStack extends Stack {
         },
       });
     }
+    // An invocation Lambda refuses never reaches a handler: a throttle (the function's reserved
+    // concurrency in use, e.g. ingest's Kafka connection budget) or another invoke error. API
+    // Gateway answers it through INTEGRATION_FAILURE, as 500 "Internal server error" by default
+    // (Lambda docs, "Handling Lambda errors with an API Gateway API"). It is a capacity answer:
+    // 503 with Retry-After, like the broker's, so that clients back off and retry, which
+    // `event_id` makes safe for POST /events.
+    restApi.addGatewayResponse("GatewayINTEGRATION_FAILURE", {
+      type: ResponseType.INTEGRATION_FAILURE,
+      statusCode: "503",
+      responseHeaders: { ...gatewayCors, "retry-after": "'1'" },
+      templates: {
+        "application/json": JSON.stringify(
+          toErrorBody(
+            serviceUnavailable(
+              "the function behind this route could not be invoked (throttled or unavailable); retry",
+            ),
+          ),
+        ),
+      },
+    });
     const validator = new RequestValidator(this, "ApiRequestValidator", {
       restApi,
       validateRequestBody: true,
@@ -725,17 +769,17 @@ export class TidemarkStack extends Stack {
         `${name} throttled`,
       );
     }
-    const lagMetrics = eventSourceMappings.map(
-      (spec) =>
-        new Metric({
-          namespace: "AWS/Lambda",
-          metricName: "OffsetLag",
-          dimensionsMap: { FunctionName: this.fn(spec.function).functionName },
-          statistic: "Maximum",
-          period: Duration.minutes(1),
-          label: `${spec.id} offset lag`,
-        }),
-    );
+    // A mapping's lag as Lambda reports it for the mapping's function, the worst minute's.
+    const mappingLag = (metricName: string, spec: { id: string; function: FunctionName }, label: string) =>
+      new Metric({
+        namespace: "AWS/Lambda",
+        metricName,
+        dimensionsMap: { FunctionName: this.fn(spec.function).functionName },
+        statistic: "Maximum",
+        period: Duration.minutes(1),
+        label: `${spec.id} ${label}`,
+      });
+    const lagMetrics = eventSourceMappings.map((spec) => mappingLag("OffsetLag", spec, "offset lag"));
     eventSourceMappings.forEach((spec, i) => {
       const m = lagMetrics[i];
       if (!m) return;
@@ -772,6 +816,18 @@ export class TidemarkStack extends Stack {
       "a stats-publisher stream batch was discarded after its retries",
       ComparisonOperator.GREATER_THAN_THRESHOLD,
     );
+    // A stream mapping's lag: the age of the last record read. Records leave the stream after
+    // 24 h; stats 10 minutes late already mean a throttled or failing publisher.
+    const iteratorAgeMetrics = tableStreamMappings.map((spec) => {
+      const age = mappingLag("IteratorAge", spec, "iterator age");
+      alarm(
+        `${spec.id}IteratorAgeAlarm`,
+        age,
+        Duration.minutes(10).toMilliseconds(),
+        `${spec.function} falling behind the ${spec.table} table's stream (records expire after 24 h)`,
+      );
+      return age;
+    });
     const dashboard = new Dashboard(this, "Dashboard", { defaultInterval: Duration.hours(3) });
     dashboard.addWidgets(
       new TextWidget({ markdown: `# Tidemark (${stage.name})`, width: 24, height: 1 }),
@@ -782,6 +838,7 @@ export class TidemarkStack extends Stack {
         width: 12,
       }),
       new GraphWidget({ title: "Consumer offset lag", left: lagMetrics, width: 12 }),
+      new GraphWidget({ title: "Stats publisher iterator age (ms)", left: iteratorAgeMetrics, width: 12 }),
       new GraphWidget({ title: "Function errors", left: errorMetrics, width: 12 }),
       new GraphWidget({ title: "Dead letters", left: [deadLetters], width: 12 }),
     );

@@ -162,8 +162,10 @@ export interface FunctionSpec {
   /** Topics the function produces to (read access for consumers comes from its mapping). */
   readonly produces: readonly (keyof typeof topics)[];
   /**
-   * Concurrency reserved for the function in AWS, so that an ingest spike cannot take the
-   * account's whole pool and starve the stream consumers. @default none (shares the pool)
+   * Concurrency reserved for the function in AWS, so that a spike elsewhere cannot take the
+   * account's whole pool and starve the stream consumers; also the most environments it runs,
+   * which the Kafka connection budget counts on (kafkaConnectionBudget). Ingest's comes from that
+   * budget. @default none (shares the pool)
    */
   readonly reservedConcurrency?: number;
   /** Topics whose size (record count, from offsets) the function reads, without reading records. */
@@ -229,6 +231,9 @@ export const functions = {
     probes: { tables: ["aggregates"], buckets: ["archive"] },
     produces: [],
     observes: ["deadLetter"],
+    // A public route with a Kafka admin client per environment: bounded, so that a flood of
+    // health checks cannot take the cluster's connections (kafkaConnectionBudget).
+    reservedConcurrency: 5,
   },
   openapi: {
     entry: "functions/openapi.ts",
@@ -272,8 +277,10 @@ export const functions = {
     tables: ["aggregates"],
     buckets: [],
     produces: ["analyticsStats"],
-    // One concurrent batch per stream shard (parallelization factor 1); room for a few shards.
-    reservedConcurrency: 8,
+    // No reservation: the stream mapping runs one batch per shard at a time (parallelization
+    // factor 1), and the stream has as many shards as the table has partitions, which grow with
+    // its size and throughput. Any fixed number would throttle the shards beyond it while their
+    // records age towards the stream's 24-hour expiry; the IteratorAge alarm watches the lag.
   },
   wsConnection: {
     entry: "functions/ws-connection.ts",
@@ -416,6 +423,12 @@ export const api = {
   throttleRateLimit: 5_000,
   /** Token-bucket burst size. */
   throttleBurstLimit: 2_000,
+  /**
+   * How long a POST /events of a few hundred events takes in AWS, assumed (parse, gzip, one acks=all
+   * round trip): with it, POST /events' own throttle in AWS admits what ingest's reserved
+   * environments can serve (ingestThrottle).
+   */
+  ingestRequestMs: 100,
   /**
    * Payload limits: one fact for both wirings. A REST API buffers up to 10 MB, but a Lambda proxy
    * integration invokes the function synchronously, and Lambda caps a synchronous invocation's
@@ -591,3 +604,116 @@ export const tableStreamMappings = [
     onFailure: "deadLetter",
   },
 ] as const satisfies readonly TableStreamMappingSpec[];
+
+/**
+ * MSK Serverless's client quotas (MSK docs, "MSK Serverless quota"): at most 3,000 client
+ * connections per cluster and 100 new connections a second. Every Kafka client of the stack
+ * counts; all but ingest are bounded by their reservations or mappings, and ingest, the one that
+ * scales with API traffic, gets what the budget leaves (kafkaConnectionBudget).
+ */
+export const kafkaConnectionQuota = {
+  /** Client connections per cluster. */
+  connections: 3_000,
+  /** New connections per second per cluster. */
+  newConnectionsPerSecond: 100,
+  /**
+   * Share of the quota kept out of the budget: the topics custom resource at deploy time, the
+   * mappings' Kafka on-failure producers, connections reopened after failures, other clients.
+   */
+  headroom: 0.2,
+  /**
+   * Stream shards budgeted for the stats publisher, which reserves nothing (one environment per
+   * shard): a table with more partitions eats into the headroom, 5 connections a shard.
+   */
+  streamShards: 8,
+} as const;
+
+/**
+ * Connections one environment's Kafka client (kafkajs) holds at most: the bootstrap broker it
+ * connected through (kept beside the brokers the metadata names), the controller (the idempotent
+ * producer's InitProducerId, an admin's metadata), and one per partition leader of the topics it
+ * produces to or reads offsets of (kafkajs opens one connection per broker for all but fetches,
+ * which these clients never send). 0 for a function without a client of its own.
+ */
+export function kafkaConnectionsPerEnvironment(spec: FunctionSpec): number {
+  const used = [...spec.produces, ...(spec.observes ?? [])];
+  if (used.length === 0) return 0;
+  return 2 + used.reduce((n, topic) => n + topics[topic].partitions, 0);
+}
+
+export interface KafkaConnectionBudget {
+  /** The quota less its headroom. */
+  readonly budget: number;
+  /** The MSK mappings' pollers at their maximum count. */
+  readonly mappings: number;
+  /** Every function's own clients but ingest's, at their reservations (publish: per budgeted shard). */
+  readonly functions: number;
+  readonly perIngestEnvironment: number;
+  /** What the budget leaves ingest: its default reserved concurrency. */
+  readonly ingestEnvironments: number;
+  /** What the quota itself (no headroom) leaves ingest: the most `-c ingestReservedConcurrency` may ask. */
+  readonly maxIngestEnvironments: number;
+}
+
+/**
+ * The connection budget of a deployment whose MSK mappings scale to `maximumPollers` pollers each.
+ * A poller is a consumer: bootstrap and group coordinator, and at most one connection per
+ * partition leader of its topic. A function with a Kafka client must be bounded (a reservation,
+ * or a table stream's shards) to be counted: an unbounded one would void the budget.
+ */
+export function kafkaConnectionBudget(maximumPollers: number): KafkaConnectionBudget {
+  const mappings = eventSourceMappings.reduce(
+    (n, m) => n + maximumPollers * (2 + topics[m.topic].partitions),
+    0,
+  );
+  let others = 0;
+  for (const [name, spec] of Object.entries(functions) as [FunctionName, FunctionSpec][]) {
+    const perEnvironment = kafkaConnectionsPerEnvironment(spec);
+    if (name === "ingest" || perEnvironment === 0) continue;
+    const environments =
+      spec.reservedConcurrency ??
+      (tableStreamMappings.some((m) => m.function === name) ? kafkaConnectionQuota.streamShards : undefined);
+    if (environments === undefined)
+      throw new Error(`${name} opens Kafka connections but has no reservedConcurrency to budget them by`);
+    others += environments * perEnvironment;
+  }
+  const budget = Math.floor(kafkaConnectionQuota.connections * (1 - kafkaConnectionQuota.headroom));
+  const perIngestEnvironment = kafkaConnectionsPerEnvironment(functions.ingest);
+  const left = (total: number) => Math.floor((total - mappings - others) / perIngestEnvironment);
+  const ingestEnvironments = left(budget);
+  if (ingestEnvironments < 1)
+    throw new Error(
+      `the Kafka connection budget leaves ingest nothing (${mappings} + ${others} of ${budget})`,
+    );
+  return {
+    budget,
+    mappings,
+    functions: others,
+    perIngestEnvironment,
+    ingestEnvironments,
+    maxIngestEnvironments: left(kafkaConnectionQuota.connections),
+  };
+}
+
+/** `-c ingestReservedConcurrency=N`: a whole number from 1 to what the connection quota allows. */
+export function ingestConcurrencyOverride(value: unknown, budget: KafkaConnectionBudget): number | undefined {
+  if (value === undefined || value === null || value === "") return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > budget.maxIngestEnvironments)
+    throw new Error(
+      `ingest reserved concurrency must be a whole number in 1..${budget.maxIngestEnvironments} (MSK Serverless: ${kafkaConnectionQuota.connections} connections, ${budget.perIngestEnvironment} an ingest environment), not '${String(value)}'`,
+    );
+  return n;
+}
+
+/**
+ * POST /events' own API Gateway throttle in AWS, from ingest's reserved environments: a burst no
+ * larger than them, and the rate they serve at `api.ingestRequestMs` a request (Little's law),
+ * both within the stage's. Beyond it the gateway answers 429 before Lambda would throttle.
+ */
+export function ingestThrottle(environments: number): { rateLimit: number; burstLimit: number } {
+  return {
+    rateLimit: Math.min(api.throttleRateLimit, Math.floor((environments * 1000) / api.ingestRequestMs)),
+    burstLimit: Math.min(api.throttleBurstLimit, environments),
+  };
+}

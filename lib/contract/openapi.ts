@@ -85,7 +85,10 @@ function operations(): Record<string, Record<string, Json>> {
           "202": ok("every event was acknowledged by Kafka", IngestAcceptedSchema),
           ...common,
           "413": errorResponse(`request body larger than ${mib(api.payload.maxRequestBodyBytes)}`),
-          "503": errorResponse("Kafka unavailable; nothing was accepted", retryAfter),
+          "503": errorResponse(
+            "Kafka unavailable, or (in AWS) every reserved ingest environment busy; nothing was accepted",
+            retryAfter,
+          ),
         },
       },
       get: {

@@ -3,10 +3,15 @@ import { App } from "aws-cdk-lib";
 import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildTidemark } from "../../infra/build.ts";
+import { stages } from "../../infra/stages.ts";
 import {
   buckets,
   eventSourceMappings,
   functions,
+  ingestThrottle,
+  kafkaConnectionBudget,
+  kafkaConnectionQuota,
+  kafkaConnectionsPerEnvironment,
   routes,
   tableStreamMappings,
   tables,
@@ -509,8 +514,8 @@ describe("CDK stack (dev)", () => {
       DestinationConfig: { OnFailure: { Destination: Match.anyValue() } },
     });
     const fns = ofType("AWS::Lambda::Function").map(([, r]) => r.Properties ?? {});
-    const consumers = [...eventSourceMappings, ...tableStreamMappings].map((m) => functions[m.function]);
-    for (const spec of consumers) {
+    // A Kafka mapping invokes at most one batch per partition: a reservation of that many holds.
+    for (const spec of eventSourceMappings.map((m) => functions[m.function])) {
       const fn = fns.find((p) => p.Description === spec.description);
       expect(fn?.ReservedConcurrentExecutions, spec.entry).toBeGreaterThan(0);
     }
@@ -520,6 +525,81 @@ describe("CDK stack (dev)", () => {
       Threshold: 0,
       ComparisonOperator: "GreaterThanThreshold",
     });
+  });
+
+  // A DynamoDB stream has one shard per table partition, and partitions grow with the table's size
+  // and throughput: a mapping with parallelization factor 1 runs one batch per shard at a time, so
+  // any fixed reservation below the shard count throttles it, and throttled shards' records age
+  // towards the stream's 24-hour expiry. No reservation, and an alarm on the iterator age.
+  it("lets the stats publisher run a batch per stream shard, however many, and alarms on its iterator age", () => {
+    const fns = ofType("AWS::Lambda::Function");
+    for (const mapping of tableStreamMappings) {
+      const spec = functions[mapping.function];
+      const [fnId, fn] = fns.find(([, r]) => r.Properties?.Description === spec.description) ?? [];
+      expect(fnId, spec.entry).toBeDefined();
+      expect(fn?.Properties?.ReservedConcurrentExecutions, spec.entry).toBeUndefined();
+      const [, alarm] =
+        ofType("AWS::CloudWatch::Alarm").find(([id]) => id.startsWith(`${mapping.id}IteratorAgeAlarm`)) ?? [];
+      expect(alarm?.Properties, mapping.id).toMatchObject({
+        Metrics: [
+          {
+            MetricStat: {
+              Metric: {
+                Namespace: "AWS/Lambda",
+                MetricName: "IteratorAge",
+                Dimensions: [{ Name: "FunctionName", Value: { Ref: fnId } }],
+              },
+              Stat: "Maximum",
+            },
+          },
+        ],
+        ComparisonOperator: "GreaterThanOrEqualToThreshold",
+      });
+      // Well before the stream drops records (24 h), in milliseconds as Lambda reports it.
+      expect(alarm?.Properties?.Threshold).toBeGreaterThan(0);
+      expect(alarm?.Properties?.Threshold).toBeLessThanOrEqual(3_600_000);
+      expect(alarm?.Properties?.AlarmActions).toHaveLength(1);
+    }
+  });
+
+  // MSK Serverless: 3,000 client connections a cluster. Every function environment with a Kafka
+  // client holds several; ingest scales with API traffic, so without a reservation a spike could
+  // open more than the cluster accepts and lock the consumers out.
+  it("holds every Kafka client within MSK Serverless's connection quota, ingest by a reservation from the budget", () => {
+    const fns = ofType("AWS::Lambda::Function").map(([, r]) => r.Properties ?? {});
+    const reserved = (description: string) =>
+      fns.find((p) => p.Description === description)?.ReservedConcurrentExecutions as number | undefined;
+    const ingest = reserved(functions.ingest.description);
+    expect(ingest).toBe(kafkaConnectionBudget(stages.dev.maximumPollers).ingestEnvironments);
+    // The sum, from the template's reservations: every environment's clients, the stream-fed
+    // publisher at its budgeted shards, every mapping's pollers at the stage's maximum.
+    let connections = 0;
+    for (const [name, spec] of Object.entries(functions)) {
+      const perEnvironment = kafkaConnectionsPerEnvironment(spec);
+      if (perEnvironment === 0) continue;
+      const streamFed = tableStreamMappings.some((m) => m.function === name);
+      const environments = streamFed ? kafkaConnectionQuota.streamShards : reserved(spec.description);
+      expect(environments, `${spec.entry} opens Kafka connections, unbounded`).toBeGreaterThan(0);
+      connections += (environments ?? 0) * perEnvironment;
+    }
+    for (const m of eventSourceMappings)
+      connections += stages.dev.maximumPollers * (2 + topics[m.topic].partitions);
+    expect(connections).toBeLessThanOrEqual(
+      kafkaConnectionQuota.connections * (1 - kafkaConnectionQuota.headroom),
+    );
+    // POST /events' own throttle admits no burst larger than ingest's environments.
+    template.hasResourceProperties("AWS::ApiGateway::Stage", {
+      StageName: "v1",
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({
+          HttpMethod: "POST",
+          ResourcePath: "/~1events",
+          ThrottlingBurstLimit: ingestThrottle(ingest ?? 0).burstLimit,
+          ThrottlingRateLimit: ingestThrottle(ingest ?? 0).rateLimit,
+        }),
+      ]),
+    });
+    expect(ingestThrottle(ingest ?? 0).burstLimit).toBeLessThanOrEqual(ingest ?? 0);
   });
 
   // CloudFormation: a custom-named resource cannot be replaced; every MSK Serverless property replaces.
@@ -567,6 +647,27 @@ describe("CDK stack (dev)", () => {
         },
       });
     }
+  });
+
+  // Lambda docs, "Handling Lambda errors with an API Gateway API": when Lambda refuses an
+  // invocation (a throttle once the reserved concurrency is in use) API Gateway answers 500
+  // "Internal server error", through its INTEGRATION_FAILURE gateway response (re:Post, "Inconsistencies
+  // in response codes depending on whether API Gateway response settings are configured"). A client
+  // must read that as "retry later", like the broker's 503, not as a server bug.
+  it("answers an invocation Lambda refuses (throttled function) with 503 and Retry-After, not 500", () => {
+    template.hasResourceProperties("AWS::ApiGateway::GatewayResponse", {
+      ResponseType: "INTEGRATION_FAILURE",
+      StatusCode: "503",
+      ResponseParameters: Match.objectLike({
+        "gatewayresponse.header.retry-after": "'1'",
+        "gatewayresponse.header.access-control-allow-origin": "'*'",
+      }),
+      ResponseTemplates: {
+        "application/json": Match.stringLikeRegexp(
+          '^\\{"error":\\{"code":"service_unavailable","message":"[^"]+"\\}\\}$',
+        ),
+      },
+    });
   });
 
   it("keeps the archive private, encrypted, TLS-only, with the brief's lifecycle", () => {
@@ -726,6 +827,27 @@ describe("CDK stack with options", () => {
     ).toThrow(/whole number of seconds/);
   }, 180_000);
 
+  it("reserves -c ingestReservedConcurrency for ingest and throttles POST /events by it, within the connection quota only", () => {
+    const template = Template.fromStack(
+      buildTidemark(new App({ context: { stage: "dev", ingestReservedConcurrency: "50" } })),
+    );
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Description: functions.ingest.description,
+      ReservedConcurrentExecutions: 50,
+    });
+    template.hasResourceProperties("AWS::ApiGateway::Stage", {
+      MethodSettings: Match.arrayWith([
+        Match.objectLike({ HttpMethod: "POST", ResourcePath: "/~1events", ThrottlingBurstLimit: 50 }),
+      ]),
+    });
+    const max = kafkaConnectionBudget(stages.dev.maximumPollers).maxIngestEnvironments;
+    for (const bad of ["0", "2.5", String(max + 1)])
+      expect(
+        () => buildTidemark(new App({ context: { stage: "dev", ingestReservedConcurrency: bad } })),
+        bad,
+      ).toThrow(/ingest reserved concurrency must be a whole number/);
+  }, 180_000);
+
   it("puts /rules writes behind a Cognito authorizer with -c rulesAuth=<user pool ARN>", () => {
     const pool = "arn:aws:cognito-idp:eu-west-1:123456789012:userpool/eu-west-1_abc";
     const template = Template.fromStack(
@@ -743,6 +865,20 @@ describe("CDK stack (prod)", () => {
   it("retains data on delete, and can still delete what is not retained", () => {
     const app = new App({ context: { stage: "prod" } });
     const template = Template.fromStack(buildTidemark(app));
+    // Ingest's share of the connection budget shrinks with prod's 20 pollers a mapping; the
+    // deployer reads the account concurrency it needs in docs/deploy.md.
+    const fns = Object.values(template.toJSON().Resources as Resources).filter(
+      (r) => r.Type === "AWS::Lambda::Function",
+    );
+    const reserved = fns.reduce((n, r) => n + Number(r.Properties?.ReservedConcurrentExecutions ?? 0), 0);
+    const ingest = fns.find((r) => r.Properties?.Description === functions.ingest.description)?.Properties
+      ?.ReservedConcurrentExecutions;
+    expect(ingest).toBe(kafkaConnectionBudget(stages.prod.maximumPollers).ingestEnvironments);
+    const deployDoc = readFileSync(new URL("../../docs/deploy.md", import.meta.url), "utf8");
+    expect(deployDoc).toContain(`100 + ${reserved} in \`prod\``);
+    expect(deployDoc).toContain(
+      `**${kafkaConnectionBudget(stages.dev.maximumPollers).ingestEnvironments} / ${ingest}**`,
+    );
     template.hasResource("AWS::DynamoDB::Table", { DeletionPolicy: "Retain", UpdateReplacePolicy: "Retain" });
     template.hasResource("AWS::S3::Bucket", { DeletionPolicy: "Retain" });
     // Athena refuses to delete a workgroup that ran queries ("WorkGroup … is not empty") unless
