@@ -525,7 +525,7 @@ const statsReads = await (async () => {
   const db = createDynamoDb({ AWS_REGION: "us-east-1", DYNAMODB_ENDPOINT: stack.endpoints.dynamodbEndpoint });
   const store = new DynamoWindowStore(db, stack.names.tables.aggregates, stack.names.tables.streamState);
   const cache = new ClosedWindowCache(() =>
-    store.windowsClosedBefore(topics.eventsRaw.name, topics.eventsRaw.partitions),
+    store.fenceSnapshot(topics.eventsRaw.name, topics.eventsRaw.partitions),
   );
   const query: StatsQuery = {
     kind: "event_type",

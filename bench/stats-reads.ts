@@ -29,7 +29,7 @@ const db = createDynamoDb(env);
 const { tables } = localNames("tidemark");
 const store = new DynamoWindowStore(db, tables.aggregates, tables.streamState);
 const cache = new ClosedWindowCache(() =>
-  store.windowsClosedBefore(topics.eventsRaw.name, topics.eventsRaw.partitions),
+  store.fenceSnapshot(topics.eventsRaw.name, topics.eventsRaw.partitions),
 );
 const eventType = process.argv[2] ?? "page_view";
 // A fence answer is used once it is a second old (ClosedWindowCache's settleMs).

@@ -25,7 +25,7 @@ const rulesStore = new DynamoRulesStore(db, config.RULES_TABLE);
 const rules = new CachedRules(rulesStore, BUILT_IN_RULES);
 // Windows every partition's watermark has passed, merged once per execution environment.
 const closedWindows = new ClosedWindowCache(() =>
-  store.windowsClosedBefore(topics.eventsRaw.name, topics.eventsRaw.partitions),
+  store.fenceSnapshot(topics.eventsRaw.name, topics.eventsRaw.partitions),
 );
 
 export const handler = apiHandler(async (event) => {

@@ -96,14 +96,42 @@ export interface WindowStore {
     windowStarts: readonly number[],
     partition?: number,
   ): Promise<PartialRecord[]>;
-  /**
-   * The instant before which every event-time window of every partition of `topic` is closed:
-   * the lowest `closedBefore` of the partitions' fences, -Infinity while any of the `partitions`
-   * has none. It only ever grows, so a stale answer is a safe one.
-   */
-  windowsClosedBefore(topic: string, partitions: number): Promise<number>;
+  /** What the fences of every partition of `topic` say about readers' windows (one Query). */
+  fenceSnapshot(topic: string, partitions: number): Promise<FenceSnapshot>;
   /** Write units consumed so far (ReturnConsumedCapacity), for cost figures. */
   readonly consumedWriteUnits: number;
+}
+
+/** What the partitions' fences, read together, tell readers. */
+export interface FenceSnapshot {
+  /**
+   * The instant before which every event-time window of every partition is closed: the lowest
+   * `closedBefore` of the partitions' fences, -Infinity while any partition has none. It only
+   * ever grows, so a stale answer is a safe one.
+   */
+  readonly closedBefore: number;
+  /**
+   * Per rule key, the hours (start) with minute deltas not yet compacted in some partition, so
+   * not yet rolled up into the hour (`unrolledDeltas`). From the same fences as `closedBefore`.
+   */
+  readonly unrolledHours: ReadonlyMap<string, ReadonlySet<number>>;
+}
+
+/** Adds the hours of a fence's uncompacted minute windows (`dirty` keys) to `into`. */
+export function addUnrolledHours(dirty: Iterable<string>, into: Map<string, Set<number>>): void {
+  for (const key of dirty) {
+    const cut = key.lastIndexOf("#");
+    const gCut = key.lastIndexOf("#", cut - 1);
+    if (key.slice(gCut + 1, cut) !== "m") continue;
+    const ruleKey = key.slice(0, gCut);
+    const hour = bucketOf("m", Number(key.slice(cut + 1)));
+    let hours = into.get(ruleKey);
+    if (!hours) {
+      hours = new Set();
+      into.set(ruleKey, hours);
+    }
+    hours.add(hour);
+  }
 }
 
 /** The lowest `closedBefore` over partitions 0..partitions-1 (-Infinity when one is missing). */
@@ -264,26 +292,33 @@ export class DynamoWindowStore implements WindowStore {
     }
   }
 
-  async windowsClosedBefore(topic: string, partitions: number): Promise<number> {
+  async fenceSnapshot(topic: string, partitions: number): Promise<FenceSnapshot> {
     const byPartition = new Map<number, number>();
+    const unrolledHours = new Map<string, Set<number>>();
     let start: Record<string, unknown> | undefined;
     do {
-      // Eventually consistent: an older fence has an older (lower) closedBefore, which only
-      // leaves a closed window uncached.
+      // Strongly consistent: a fence's closedBefore and dirty windows are read as one item, and
+      // a reader that caches an hour must not see an older dirty list than its closedBefore.
       const res = await this.db.send(
         new QueryCommand({
           TableName: this.stateTable,
           KeyConditionExpression: "pk = :pk",
           ExpressionAttributeValues: { ":pk": this.#fenceKey(topic, 0).pk },
-          ProjectionExpression: "sk, closed_before",
+          ProjectionExpression: "sk, closed_before, dirty",
+          ConsistentRead: true,
           ExclusiveStartKey: start,
         }),
       );
-      for (const row of (res.Items ?? []) as { sk: string; closed_before?: number | string }[])
+      for (const row of (res.Items ?? []) as (Pick<FenceRow, "closed_before" | "dirty"> & { sk: string })[]) {
         byPartition.set(Number(row.sk.slice(1)), instantOf(row.closed_before));
+        addUnrolledHours(
+          (JSON.parse(row.dirty ?? "[]") as [string, number][]).map(([key]) => key),
+          unrolledHours,
+        );
+      }
       start = res.LastEvaluatedKey;
     } while (start);
-    return lowestClosedBefore(byPartition, partitions);
+    return { closedBefore: lowestClosedBefore(byPartition, partitions), unrolledHours };
   }
 
   async read(

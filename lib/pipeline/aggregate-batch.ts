@@ -222,7 +222,7 @@ function sliceOf(
   const puts: PartialRecord[] = [];
   const dirty = new Map(fence.dirty);
   for (const [key, delta] of deltas) {
-    const encoded = encodePartial(delta.ref, partition, "d", first, delta.groups, now);
+    const encoded = encodePartial(delta.ref, partition, "d", first, delta.groups, now, delta.rollsUp);
     puts.push(...encoded);
     dirty.set(key, (dirty.get(key) ?? 0) + encoded.length);
   }
@@ -319,12 +319,28 @@ async function compactDue(
   }
   due.sort((a, b) => a.windowStart - b.windowStart);
   let current = fence;
-  for (const ref of due.slice(0, MAX_COMPACTIONS_PER_COMMIT)) {
+  // Hours this commit's compactions wrote to or compacted: a roll-up delta is keyed by the
+  // fence's offset, so a second one into the same hour waits for the next commit.
+  const hoursTouched = new Set<string>();
+  let compactions = 0;
+  for (const ref of due) {
+    if (compactions >= MAX_COMPACTIONS_PER_COMMIT) break;
+    const hour = windowKey(ref.granularity === "h" ? ref : hourOf(ref));
+    if (ref.granularity === "m" && hoursTouched.has(hour)) continue;
     current = await compactWindow(topic, partition, ref, current, deps, now);
+    hoursTouched.add(hour);
+    compactions++;
     outcome.compactions++;
   }
   return current;
 }
+
+/** The hourly window a minute window rolls up into. */
+const hourOf = (ref: WindowRef): WindowRef => ({
+  ruleKey: ref.ruleKey,
+  granularity: "h",
+  windowStart: Math.floor(ref.windowStart / GRANULARITY_MS.h) * GRANULARITY_MS.h,
+});
 
 /** Merges a window's compacted partial and deltas of this partition into one compacted partial. */
 async function compactWindow(
@@ -352,6 +368,13 @@ async function compactWindow(
   for (const r of [...compacted, ...absorbed]) mergeGroups(groups, decodeGroups(r), MAX_GROUPS_PER_WINDOW);
   const through = absorbed.at(-1)?.offset ?? compacted[0]?.offset ?? -1;
   const puts = absorbed.length > 0 ? encodePartial(ref, partition, "c", through, groups, now) : [];
+  // The hour's roll-up gains exactly what this compaction absorbs from the minute, in the same
+  // transaction: a delta of the hour at the fence's offset (higher than any delta of the hour
+  // this partition wrote before, so the hour's own compactions order it after them).
+  const rolled: Groups = new Map();
+  for (const r of absorbed) if (r.u === 1) mergeGroups(rolled, decodeGroups(r), MAX_GROUPS_PER_WINDOW);
+  const hour = hourOf(ref);
+  const rollup = rolled.size > 0 ? encodePartial(hour, partition, "d", fence.lastOffset, rolled, now) : [];
   const putKeys = new Set(puts.map((p) => p.sk));
   const deletes: PartialKey[] = [...compacted, ...absorbed]
     .filter((r) => absorbed.length > 0 && !putKeys.has(r.sk))
@@ -363,7 +386,16 @@ async function compactWindow(
   const dirty = new Map(fence.dirty);
   if (remaining > 0) dirty.set(key, remaining);
   else dirty.delete(key);
+  if (rollup.length > 0) dirty.set(windowKey(hour), (dirty.get(windowKey(hour)) ?? 0) + rollup.length);
   const next: Fence = { ...fence, dirty };
-  await deps.store.apply({ topic, partition, expected: fence, fence: next, puts, deletes, replaces });
+  await deps.store.apply({
+    topic,
+    partition,
+    expected: fence,
+    fence: next,
+    puts: [...puts, ...rollup],
+    deletes,
+    replaces,
+  });
   return next;
 }

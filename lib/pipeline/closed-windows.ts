@@ -1,3 +1,4 @@
+import type { FenceSnapshot } from "../adapters/window-store.ts";
 import type { Granularity } from "../stream/fold.ts";
 import type { Groups } from "../stream/partial.ts";
 
@@ -35,17 +36,19 @@ export class ClosedWindowCache {
   readonly #windows = new Map<string, Groups>();
   #groups = 0;
   #closedBefore = Number.NEGATIVE_INFINITY;
+  /** The newest settled answer (its own closedBefore and unrolled hours, from the same fences). */
+  #settled: FenceSnapshot | undefined;
   #checkedAt = Number.NEGATIVE_INFINITY;
-  #pending: Promise<number> | undefined;
+  #pending: Promise<FenceSnapshot> | undefined;
   /** Answers read and not yet settled, oldest first. */
-  readonly #observed: { readonly value: number; readonly at: number }[] = [];
+  readonly #observed: { readonly value: FenceSnapshot; readonly at: number }[] = [];
   readonly #maxGroups: number;
   readonly #refreshMs: number;
   readonly #settleMs: number;
   readonly #now: () => number;
 
   constructor(
-    private readonly source: () => Promise<number>,
+    private readonly source: () => Promise<FenceSnapshot>,
     options: ClosedWindowCacheOptions = {},
   ) {
     this.#maxGroups = options.maxGroups ?? 200_000;
@@ -59,6 +62,15 @@ export class ClosedWindowCache {
    * least `settleMs` old (answers are read at most every `refreshMs`).
    */
   async closedBefore(): Promise<number> {
+    await this.snapshot();
+    return this.#closedBefore;
+  }
+
+  /**
+   * The newest answer at least `settleMs` old, its `closedBefore` raised to the highest settled
+   * one; undefined before any answer settled (a reader then knows nothing of the fences).
+   */
+  async snapshot(): Promise<FenceSnapshot | undefined> {
     if (this.#now() - this.#checkedAt >= this.#refreshMs) {
       // Concurrent requests share one read.
       this.#pending ??= this.source().finally(() => {
@@ -77,10 +89,16 @@ export class ClosedWindowCache {
       first && now - first.at >= this.#settleMs;
       first = this.#observed[0]
     ) {
-      this.#closedBefore = Math.max(this.#closedBefore, first.value);
+      this.#closedBefore = Math.max(this.#closedBefore, first.value.closedBefore);
+      this.#settled = first.value;
       this.#observed.shift();
     }
-    return this.#closedBefore;
+    return this.#settled && { ...this.#settled, closedBefore: this.#closedBefore };
+  }
+
+  /** The fences as they are now (not settled): for readers that need them before any settled. */
+  read(): Promise<FenceSnapshot> {
+    return this.source();
   }
 
   get(ruleKey: string, granularity: Granularity, windowStart: number): Groups | undefined {

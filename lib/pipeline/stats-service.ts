@@ -1,8 +1,9 @@
 import type { WindowStore } from "../adapters/window-store.ts";
 import { parseDuration, type StatsQuery } from "../contract/api.ts";
+import { lazy } from "../lazy.ts";
 import { GRANULARITY_MS, type Granularity, MINUTE_MS } from "../stream/fold.ts";
 import { type GroupPartial, type Groups, mergePartial } from "../stream/partial.ts";
-import { mergeRecords } from "../stream/partial-items.ts";
+import { bucketOf, mergeRecords, unrolledDeltas } from "../stream/partial-items.ts";
 import { type Figures, figures, isOtherGroup, mergeWindows } from "../stream/read.ts";
 import {
   planInterval,
@@ -15,6 +16,7 @@ import {
 } from "../stream/read-plan.ts";
 import { type AggregationRule, LATE_EVENTS_RULE, splitGroupKey, storageKey } from "../stream/rules.ts";
 import { DEFAULT_SESSION_GAP_MS, sessionize, summarize } from "../stream/sessions.ts";
+import { topics } from "../topology.ts";
 import type { ClosedWindowCache } from "./closed-windows.ts";
 
 export class StatsQueryError extends Error {
@@ -61,17 +63,25 @@ interface ClosedWindows {
   readonly before: number;
 }
 
+/**
+ * Hours of a rule whose minutes may hold deltas not yet rolled up (the fences' dirty windows),
+ * asked for only when a read has hours (it may cost a Query of the fences).
+ */
+type UnrolledHours = () => Promise<ReadonlySet<number>>;
+const NO_HOURS: ReadonlySet<number> = new Set();
+
 /** Reads the minute and hour windows of a plan (one Query per bucket each, of what is not cached). */
 async function readPlanned(
   store: WindowStore,
   ruleKey: string,
   plan: ReadPlan,
+  unrolled: UnrolledHours,
   only?: ReadonlySet<string>,
   closed?: ClosedWindows,
 ): Promise<PlannedRead> {
   const [m, h] = await Promise.all([
     readWindows(store, ruleKey, "m", plan.minutes, only, closed),
-    readWindows(store, ruleKey, "h", plan.hours, only, closed),
+    readWindows(store, ruleKey, "h", plan.hours, only, closed, unrolled),
   ]);
   const windows = [
     ...plan.minutes.map((start) => ({ start, granularity: "m" as const, groups: m.get(start) })),
@@ -82,7 +92,9 @@ async function readPlanned(
 
 /**
  * Merged groups per window start. Closed windows come from the cache, or are read, merged whole
- * and kept; the others are read and merged (`only` those groups, when given).
+ * and kept; the others are read and merged (`only` those groups, when given). An hour is its
+ * roll-up plus the deltas of its minutes not rolled up yet (`unrolled` says which hours may have
+ * some); it is closed only once rolled up.
  */
 async function readWindows(
   store: WindowStore,
@@ -91,10 +103,14 @@ async function readWindows(
   starts: readonly number[],
   only: ReadonlySet<string> | undefined,
   closed: ClosedWindows | undefined,
+  unrolled?: UnrolledHours,
 ): Promise<Map<number, Groups>> {
   const out = new Map<number, Groups>();
   if (starts.length === 0) return out;
-  const isClosed = (ws: number) => closed !== undefined && ws + GRANULARITY_MS[granularity] <= closed.before;
+  const unrolledHours = granularity === "h" && unrolled ? await unrolled() : NO_HOURS;
+  const mayBeUnrolled = (ws: number) => unrolledHours.has(ws);
+  const isClosed = (ws: number) =>
+    closed !== undefined && ws + GRANULARITY_MS[granularity] <= closed.before && !mayBeUnrolled(ws);
   const missing: number[] = [];
   for (const ws of starts) {
     const hit = isClosed(ws) ? closed?.cache.get(ruleKey, granularity, ws) : undefined;
@@ -103,6 +119,14 @@ async function readWindows(
   }
   if (missing.length === 0) return out;
   const records = await store.read(ruleKey, granularity, missing);
+  // After the hours' own items: a compaction between the two reads then hides what it rolled
+  // up for a moment (as any compaction a read races may), rather than counting it twice.
+  const hours = missing.filter(mayBeUnrolled);
+  if (hours.length > 0) {
+    const minutes = hours.flatMap((h) => Array.from({ length: 60 }, (_, i) => h + i * MINUTE_MS));
+    for (const r of unrolledDeltas(await store.read(ruleKey, "m", minutes)))
+      records.push({ ...r, g: "h", ws: bucketOf("m", r.ws) });
+  }
   for (const [ws, groups] of mergeRecords(
     records.filter((r) => !isClosed(r.ws)),
     only,
@@ -148,11 +172,22 @@ export async function readStats(
   now: number,
   cache?: ClosedWindowCache,
 ) {
-  const before = cache ? await cache.closedBefore() : Number.NEGATIVE_INFINITY;
+  const settled = cache ? await cache.snapshot() : undefined;
+  const before = settled?.closedBefore ?? Number.NEGATIVE_INFINITY;
+  // Reads of hours need the fences' dirty minutes: the settled answer, or one read now.
+  const fences = lazy(
+    async () =>
+      settled ??
+      (await (cache?.read() ?? store.fenceSnapshot(topics.eventsRaw.name, topics.eventsRaw.partitions))),
+  );
   /** Closed windows of `rule`, when it places events by event time (arrival-time windows follow processing). */
   const closedOf = (rule: AggregationRule): ClosedWindows | undefined =>
     cache && rule.time_basis !== "arrival" ? { cache, before } : undefined;
-  if (query.kind === "rule") return readRule(store, rules, query, now, closedOf);
+  const unrolledOf =
+    (ruleKey: string): UnrolledHours =>
+    async () =>
+      (await fences()).unrolledHours.get(ruleKey) ?? NO_HOURS;
+  if (query.kind === "rule") return readRule(store, rules, query, now, closedOf, unrolledOf);
 
   const plan = planned(() => planInterval({ intervalMs: query.intervalMs, now }));
   const base = rules.find((r) => r.rule_id === "events_by_type");
@@ -181,9 +216,18 @@ export async function readStats(
   // Both rules group by event type: only this type's group is merged.
   const onlyType = new Set([query.event_type]);
   const [types, late, grouped] = await Promise.all([
-    readPlanned(store, storageKey(base), plan, onlyType, closedOf(base)),
-    readPlanned(store, LATE_EVENTS_RULE.rule_id, plan, onlyType),
-    groupRule ? readPlanned(store, storageKey(groupRule), plan, undefined, closedOf(groupRule)) : undefined,
+    readPlanned(store, storageKey(base), plan, unrolledOf(storageKey(base)), onlyType, closedOf(base)),
+    readPlanned(store, LATE_EVENTS_RULE.rule_id, plan, unrolledOf(LATE_EVENTS_RULE.rule_id), onlyType),
+    groupRule
+      ? readPlanned(
+          store,
+          storageKey(groupRule),
+          plan,
+          unrolledOf(storageKey(groupRule)),
+          undefined,
+          closedOf(groupRule),
+        )
+      : undefined,
   ]);
   const total: GroupPartial = { c: 0 };
   for (const w of types.windows) {
@@ -223,6 +267,7 @@ async function readRule(
   query: Extract<StatsQuery, { kind: "rule" }>,
   now: number,
   closedOf: (rule: AggregationRule) => ClosedWindows | undefined,
+  unrolledOf: (ruleKey: string) => UnrolledHours,
 ) {
   const rule =
     rules.find((r) => r.rule_id === query.rule_id) ??
@@ -243,7 +288,14 @@ async function readRule(
     const p = ranged ? planRange({ from, to, now }) : planRuleWindow(rule.window, now);
     return rule.rollup === false || storedRule(rules, rule).rollup === false ? minutesOnly(p, now) : p;
   });
-  const read = await readPlanned(store, storageKey(rule), plan, undefined, closedOf(storedRule(rules, rule)));
+  const read = await readPlanned(
+    store,
+    storageKey(rule),
+    plan,
+    unrolledOf(storageKey(rule)),
+    undefined,
+    closedOf(storedRule(rules, rule)),
+  );
   const all = mergeWindows(read.windows.flatMap((w) => (w.groups ? [w.groups] : [])));
   const total = totalOf(all);
   const f = rule.group_by.length === 0 ? withoutValues(figures(all.get(""))) : undefined;
@@ -294,7 +346,8 @@ async function readSessions(
   now: number,
   closed: ClosedWindows | undefined,
 ) {
-  const read = await readPlanned(store, storageKey(rule), plan, undefined, closed);
+  // Minutes only: sessions never read an hour.
+  const read = await readPlanned(store, storageKey(rule), plan, async () => NO_HOURS, undefined, closed);
   const activity = new Map<string, Map<number, number>>();
   for (const w of read.windows) {
     for (const [group, p] of w.groups ?? []) {

@@ -7,7 +7,7 @@ import { type AggregationRule, groupKey, matches, numericValue, storageKey, valu
  * Folding a partition's records into per-window deltas.
  *
  * A batch (or a slice of one) of a single source partition becomes one delta per
- * (rule, granularity, window): the groups it touched, nothing else. The window store writes those
+ * (rule, minute window): the groups it touched, nothing else. The window store writes those
  * deltas and moves the partition's offset fence in one transaction, so what a write costs is
  * proportional to what the slice changed, never to how big the window has grown, and a replay
  * (records at or below the fence) changes nothing. Readers merge the deltas and compacted
@@ -36,6 +36,11 @@ export interface WindowRef {
 export interface WindowDelta {
   readonly ref: WindowRef;
   readonly groups: Groups;
+  /**
+   * The rule keeps hourly roll-ups: this minute's groups reach its hour when a compaction absorbs
+   * the delta (lib/pipeline/aggregate-batch.ts), not through a delta of the hour in every batch.
+   */
+  readonly rollsUp: boolean;
 }
 
 export const windowKey = (ref: WindowRef) => `${ref.ruleKey}#${ref.granularity}#${ref.windowStart}`;
@@ -49,7 +54,10 @@ export function windowStartOf(ts: number, granularity: Granularity): number {
 export const placedAt = (rule: AggregationRule, event: AcceptedEvent) =>
   rule.time_basis === "arrival" ? event.received_at : event.timestamp;
 
-/** Folds one partition's records into deltas (keyed by `windowKey`), adding to `into` if given. */
+/**
+ * Folds one partition's records into minute deltas (keyed by `windowKey`), adding to `into` if
+ * given. Hours are not folded here: compactions roll the minutes up (`WindowDelta.rollsUp`).
+ */
 export function foldRecords(
   records: readonly SourcedEvent[],
   rules: readonly AggregationRule[],
@@ -64,29 +72,20 @@ export function foldRecords(
     for (let ri = 0; ri < ruleCount; ri++) {
       const rule = rules[ri] as AggregationRule;
       if (!matches(rule, event)) continue;
-      const at = placedAt(rule, event);
-      const granularities = rule.rollup === false ? 1 : 2;
-      for (let gi = 0; gi < granularities; gi++) {
-        const windowStart =
-          gi === 0 ? Math.floor(at / MINUTE_MS) * MINUTE_MS : Math.floor(at / HOUR_MS) * HOUR_MS;
-        const numberKey = ((windowStart / MINUTE_MS) * ruleCount + ri) * 2 + gi;
-        let delta = byNumber.get(numberKey);
+      const windowStart = Math.floor(placedAt(rule, event) / MINUTE_MS) * MINUTE_MS;
+      const numberKey = (windowStart / MINUTE_MS) * ruleCount + ri;
+      let delta = byNumber.get(numberKey);
+      if (!delta) {
+        const ref: WindowRef = { ruleKey: keys[ri] as string, granularity: "m", windowStart };
+        const key = windowKey(ref);
+        delta = into.get(key);
         if (!delta) {
-          const ref: WindowRef = {
-            ruleKey: keys[ri] as string,
-            granularity: gi === 0 ? "m" : "h",
-            windowStart,
-          };
-          const key = windowKey(ref);
-          delta = into.get(key);
-          if (!delta) {
-            delta = { ref, groups: new Map() };
-            into.set(key, delta);
-          }
-          byNumber.set(numberKey, delta);
+          delta = { ref, groups: new Map(), rollsUp: rule.rollup !== false };
+          into.set(key, delta);
         }
-        foldEvent(delta.groups, rule, event);
+        byNumber.set(numberKey, delta);
       }
+      foldEvent(delta.groups, rule, event);
     }
   }
   return into;

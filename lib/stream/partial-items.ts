@@ -19,6 +19,10 @@ import { encodeGroup, type Groups, mergeGroups, packGroups, unpackGroups } from 
  *   window start leads, so a range of windows of every partition is one contiguous key range.
  * - `b`: the groups, encoded and deflated (lib/stream/partial.ts), cut into chunks so an item stays
  *   far below DynamoDB's 400 KB.
+ * - Hourly windows (`h`) are written by compactions, not by batches: a compaction of a minute
+ *   window puts the groups of the deltas it absorbed (those marked `u`) as one delta of the hour,
+ *   at the fence's offset (lib/pipeline/aggregate-batch.ts). Until then the minute's deltas are
+ *   the hour's only copy, so readers of an hour add them (`unrolledDeltas`).
  */
 export type PartialKind = "d" | "c";
 
@@ -39,6 +43,13 @@ export interface PartialRecord {
   readonly expires_at: number;
   /** epoch ms of the write (the publish lag of analytics.stats is measured from it) */
   readonly at: number;
+  /**
+   * 1 on a minute delta whose groups go to its hour's roll-up when a compaction absorbs it (and
+   * which lives as long as that hour: see `encodePartial`). Absent on every other record, and on
+   * minute deltas written before roll-ups moved to compaction: their batch wrote the hour's delta
+   * itself, and rolling them up again would count them twice.
+   */
+  readonly u?: 1;
 }
 
 /** Raw (pre-deflate) bytes per chunk: deflate never grows data by more than a few bytes per 16 KiB. */
@@ -81,6 +92,7 @@ export function encodePartial(
   offset: number,
   groups: Groups,
   now: number,
+  rollsUp = false,
 ): PartialRecord[] {
   const chunks: { fragments: string[]; events: number }[] = [];
   let current = { fragments: [] as string[], events: 0 };
@@ -113,8 +125,13 @@ export function encodePartial(
     chunk,
     n: c.events,
     b: packGroups(c.fragments),
-    expires_at: expiresAt(ref.granularity, ref.windowStart),
+    // A delta not yet rolled up holds its hour's only copy of its groups: it lives as long as
+    // the hour (a partition whose traffic stops is never compacted again).
+    expires_at: rollsUp
+      ? expiresAt("h", bucketOf("m", ref.windowStart))
+      : expiresAt(ref.granularity, ref.windowStart),
     at: now,
+    ...(rollsUp ? { u: 1 as const } : {}),
   }));
 }
 
@@ -169,6 +186,14 @@ export function effectiveRecords(records: readonly PartialRecord[]): PartialReco
     return r.kind === "c" ? r.offset === t : r.offset > t;
   });
 }
+
+/**
+ * The minute deltas among `records` that their hour's roll-up does not hold yet: marked `u` and
+ * not absorbed by a compaction of their minute (a compaction rolls up exactly what it absorbs,
+ * in the same transaction). A reader of an hour adds them to the hour's own records.
+ */
+export const unrolledDeltas = (records: readonly PartialRecord[]) =>
+  effectiveRecords(records).filter((r) => r.kind === "d" && r.g === "m" && r.u === 1);
 
 /**
  * The merged value of just `wanted` groups of one window, over every record given (all

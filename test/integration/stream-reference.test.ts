@@ -9,7 +9,7 @@ import fc from "fast-check";
 import { afterAll, describe, expect, inject, it } from "vitest";
 import { itemSizeBytes, writeUnits as unitsOf } from "../../lib/adapters/dynamodb-item-size.ts";
 import { usageMeter, usageSince } from "../../lib/adapters/usage-meter.ts";
-import { DynamoWindowStore, FenceConflictError } from "../../lib/adapters/window-store.ts";
+import { addUnrolledHours, DynamoWindowStore, FenceConflictError } from "../../lib/adapters/window-store.ts";
 import type { AcceptedEvent } from "../../lib/contract/event.ts";
 import { aggregateBatch, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
 import { readStats } from "../../lib/pipeline/stats-service.ts";
@@ -111,10 +111,18 @@ describe("stream core against the reference model, on DynamoDB Local", () => {
           const fences = await Promise.all(
             Array.from({ length: STORE_PARTITIONS }, (_, p) => inner.getFence(TOPIC, p)),
           );
-          const closedBefore = await inner.windowsClosedBefore(TOPIC, STORE_PARTITIONS);
+          const snapshot = await inner.fenceSnapshot(TOPIC, STORE_PARTITIONS);
+          const { closedBefore } = snapshot;
           expect(closedBefore).toBe(
             Math.min(...fences.map((f) => (f.stored ? f.closedBefore : Number.NEGATIVE_INFINITY))),
           );
+          // And the hours whose minutes are not rolled up yet: those of every fence's dirty minutes.
+          const unrolled = new Map<string, Set<number>>();
+          addUnrolledHours(
+            fences.flatMap((f) => [...f.dirty.keys()]),
+            unrolled,
+          );
+          expect(snapshot.unrolledHours).toEqual(unrolled);
           if (Number.isFinite(closedBefore)) closedSeen++;
           await expectStatsMatchModel(store, modelOf(scenario, result), plan);
         } finally {

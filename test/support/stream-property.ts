@@ -226,8 +226,8 @@ export class CrashingStore implements WindowStore {
   read(ruleKey: string, granularity: Granularity, windowStarts: readonly number[], partition?: number) {
     return this.#track(this.inner.read(ruleKey, granularity, windowStarts, partition));
   }
-  windowsClosedBefore(topic: string, partitions: number) {
-    return this.#track(this.inner.windowsClosedBefore(topic, partitions));
+  fenceSnapshot(topic: string, partitions: number) {
+    return this.#track(this.inner.fenceSnapshot(topic, partitions));
   }
   async settle(): Promise<void> {
     for (let i = 0; i < 1_000; i++) {

@@ -12,6 +12,8 @@ import { MemoryWindowStore } from "./support/memory-window-store.ts";
  * reads the windows still open, not the whole hour, and answers the same.
  */
 const MIN = 60_000;
+/** A fence snapshot with every hour rolled up. */
+const snapshotAt = (closedBefore: number) => ({ closedBefore, unrolledHours: new Map() });
 const start = Date.UTC(2026, 10, 24, 12, 0);
 let seq = 0;
 const ev = (timestamp: number, type = "page_view"): AcceptedEvent => ({
@@ -45,7 +47,7 @@ describe("GET /stats with closed windows cached", () => {
       if (ruleKey === "events_by_type") reads.push({ granularity, starts });
       return read(ruleKey, granularity, starts, partition);
     };
-    const cache = new ClosedWindowCache(() => store.windowsClosedBefore("events.raw", 2), {
+    const cache = new ClosedWindowCache(() => store.fenceSnapshot("events.raw", 2), {
       refreshMs: 0,
       settleMs: 0,
     });
@@ -102,7 +104,7 @@ describe("GET /stats with closed windows cached", () => {
     const cache = new ClosedWindowCache(
       async () => {
         calls++;
-        return 1_000 * calls;
+        return snapshotAt(1_000 * calls);
       },
       { refreshMs: 1_000, settleMs: 0, now: () => clock },
     );
@@ -117,7 +119,7 @@ describe("GET /stats with closed windows cached", () => {
   it("uses an answer only once it is settleMs old: the commit that moved a fence may still be writing a window it closed", async () => {
     let clock = 0;
     let value = 5_000;
-    const cache = new ClosedWindowCache(async () => value, {
+    const cache = new ClosedWindowCache(async () => snapshotAt(value), {
       refreshMs: 100,
       settleMs: 500,
       now: () => clock,
@@ -135,7 +137,7 @@ describe("GET /stats with closed windows cached", () => {
   });
 
   it("holds at most maxGroups groups, dropping the least recently used window", () => {
-    const cache = new ClosedWindowCache(async () => 0, { maxGroups: 3 });
+    const cache = new ClosedWindowCache(async () => snapshotAt(0), { maxGroups: 3 });
     const groups = (n: number) => new Map(Array.from({ length: n }, (_, i) => [`g${i}`, { c: 1 }]));
     cache.set("r", "m", 1, groups(1));
     cache.set("r", "m", 2, groups(1));

@@ -60,7 +60,7 @@ describe("stream core against the reference model", () => {
         // GET /stats polls while the log is delivered, caching the windows it finds closed; the
         // final figures, read through that cache, must still be the model's: a window cached
         // before it was final would show here.
-        const cache = new ClosedWindowCache(() => store.windowsClosedBefore(TOPIC, STORE_PARTITIONS), {
+        const cache = new ClosedWindowCache(() => store.fenceSnapshot(TOPIC, STORE_PARTITIONS), {
           refreshMs: 0,
           settleMs: 0, // the memory store's commits are atomic
         });

@@ -1,6 +1,8 @@
 import {
+  addUnrolledHours,
   type Fence,
   FenceConflictError,
+  type FenceSnapshot,
   INITIAL_FENCE,
   lowestClosedBefore,
   readPlan,
@@ -42,13 +44,16 @@ export class MemoryWindowStore implements WindowStore {
     this.fences.set(key, change.fence);
   }
 
-  async windowsClosedBefore(topic: string, partitions: number): Promise<number> {
+  async fenceSnapshot(topic: string, partitions: number): Promise<FenceSnapshot> {
     const byPartition = new Map<number, number>();
+    const unrolledHours = new Map<string, Set<number>>();
     for (const [key, fence] of this.fences) {
       const [t, p] = key.split("/");
-      if (t === topic) byPartition.set(Number(p), fence.closedBefore);
+      if (t !== topic) continue;
+      byPartition.set(Number(p), fence.closedBefore);
+      addUnrolledHours(fence.dirty.keys(), unrolledHours);
     }
-    return lowestClosedBefore(byPartition, partitions);
+    return { closedBefore: lowestClosedBefore(byPartition, partitions), unrolledHours };
   }
 
   /** What DynamoDB's Queries of the plan return: items of the key within the sort-key range. */
