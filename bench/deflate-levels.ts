@@ -9,9 +9,22 @@ import { BUILT_IN_RULES } from "../lib/stream/rules.ts";
  * pay for the write units a delta costs (docs/performance.md, session 8)? The records are the
  * bench's load (bench/load-worker.ts) as one partition of six sees them, `records` per slice.
  *
- *     npx tsx bench/deflate-levels.ts [records]    # default 5000
+ *     npx tsx bench/deflate-levels.ts [records] [--uuid]    # default 5000, ids as the bench's
+ *
+ * `--uuid`: user ids as random UUIDs instead of the bench's `user-<n>`, as many apps have them.
  */
-const perSlice = Number(process.argv[2] ?? 5000);
+const perSlice = Number(process.argv.slice(2).find((a) => !a.startsWith("--")) ?? 5000);
+const uuids = process.argv.includes("--uuid");
+const userIds = new Map<number, string>();
+const userId = (n: number) => {
+  if (!uuids) return `user-${n}`;
+  let id = userIds.get(n);
+  if (!id) {
+    id = crypto.randomUUID();
+    userIds.set(n, id);
+  }
+  return id;
+};
 const PARTITIONS = 6;
 const TYPES = ["page_view", "add_to_cart", "purchase_completed", "search"];
 const now = Date.UTC(2026, 10, 24, 12, 0, 30);
@@ -21,7 +34,7 @@ for (let n = 0; records.length < perSlice; n++) {
   if (n % PARTITIONS !== 0) continue;
   const event = {
     event_id: `e${n}`,
-    user_id: `user-${n % 50_000}`,
+    user_id: userId(n % 50_000),
     session_id: `s-${n % 9_000}`,
     event_type: TYPES[n % TYPES.length] ?? "page_view",
     timestamp: now,

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { Agent, request } from "node:http";
 
 /**
@@ -16,9 +17,19 @@ interface LoadConfig {
   eventTypes: string[];
   /** Events per second to pace at (all lanes together); 0 = as fast as possible. */
   rate?: number;
+  /** `user-<n>`, or a UUID per user (the same in every process: derived from n). */
+  userIds?: "short" | "uuid";
 }
 
 const config = JSON.parse(process.env.BENCH_LOAD ?? "{}") as LoadConfig;
+const USERS = 50_000;
+/** A UUID-shaped id per user index, the same in every process (random-looking, version 4 bits). */
+const uuidOf = (n: number) => {
+  const h = createHash("sha256").update(`user-${n}`).digest("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
+};
+const userIds = config.userIds === "uuid" ? Array.from({ length: USERS }, (_, n) => uuidOf(n)) : undefined;
+const userId = (n: number) => userIds?.[n % USERS] ?? `user-${n % USERS}`;
 const send = (message: unknown) => process.send?.(message);
 const agent = new Agent({ keepAlive: true, maxSockets: config.concurrency });
 const target = new URL(`${config.url}/events`);
@@ -32,7 +43,7 @@ function makeBody(seed: number): Body {
     const n = seed * config.batch + i;
     const type = config.eventTypes[n % config.eventTypes.length] ?? "page_view";
     return {
-      user_id: `user-${n % 50_000}`,
+      user_id: userId(n),
       session_id: `s-${n % 9_000}`,
       event_type: type,
       timestamp: now,

@@ -55,6 +55,11 @@ const Knobs = z.object({
   BENCH_PACED_BATCH: z.coerce.number().int().positive().max(10_000).optional(),
   /** How long after the load stops to wait for counts and lags before calling it a failure. */
   BENCH_DRAIN_TIMEOUT_SECONDS: z.coerce.number().positive().default(300),
+  /**
+   * User ids of the load: `short` (`user-<n>`) or `uuid` (a UUID per user, as many apps have
+   * them). Per-user rules store a group per user and event, so their cost follows the ids' length.
+   */
+  BENCH_USER_IDS: z.enum(["short", "uuid"]).default("short"),
 });
 const knobs = Knobs.parse(process.env);
 
@@ -284,6 +289,7 @@ function runLoadWorker(
         batch,
         rate,
         eventTypes: types,
+        userIds: knobs.BENCH_USER_IDS,
       }),
     },
   });
