@@ -1,5 +1,5 @@
-import { createHash } from "node:crypto";
 import { Agent, request } from "node:http";
+import { benchEvent, type UserIdKind, userIdsOf } from "./load-events.ts";
 
 /**
  * Load generator (a child process, so it does not share the pipeline's event loop):
@@ -18,18 +18,11 @@ interface LoadConfig {
   /** Events per second to pace at (all lanes together); 0 = as fast as possible. */
   rate?: number;
   /** `user-<n>`, or a UUID per user (the same in every process: derived from n). */
-  userIds?: "short" | "uuid";
+  userIds?: UserIdKind;
 }
 
 const config = JSON.parse(process.env.BENCH_LOAD ?? "{}") as LoadConfig;
-const USERS = 50_000;
-/** A UUID-shaped id per user index, the same in every process (random-looking, version 4 bits). */
-const uuidOf = (n: number) => {
-  const h = createHash("sha256").update(`user-${n}`).digest("hex");
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
-};
-const userIds = config.userIds === "uuid" ? Array.from({ length: USERS }, (_, n) => uuidOf(n)) : undefined;
-const userId = (n: number) => userIds?.[n % USERS] ?? `user-${n % USERS}`;
+const userId = userIdsOf(config.userIds);
 const send = (message: unknown) => process.send?.(message);
 const agent = new Agent({ keepAlive: true, maxSockets: config.concurrency });
 const target = new URL(`${config.url}/events`);
@@ -42,19 +35,7 @@ function makeBody(seed: number): Body {
   const events = Array.from({ length: config.batch }, (_, i) => {
     const n = seed * config.batch + i;
     const type = config.eventTypes[n % config.eventTypes.length] ?? "page_view";
-    return {
-      user_id: userId(n),
-      session_id: `s-${n % 9_000}`,
-      event_type: type,
-      timestamp: now,
-      page_url: `https://shop.example/p/${n % 500}`,
-      properties: {
-        amount: (n % 1000) / 10,
-        currency: n % 3 === 0 ? "EUR" : "USD",
-        product_id: `p-${n % 200}`,
-      },
-      metadata: { platform: n % 2 === 0 ? "web" : "ios" },
-    };
+    return benchEvent(n, userId, type, now);
   });
   const bytes = Buffer.from(JSON.stringify({ events }));
   const stamps: number[] = [];

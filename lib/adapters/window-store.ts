@@ -5,7 +5,7 @@ import {
   QueryCommand,
   TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
-import type { Granularity } from "../stream/fold.ts";
+import { type Granularity, parseWindowKey, windowStartOf } from "../stream/fold.ts";
 import {
   bucketOf,
   bucketPk,
@@ -120,17 +120,14 @@ export interface FenceSnapshot {
 /** Adds the hours of a fence's uncompacted minute windows (`dirty` keys) to `into`. */
 export function addUnrolledHours(dirty: Iterable<string>, into: Map<string, Set<number>>): void {
   for (const key of dirty) {
-    const cut = key.lastIndexOf("#");
-    const gCut = key.lastIndexOf("#", cut - 1);
-    if (key.slice(gCut + 1, cut) !== "m") continue;
-    const ruleKey = key.slice(0, gCut);
-    const hour = bucketOf("m", Number(key.slice(cut + 1)));
+    const { ruleKey, granularity, windowStart } = parseWindowKey(key);
+    if (granularity !== "m") continue;
     let hours = into.get(ruleKey);
     if (!hours) {
       hours = new Set();
       into.set(ruleKey, hours);
     }
-    hours.add(hour);
+    hours.add(windowStartOf(windowStart, "h"));
   }
 }
 

@@ -4,9 +4,11 @@ import {
   foldRecords,
   GRANULARITY_MS,
   type Granularity,
+  parseWindowKey,
   type SourcedEvent,
   type WindowRef,
   windowKey,
+  windowStartOf,
 } from "../stream/fold.ts";
 import { type Groups, mergeGroups } from "../stream/partial.ts";
 import {
@@ -276,16 +278,6 @@ async function republishLate(
   return confirmLate(topic, partition, fence, deps);
 }
 
-function parseWindowKey(key: string): WindowRef {
-  const cut = key.lastIndexOf("#");
-  const gCut = key.lastIndexOf("#", cut - 1);
-  return {
-    ruleKey: key.slice(0, gCut),
-    granularity: key.slice(gCut + 1, cut) as Granularity,
-    windowStart: Number(key.slice(cut + 1)),
-  };
-}
-
 /**
  * Compactions one commit may be followed by, at most. Windows close together: at each minute's
  * close every rule's window of every partition falls due at once, and compacting them all before
@@ -339,7 +331,7 @@ async function compactDue(
 const hourOf = (ref: WindowRef): WindowRef => ({
   ruleKey: ref.ruleKey,
   granularity: "h",
-  windowStart: Math.floor(ref.windowStart / GRANULARITY_MS.h) * GRANULARITY_MS.h,
+  windowStart: windowStartOf(ref.windowStart, "h"),
 });
 
 /** Merges a window's compacted partial and deltas of this partition into one compacted partial. */

@@ -1,9 +1,9 @@
 import type { WindowStore } from "../adapters/window-store.ts";
 import { parseDuration, type StatsQuery } from "../contract/api.ts";
 import { lazy } from "../lazy.ts";
-import { GRANULARITY_MS, type Granularity, MINUTE_MS } from "../stream/fold.ts";
+import { GRANULARITY_MS, type Granularity, MINUTE_MS, windowStartOf } from "../stream/fold.ts";
 import { type GroupPartial, type Groups, mergePartial } from "../stream/partial.ts";
-import { bucketOf, mergeRecords, unrolledDeltas } from "../stream/partial-items.ts";
+import { mergeRecords, unrolledDeltas } from "../stream/partial-items.ts";
 import { type Figures, figures, isOtherGroup, mergeWindows } from "../stream/read.ts";
 import {
   planInterval,
@@ -125,7 +125,7 @@ async function readWindows(
   if (hours.length > 0) {
     const minutes = hours.flatMap((h) => Array.from({ length: 60 }, (_, i) => h + i * MINUTE_MS));
     for (const r of unrolledDeltas(await store.read(ruleKey, "m", minutes)))
-      records.push({ ...r, g: "h", ws: bucketOf("m", r.ws) });
+      records.push({ ...r, g: "h", ws: windowStartOf(r.ws, "h") });
   }
   for (const [ws, groups] of mergeRecords(
     records.filter((r) => !isClosed(r.ws)),

@@ -45,6 +45,17 @@ export interface WindowDelta {
 
 export const windowKey = (ref: WindowRef) => `${ref.ruleKey}#${ref.granularity}#${ref.windowStart}`;
 
+/** The window a `windowKey` names (rule keys may hold `#`: the last two separate the rest). */
+export function parseWindowKey(key: string): WindowRef {
+  const cut = key.lastIndexOf("#");
+  const gCut = key.lastIndexOf("#", cut - 1);
+  return {
+    ruleKey: key.slice(0, gCut),
+    granularity: key.slice(gCut + 1, cut) as Granularity,
+    windowStart: Number(key.slice(cut + 1)),
+  };
+}
+
 export function windowStartOf(ts: number, granularity: Granularity): number {
   const size = GRANULARITY_MS[granularity];
   return Math.floor(ts / size) * size;

@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { GRANULARITY_MS, type Granularity, TTL_SECONDS, type WindowRef } from "./fold.ts";
+import { GRANULARITY_MS, type Granularity, TTL_SECONDS, type WindowRef, windowStartOf } from "./fold.ts";
 import { encodeGroup, type Groups, mergeGroups, packGroups, unpackGroups } from "./partial.ts";
 
 /**
@@ -128,7 +128,7 @@ export function encodePartial(
     // A delta not yet rolled up holds its hour's only copy of its groups: it lives as long as
     // the hour (a partition whose traffic stops is never compacted again).
     expires_at: rollsUp
-      ? expiresAt("h", bucketOf("m", ref.windowStart))
+      ? expiresAt("h", windowStartOf(ref.windowStart, "h"))
       : expiresAt(ref.granularity, ref.windowStart),
     at: now,
     ...(rollsUp ? { u: 1 as const } : {}),
