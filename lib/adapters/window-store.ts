@@ -1,5 +1,6 @@
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
+  BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   QueryCommand,
@@ -86,6 +87,14 @@ export interface WindowStore {
   getFence(topic: string, partition: number): Promise<Fence>;
   /** All of a change or nothing (one DynamoDB transaction); FenceConflictError if the fence moved. */
   apply(change: StoreChange): Promise<void>;
+  /**
+   * Deletes delta items that a committed compaction absorbed, outside any transaction (a plain
+   * delete is billed half a transactional one). Readers already ignore them (`effectiveRecords`),
+   * so deleting them is housekeeping: a crash before it leaves items no number counts, which the
+   * window's next compaction deletes, or their TTL. Only deltas: their keys are never written
+   * again once absorbed (a delta is keyed by an offset at or below the compaction's).
+   */
+  discard(deltas: readonly PartialKey[]): Promise<void>;
   /**
    * The records of a rule's windows (strongly consistent), from every source partition or one.
    * Window starts are grouped by bucket, so a range of every partition costs one Query per bucket.
@@ -289,6 +298,38 @@ export class DynamoWindowStore implements WindowStore {
     }
   }
 
+  async discard(deltas: readonly PartialKey[]): Promise<void> {
+    for (const key of deltas)
+      if (!isDelta(key.sk)) throw new RangeError(`discard takes absorbed deltas only, not ${key.sk}`);
+    for (let i = 0; i < deltas.length; i += BATCH_WRITE_ITEMS) {
+      const group = deltas.slice(i, i + BATCH_WRITE_ITEMS);
+      let requests = group.map((key) => ({ DeleteRequest: { Key: { pk: key.pk, sk: key.sk } } }));
+      for (let attempt = 0; requests.length > 0; attempt++) {
+        if (attempt > 0) {
+          if (attempt > DISCARD_ATTEMPTS)
+            throw new Error(`${requests.length} absorbed deltas left undeleted`);
+          await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+        }
+        const res = await this.db.send(
+          new BatchWriteCommand({
+            RequestItems: { [this.aggregatesTable]: requests },
+            ReturnConsumedCapacity: "TOTAL",
+          }),
+        );
+        for (const c of res.ConsumedCapacity ?? [])
+          this.#writeUnits += c.WriteCapacityUnits ?? c.CapacityUnits ?? 0;
+        const unprocessed = res.UnprocessedItems?.[this.aggregatesTable] ?? [];
+        requests = unprocessed.flatMap((r) =>
+          r.DeleteRequest?.Key
+            ? [{ DeleteRequest: { Key: r.DeleteRequest.Key as { pk: string; sk: string } } }]
+            : [],
+        );
+      }
+      const billed = discardedUnits(group);
+      usageMeter.recordComputedWrites(billed, -billed);
+    }
+  }
+
   async fenceSnapshot(topic: string, partitions: number): Promise<FenceSnapshot> {
     const byPartition = new Map<number, number>();
     const unrolledHours = new Map<string, Set<number>>();
@@ -352,6 +393,10 @@ export class DynamoWindowStore implements WindowStore {
 }
 
 const isDelta = (sk: string) => sk.includes("#d#");
+/** BatchWriteItem's limit of requests per call. */
+const BATCH_WRITE_ITEMS = 25;
+/** Retries of the deletes DynamoDB left unprocessed (throttling) before the batch fails. */
+const DISCARD_ATTEMPTS = 6;
 /** A fence's instant as stored: DynamoDB numbers cannot hold ±Infinity, so those go as text. */
 const storedInstant = (t: number) => (Number.isFinite(t) ? t : String(t));
 /** A stored instant back; absent (a fence written before the attribute existed): -Infinity. */
@@ -361,7 +406,8 @@ const instantOf = (v: number | string | undefined) =>
 /**
  * A committed change's write units by DynamoDB's rule for transactions (2 per KB of each item,
  * rounded up per item; a put over an item billed by the larger of the two, a delete by the item
- * deleted), and how it changes the units owed for delta items not yet deleted.
+ * deleted), and how it changes the units owed for delta items not yet deleted: a delta owes its
+ * deletion by `discard`, a plain delete (1 per KB).
  */
 export function billedUnits(
   change: Pick<StoreChange, "puts" | "deletes" | "replaces">,
@@ -380,7 +426,7 @@ export function billedUnits(
     const bytes = itemSizeBytes(put);
     const replaced = change.replaces?.get(put.sk) ?? 0;
     const paid = writeUnits(Math.max(bytes, replaced), true);
-    const owed = isDelta(put.sk) ? writeUnits(bytes, true) : 0;
+    const owed = isDelta(put.sk) ? writeUnits(bytes, false) : 0;
     units += paid;
     owedChange += owed;
     cost(put.pk, paid + owed);
@@ -388,15 +434,19 @@ export function billedUnits(
   for (const key of change.deletes) {
     const deleted = writeUnits(key.bytes ?? 0, true);
     units += deleted;
-    // A delta's deletion was counted in its cost when it was put.
-    if (isDelta(key.sk)) owedChange -= deleted;
-    else cost(key.pk, deleted);
+    // A delta's deletion was counted in its cost when it was put, as a plain delete.
+    if (isDelta(key.sk)) owedChange -= writeUnits(key.bytes ?? 0, false);
+    cost(key.pk, isDelta(key.sk) ? deleted - writeUnits(key.bytes ?? 0, false) : deleted);
   }
   const fenceUnits = writeUnits(Math.max(fenceBytes, previousFenceBytes ?? 0), true);
   units += fenceUnits;
   costByWindowKind.fence = fenceUnits;
   return { units, owedChange, costByWindowKind };
 }
+
+/** Write units of deleting absorbed deltas outside a transaction (1 per KB of each, rounded up). */
+export const discardedUnits = (deltas: readonly PartialKey[]) =>
+  deltas.reduce((n, key) => n + writeUnits(key.bytes ?? 0, false), 0);
 
 /** `<rule key>#<m|h>` of an item's partition key (`<rule key>#<m|h>#<bucket start>`). */
 const windowKindOf = (pk: string) => pk.slice(0, pk.lastIndexOf("#"));

@@ -344,9 +344,12 @@ async function compactWindow(
   now: number,
 ): Promise<Fence> {
   const key = windowKey(ref);
-  const stored = effectiveRecords(
-    await deps.store.read(ref.ruleKey, ref.granularity, [ref.windowStart], partition),
-  );
+  const raw = await deps.store.read(ref.ruleKey, ref.granularity, [ref.windowStart], partition);
+  const stored = effectiveRecords(raw);
+  // Deltas an earlier compaction absorbed but did not delete (it died between its commit and
+  // `discard`): no number counts them; this compaction deletes them with its own.
+  const effective = new Set(stored);
+  const leftovers = raw.filter((r) => r.kind === "d" && !effective.has(r));
   const compacted = stored.filter((r) => r.kind === "c");
   const deltas = stored
     .filter((r) => r.kind === "d")
@@ -368,9 +371,9 @@ async function compactWindow(
   const hour = hourOf(ref);
   const rollup = rolled.size > 0 ? encodePartial(hour, partition, "d", fence.lastOffset, rolled, now) : [];
   const putKeys = new Set(puts.map((p) => p.sk));
-  const deletes: PartialKey[] = [...compacted, ...absorbed]
-    .filter((r) => absorbed.length > 0 && !putKeys.has(r.sk))
-    .map((r) => ({ pk: r.pk, sk: r.sk, bytes: itemSizeBytes(r) }));
+  // Compacted chunks the new partial no longer fills go in the transaction: their keys are
+  // written again by later compactions, so a late delete could remove a newer chunk.
+  const deletes: PartialKey[] = compacted.filter((r) => absorbed.length > 0 && !putKeys.has(r.sk)).map(keyOf);
   // Compacted chunks the puts overwrite: a put over an item is billed by the larger of the two.
   const replaces = new Map(
     compacted.filter((r) => putKeys.has(r.sk)).map((r) => [r.sk, itemSizeBytes(r)] as const),
@@ -389,5 +392,10 @@ async function compactWindow(
     deletes,
     replaces,
   });
+  // Absorbed deltas go after the commit, by plain deletes (half a transactional delete's units):
+  // from the commit on, readers drop them (their offset is at or below the compacted partial's).
+  await deps.store.discard([...absorbed, ...leftovers].map(keyOf));
   return next;
 }
+
+const keyOf = (r: PartialRecord): PartialKey => ({ pk: r.pk, sk: r.sk, bytes: itemSizeBytes(r) });

@@ -3,10 +3,12 @@ import {
   DeleteCommand,
   DynamoDBDocumentClient,
   PutCommand,
+  QueryCommand,
   TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { itemSizeBytes, writeUnits } from "../../lib/adapters/dynamodb-item-size.ts";
+import { DynamoWindowStore, discardedUnits } from "../../lib/adapters/window-store.ts";
 import { encodePartial } from "../../lib/stream/partial-items.ts";
 
 /**
@@ -161,5 +163,33 @@ describe("itemSizeBytes on DynamoDB Local", () => {
     const reported = [];
     for (const items of cases) reported.push(await transact(items));
     expect({ reported, byRule: cases.map(byRule) }).toEqual({ reported: [4, 4, 8], byRule: [2, 8, 4] });
+  });
+
+  it("discards absorbed deltas by plain deletes, more than one BatchWriteItem's 25, billed as discardedUnits", async () => {
+    const sizes = Array.from({ length: 30 }, (_, i) => 500 + i * 97); // under and over 1 KB and 2 KB
+    const items = deltasNear(sizes).map((item) => ({ ...item, pk: `discard-${Date.now()}` }));
+    for (const Item of items) await db.send(new PutCommand({ TableName: table, Item }));
+    const store = new DynamoWindowStore(db, table, table);
+    const keys = items.map((item) => ({ pk: item.pk, sk: item.sk, bytes: itemSizeBytes(item) }));
+    const before = store.consumedWriteUnits;
+    await store.discard(keys);
+    const left = await db.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": items[0]?.pk },
+        ConsistentRead: true,
+      }),
+    );
+    expect(left.Items).toEqual([]);
+    // What DynamoDB Local reported for the deletes is what the write path computes.
+    expect(discardedUnits(keys)).toBe(
+      items.reduce((n, item) => n + writeUnits(itemSizeBytes(item), false), 0),
+    );
+    expect(store.consumedWriteUnits - before).toBe(discardedUnits(keys));
+    // A compacted chunk's key is written again by later compactions: it never goes this way.
+    await expect(store.discard([{ pk: "x", sk: "1764000000000#p0#c#000", bytes: 10 }])).rejects.toThrow(
+      /absorbed deltas only/,
+    );
   });
 });

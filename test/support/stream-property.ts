@@ -3,6 +3,7 @@ import { expect } from "vitest";
 import {
   type Fence,
   FenceConflictError,
+  type PartialKey,
   type StoreChange,
   type WindowStore,
 } from "../../lib/adapters/window-store.ts";
@@ -222,6 +223,11 @@ export class CrashingStore implements WindowStore {
     if (this.applies >= this.crashAt) return Promise.reject(new Error("crash"));
     this.applies++;
     return this.#track(this.inner.apply(change));
+  }
+  discard(deltas: readonly PartialKey[]): Promise<void> {
+    if (this.applies >= this.crashAt) return Promise.reject(new Error("crash"));
+    this.applies++;
+    return this.#track(this.inner.discard(deltas));
   }
   read(ruleKey: string, granularity: Granularity, windowStarts: readonly number[], partition?: number) {
     return this.#track(this.inner.read(ruleKey, granularity, windowStarts, partition));

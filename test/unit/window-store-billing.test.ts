@@ -1,12 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { itemSizeBytes, writeUnits } from "../../lib/adapters/dynamodb-item-size.ts";
-import { billedUnits } from "../../lib/adapters/window-store.ts";
+import { billedUnits, discardedUnits } from "../../lib/adapters/window-store.ts";
 import type { Groups } from "../../lib/stream/partial.ts";
 import { encodePartial } from "../../lib/stream/partial-items.ts";
 
 /**
  * Write units of the aggregator's transactions by DynamoDB's billing rule, and the units its
- * delta items still owe (their later deletion): what `npm run bench` reports as the cost.
+ * delta items still owe (their later deletion, a plain delete outside any transaction): what
+ * `npm run bench` reports as the cost.
  */
 describe("billedUnits", () => {
   const ref = { ruleKey: "events_by_type", granularity: "m" as const, windowStart: 1_764_000_000_000 };
@@ -30,13 +31,15 @@ describe("billedUnits", () => {
     expect(sizes.some((s) => s < 1024)).toBe(true);
     const billed = billedUnits({ puts, deletes: [] }, itemSizeBytes(fence), undefined);
     const expected = sizes.reduce((n, s) => n + writeUnits(s, true), 0);
+    const owed = sizes.reduce((n, s) => n + writeUnits(s, false), 0);
+    expect(owed * 2).toBe(expected); // a plain delete costs half a transactional one
     expect(billed).toEqual({
       units: expected + 2,
-      owedChange: expected,
-      // Each delta costs its put and its later deletion, by rule and granularity.
+      owedChange: owed,
+      // Each delta costs its transactional put and its later plain deletion, by rule and granularity.
       costByWindowKind: {
-        "events_by_type#m": 2 * writeUnits(sizes[0] ?? 0, true),
-        "events_by_type#h": 2 * writeUnits(sizes[1] ?? 0, true),
+        "events_by_type#m": writeUnits(sizes[0] ?? 0, true) + writeUnits(sizes[0] ?? 0, false),
+        "events_by_type#h": writeUnits(sizes[1] ?? 0, true) + writeUnits(sizes[1] ?? 0, false),
         fence: 2,
       },
     });
@@ -51,39 +54,51 @@ describe("billedUnits", () => {
     );
   });
 
-  it("bills a compaction by the larger of a rewritten chunk's two sizes and by each deleted item; deleted deltas pay what they owed", () => {
+  it("bills a compaction by the larger of a rewritten chunk's two sizes and by each chunk it drops; the deltas it absorbed pay what they owed when discarded", () => {
     const compacted = encodePartial(ref, 0, "c", 30, groups(60), 0);
     const [put] = compacted;
     if (!put) throw new Error("no record");
     const oldCompacted = 5_000; // the chunk it overwrites was larger
-    const deltaBytes = [900, 2_100];
     const billed = billedUnits(
       {
         puts: compacted,
-        deletes: [
-          { pk: put.pk, sk: `${ref.windowStart}#p0#d#0000000000000010#000`, bytes: deltaBytes[0] },
-          { pk: put.pk, sk: `${ref.windowStart}#p0#d#0000000000000020#000`, bytes: deltaBytes[1] },
-          { pk: put.pk, sk: `${ref.windowStart}#p0#c#001`, bytes: 700 }, // a chunk no longer needed
-        ],
+        deletes: [{ pk: put.pk, sk: `${ref.windowStart}#p0#c#001`, bytes: 700 }], // a chunk no longer needed
         replaces: new Map([[put.sk, oldCompacted]]),
       },
       itemSizeBytes(fence),
       3_000, // the previous fence item was larger than this one
     );
-    const deletedDeltas = writeUnits(900, true) + writeUnits(2_100, true);
     expect(billed).toEqual({
       units:
         writeUnits(Math.max(itemSizeBytes(put), oldCompacted), true) +
-        deletedDeltas +
         writeUnits(700, true) +
         writeUnits(3_000, true),
-      owedChange: -deletedDeltas,
-      // The deleted deltas were costed when put; the compaction's puts and the chunk it drops were not.
+      owedChange: 0,
       costByWindowKind: {
         "events_by_type#m":
           writeUnits(Math.max(itemSizeBytes(put), oldCompacted), true) + writeUnits(700, true),
         fence: writeUnits(3_000, true),
       },
+    });
+    // The absorbed deltas go after the commit, one plain delete each: 1 unit per KB, rounded up per item.
+    const absorbed = [
+      { pk: put.pk, sk: `${ref.windowStart}#p0#d#0000000000000010#000`, bytes: 900 },
+      { pk: put.pk, sk: `${ref.windowStart}#p0#d#0000000000000020#000`, bytes: 2_100 },
+    ];
+    expect(discardedUnits(absorbed)).toBe(1 + 3);
+  });
+
+  it("a delta deleted inside a transaction pays its owed plain delete, and the rest is charged to its rule", () => {
+    const pk = `events_by_type#m#${ref.windowStart}`;
+    const billed = billedUnits(
+      { puts: [], deletes: [{ pk, sk: `${ref.windowStart}#p0#d#0000000000000010#000`, bytes: 2_100 }] },
+      itemSizeBytes(fence),
+      undefined,
+    );
+    expect(billed).toEqual({
+      units: writeUnits(2_100, true) + 2,
+      owedChange: -writeUnits(2_100, false),
+      costByWindowKind: { "events_by_type#m": writeUnits(2_100, true) - writeUnits(2_100, false), fence: 2 },
     });
   });
 });

@@ -5,6 +5,7 @@ import {
   type FenceSnapshot,
   INITIAL_FENCE,
   lowestClosedBefore,
+  type PartialKey,
   readPlan,
   type StoreChange,
   type WindowStore,
@@ -14,8 +15,8 @@ import { type PartialRecord, recordBytes } from "../../../lib/stream/partial-ite
 
 /**
  * A WindowStore with DynamoDB's transaction semantics, in memory (the integration tests use
- * DynamoDB Local): a change applies whole or not at all, conditioned on the fence. `crashAfter`
- * makes the n-th next apply throw before writing, like a Lambda dying mid-batch.
+ * DynamoDB Local): a change applies whole or not at all, conditioned on the fence. `crashAt`
+ * makes the n-th write (apply or discard) throw before writing, like a Lambda dying mid-batch.
  */
 export class MemoryWindowStore implements WindowStore {
   readonly items = new Map<string, PartialRecord>();
@@ -42,6 +43,16 @@ export class MemoryWindowStore implements WindowStore {
       this.consumedWriteUnits += 2 * Math.ceil(recordBytes(r) / 1024);
     }
     this.fences.set(key, change.fence);
+  }
+
+  /** Plain deletes (no condition, no transaction): like `apply`, the crash point counts them. */
+  async discard(deltas: readonly PartialKey[]): Promise<void> {
+    if (this.applies >= this.crashAt) throw new Error("crash");
+    this.applies++;
+    for (const d of deltas) {
+      if (!d.sk.includes("#d#")) throw new RangeError(`discard takes deltas only, not ${d.sk}`);
+      this.items.delete(`${d.pk}|${d.sk}`);
+    }
   }
 
   async fenceSnapshot(topic: string, partitions: number): Promise<FenceSnapshot> {
