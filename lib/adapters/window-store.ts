@@ -1,19 +1,15 @@
-import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
+  BatchGetCommand,
   BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
+  PutCommand,
   QueryCommand,
   TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
 import { type Granularity, parseWindowKey, windowStartOf } from "../stream/fold.ts";
-import {
-  bucketOf,
-  bucketPk,
-  type PartialRecord,
-  recordBytes,
-  windowSkRange,
-} from "../stream/partial-items.ts";
+import { bucketOf, bucketPk, type PartialRecord, windowSkRange } from "../stream/partial-items.ts";
 import { itemSizeBytes, writeUnits } from "./dynamodb-item-size.ts";
 import { usageMeter } from "./usage-meter.ts";
 
@@ -23,8 +19,8 @@ export class FenceConflictError extends Error {
 }
 
 /**
- * What the aggregator keeps per source partition, in one item written in the same transaction as
- * the partials: the offset fence, the watermark, which windows hold uncompacted deltas, and the
+ * What the aggregator keeps per source partition, in one item: the offset fence, the watermark,
+ * which windows hold uncompacted deltas, the slice claimed but not yet confirmed written, and the
  * late records whose publication to `events.late` is not yet confirmed.
  */
 export interface Fence {
@@ -43,8 +39,33 @@ export interface Fence {
   readonly dirty: ReadonlyMap<string, number>;
   /** Offsets of late records committed but not yet confirmed on `events.late`. */
   readonly latePending: readonly number[];
+  /**
+   * The slice this fence claimed (`lastOffset` is its last record) whose deltas are not yet
+   * confirmed written: whoever reads the fence next writes them again from the same records
+   * before going on (lib/pipeline/aggregate-batch.ts). Absent once confirmed.
+   */
+  readonly pending?: PendingSlice;
   /** Whether the item exists (the condition of the first write is its absence). */
   readonly stored: boolean;
+}
+
+/**
+ * What makes a claimed slice's deltas reproducible by another execution environment: the same
+ * records (offsets `first`..`lastOffset`, `records` of them), the fence's watermark before the
+ * slice (`maxEventTime` here, `closedBefore` of the fence), and which records the claimant skipped
+ * as resends (its recent-id cache is its own).
+ *
+ * The fence's `closedBefore` does not move until the slice is confirmed: readers cache the windows
+ * it closes (GET /stats), and the slice's deltas, which it may close, are not all written before.
+ */
+export interface PendingSlice {
+  readonly first: number;
+  readonly records: number;
+  readonly maxEventTime: number;
+  /** The fence's `closedBefore` once the slice is confirmed. */
+  readonly closesBefore: number;
+  /** Offsets of the records skipped as resends of an event_id already counted. */
+  readonly duplicates: readonly number[];
 }
 
 export const INITIAL_FENCE: Fence = {
@@ -82,11 +103,28 @@ export interface StoreChange {
   readonly replaces?: ReadonlyMap<string, number>;
 }
 
+export type FenceChange = Pick<StoreChange, "topic" | "partition" | "expected" | "fence">;
+
 /** Partial aggregates and the per-partition fence (the aggregates and stream-state tables). */
 export interface WindowStore {
   getFence(topic: string, partition: number): Promise<Fence>;
   /** All of a change or nothing (one DynamoDB transaction); FenceConflictError if the fence moved. */
   apply(change: StoreChange): Promise<void>;
+  /**
+   * The fence alone, by a plain conditional put (half a transactional write's units);
+   * FenceConflictError if the stored fence moved since `expected`.
+   */
+  putFence(change: FenceChange): Promise<void>;
+  /**
+   * Delta items outside any transaction (BatchWriteItem, a plain put each). Only for the deltas
+   * of a slice the fence claims: a repeat writes the same keys with the same groups.
+   */
+  putDeltas(puts: readonly PartialRecord[]): Promise<void>;
+  /**
+   * Which of these deltas are not stored (strongly consistent): a slice written again puts only
+   * those. Any that is stored holds the same groups, put by the slice's claimant.
+   */
+  missingDeltas(puts: readonly PartialRecord[]): Promise<PartialRecord[]>;
   /**
    * Deletes delta items that a committed compaction absorbed, outside any transaction (a plain
    * delete is billed half a transactional one). Readers already ignore them (`effectiveRecords`),
@@ -146,9 +184,6 @@ export function lowestClosedBefore(byPartition: ReadonlyMap<number, number>, par
   return byPartition.size > 0 ? Math.min(...byPartition.values()) : Number.NEGATIVE_INFINITY;
 }
 
-/** Bytes of a change as DynamoDB counts them against the 4 MB transaction limit. */
-export const changeBytes = (puts: readonly PartialRecord[]) => puts.reduce((n, r) => n + recordBytes(r), 0);
-
 /** One Query of a read: a key and an inclusive sort-key range. */
 export interface WindowQuery {
   readonly pk: string;
@@ -195,6 +230,7 @@ interface FenceRow {
   closed_before?: number | string;
   dirty?: string;
   late_pending?: string;
+  pending?: string;
 }
 
 export class DynamoWindowStore implements WindowStore {
@@ -241,31 +277,119 @@ export class DynamoWindowStore implements WindowStore {
       closedBefore: instantOf(row.closed_before),
       dirty: new Map(JSON.parse(row.dirty ?? "[]") as [string, number][]),
       latePending: JSON.parse(row.late_pending ?? "[]") as number[],
+      ...(row.pending ? { pending: parsePending(row.pending) } : {}),
       stored: true,
     };
   }
 
-  async apply(change: StoreChange): Promise<void> {
+  /** The fence's item, and the condition that the stored one is still `expected`. */
+  #fencePut(change: FenceChange) {
     const { expected, fence } = change;
-    const fencePut = {
-      Put: {
-        TableName: this.stateTable,
-        Item: {
-          ...this.#fenceKey(change.topic, change.partition),
-          last_offset: fence.lastOffset,
-          max_event_time: storedInstant(fence.maxEventTime),
-          closed_before: storedInstant(fence.closedBefore),
-          dirty: JSON.stringify([...fence.dirty]),
-          late_pending: JSON.stringify(fence.latePending),
-        },
-        ...(expected.stored
-          ? {
-              ConditionExpression: "last_offset = :expected",
-              ExpressionAttributeValues: { ":expected": expected.lastOffset },
-            }
-          : { ConditionExpression: "attribute_not_exists(pk)" }),
+    return {
+      TableName: this.stateTable,
+      Item: {
+        ...this.#fenceKey(change.topic, change.partition),
+        last_offset: fence.lastOffset,
+        max_event_time: storedInstant(fence.maxEventTime),
+        closed_before: storedInstant(fence.closedBefore),
+        dirty: JSON.stringify([...fence.dirty]),
+        late_pending: JSON.stringify(fence.latePending),
+        ...(fence.pending ? { pending: stringifyPending(fence.pending) } : {}),
       },
+      ...(expected.stored
+        ? {
+            ConditionExpression: "last_offset = :expected",
+            ExpressionAttributeValues: { ":expected": expected.lastOffset },
+          }
+        : { ConditionExpression: "attribute_not_exists(pk)" }),
     };
+  }
+
+  async putFence(change: FenceChange): Promise<void> {
+    const put = this.#fencePut(change);
+    const fenceKey = `${change.topic}#${change.partition}`;
+    try {
+      const res = await this.db.send(new PutCommand({ ...put, ReturnConsumedCapacity: "TOTAL" }));
+      this.#fences.set(fenceKey, change.fence);
+      this.#writeUnits +=
+        res.ConsumedCapacity?.WriteCapacityUnits ?? res.ConsumedCapacity?.CapacityUnits ?? 0;
+      const fenceBytes = itemSizeBytes(put.Item);
+      const units = writeUnits(Math.max(fenceBytes, this.#fenceBytes.get(fenceKey) ?? 0), false);
+      this.#fenceBytes.set(fenceKey, fenceBytes);
+      usageMeter.recordComputedWrites(units, 0, { fence: units });
+    } catch (error) {
+      this.#fences.delete(fenceKey);
+      if (error instanceof ConditionalCheckFailedException)
+        throw new FenceConflictError(`partition ${change.partition}: the fence moved`);
+      throw error;
+    }
+  }
+
+  async putDeltas(puts: readonly PartialRecord[]): Promise<void> {
+    for (const put of puts)
+      if (!isDelta(put.sk)) throw new RangeError(`putDeltas takes deltas only, not ${put.sk}`);
+    const groups: PartialRecord[][] = [];
+    for (let i = 0; i < puts.length; i += BATCH_WRITE_ITEMS)
+      groups.push(puts.slice(i, i + BATCH_WRITE_ITEMS));
+    await Promise.all(
+      groups.map((group) =>
+        this.#batchWrite(
+          group.map((Item) => ({ PutRequest: { Item } })),
+          "deltas left unwritten",
+        ),
+      ),
+    );
+    const billed = deltaPutUnits(puts);
+    usageMeter.recordComputedWrites(billed.units, billed.owedChange, billed.costByWindowKind);
+  }
+
+  async missingDeltas(puts: readonly PartialRecord[]): Promise<PartialRecord[]> {
+    const stored = new Set<string>();
+    for (let i = 0; i < puts.length; i += BATCH_GET_KEYS) {
+      let keys: Record<string, unknown>[] = puts
+        .slice(i, i + BATCH_GET_KEYS)
+        .map((r) => ({ pk: r.pk, sk: r.sk }));
+      for (let attempt = 0; keys.length > 0; attempt++) {
+        if (attempt > 0) {
+          if (attempt > BATCH_WRITE_ATTEMPTS) throw new Error(`${keys.length} deltas left unread`);
+          await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+        }
+        const res = await this.db.send(
+          new BatchGetCommand({
+            RequestItems: {
+              [this.aggregatesTable]: { Keys: keys, ProjectionExpression: "pk, sk", ConsistentRead: true },
+            },
+          }),
+        );
+        for (const item of res.Responses?.[this.aggregatesTable] ?? []) stored.add(`${item.pk}|${item.sk}`);
+        keys = res.UnprocessedKeys?.[this.aggregatesTable]?.Keys ?? [];
+      }
+    }
+    return puts.filter((r) => !stored.has(`${r.pk}|${r.sk}`));
+  }
+
+  /** One BatchWriteItem of at most 25 requests, retrying what DynamoDB leaves unprocessed. */
+  async #batchWrite(requests: BatchRequest[], failure: string): Promise<void> {
+    for (let attempt = 0; requests.length > 0; attempt++) {
+      if (attempt > 0) {
+        if (attempt > BATCH_WRITE_ATTEMPTS) throw new Error(`${requests.length} ${failure}`);
+        await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+      }
+      const res = await this.db.send(
+        new BatchWriteCommand({
+          RequestItems: { [this.aggregatesTable]: requests },
+          ReturnConsumedCapacity: "TOTAL",
+        }),
+      );
+      for (const c of res.ConsumedCapacity ?? [])
+        this.#writeUnits += c.WriteCapacityUnits ?? c.CapacityUnits ?? 0;
+      requests = (res.UnprocessedItems?.[this.aggregatesTable] ?? []) as BatchRequest[];
+    }
+  }
+
+  async apply(change: StoreChange): Promise<void> {
+    const { fence } = change;
+    const fencePut = { Put: this.#fencePut(change) };
     const actions = [
       ...change.puts.map((Item) => ({ Put: { TableName: this.aggregatesTable, Item } })),
       ...change.deletes.map((Key) => ({
@@ -301,33 +425,19 @@ export class DynamoWindowStore implements WindowStore {
   async discard(deltas: readonly PartialKey[]): Promise<void> {
     for (const key of deltas)
       if (!isDelta(key.sk)) throw new RangeError(`discard takes absorbed deltas only, not ${key.sk}`);
-    for (let i = 0; i < deltas.length; i += BATCH_WRITE_ITEMS) {
-      const group = deltas.slice(i, i + BATCH_WRITE_ITEMS);
-      let requests = group.map((key) => ({ DeleteRequest: { Key: { pk: key.pk, sk: key.sk } } }));
-      for (let attempt = 0; requests.length > 0; attempt++) {
-        if (attempt > 0) {
-          if (attempt > DISCARD_ATTEMPTS)
-            throw new Error(`${requests.length} absorbed deltas left undeleted`);
-          await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
-        }
-        const res = await this.db.send(
-          new BatchWriteCommand({
-            RequestItems: { [this.aggregatesTable]: requests },
-            ReturnConsumedCapacity: "TOTAL",
-          }),
-        );
-        for (const c of res.ConsumedCapacity ?? [])
-          this.#writeUnits += c.WriteCapacityUnits ?? c.CapacityUnits ?? 0;
-        const unprocessed = res.UnprocessedItems?.[this.aggregatesTable] ?? [];
-        requests = unprocessed.flatMap((r) =>
-          r.DeleteRequest?.Key
-            ? [{ DeleteRequest: { Key: r.DeleteRequest.Key as { pk: string; sk: string } } }]
-            : [],
-        );
-      }
-      const billed = discardedUnits(group);
-      usageMeter.recordComputedWrites(billed, -billed);
-    }
+    const groups: PartialKey[][] = [];
+    for (let i = 0; i < deltas.length; i += BATCH_WRITE_ITEMS)
+      groups.push(deltas.slice(i, i + BATCH_WRITE_ITEMS));
+    await Promise.all(
+      groups.map((group) =>
+        this.#batchWrite(
+          group.map((key) => ({ DeleteRequest: { Key: { pk: key.pk, sk: key.sk } } })),
+          "absorbed deltas left undeleted",
+        ),
+      ),
+    );
+    const billed = discardedUnits(deltas);
+    usageMeter.recordComputedWrites(billed, -billed);
   }
 
   async fenceSnapshot(topic: string, partitions: number): Promise<FenceSnapshot> {
@@ -393,10 +503,25 @@ export class DynamoWindowStore implements WindowStore {
 }
 
 const isDelta = (sk: string) => sk.includes("#d#");
-/** BatchWriteItem's limit of requests per call. */
+/** BatchWriteItem's limit of requests per call, and BatchGetItem's of keys. */
 const BATCH_WRITE_ITEMS = 25;
-/** Retries of the deletes DynamoDB left unprocessed (throttling) before the batch fails. */
-const DISCARD_ATTEMPTS = 6;
+const BATCH_GET_KEYS = 100;
+/** Retries of the requests DynamoDB left unprocessed (throttling) before the batch fails. */
+const BATCH_WRITE_ATTEMPTS = 6;
+type BatchRequest = { PutRequest: { Item: object } } | { DeleteRequest: { Key: Record<string, unknown> } };
+const stringifyPending = (p: PendingSlice) =>
+  JSON.stringify({
+    ...p,
+    maxEventTime: storedInstant(p.maxEventTime),
+    closesBefore: storedInstant(p.closesBefore),
+  });
+function parsePending(text: string): PendingSlice {
+  const p = JSON.parse(text) as Omit<PendingSlice, "maxEventTime" | "closesBefore"> & {
+    maxEventTime: number | string;
+    closesBefore: number | string;
+  };
+  return { ...p, maxEventTime: Number(p.maxEventTime), closesBefore: Number(p.closesBefore) };
+}
 /** A fence's instant as stored: DynamoDB numbers cannot hold ±Infinity, so those go as text. */
 const storedInstant = (t: number) => (Number.isFinite(t) ? t : String(t));
 /** A stored instant back; absent (a fence written before the attribute existed): -Infinity. */
@@ -442,6 +567,26 @@ export function billedUnits(
   units += fenceUnits;
   costByWindowKind.fence = fenceUnits;
   return { units, owedChange, costByWindowKind };
+}
+
+/**
+ * Write units of a slice's deltas put outside a transaction (1 per KB of each, rounded up), and
+ * what they owe for their later deletion (as much again).
+ */
+export function deltaPutUnits(puts: readonly PartialRecord[]): {
+  units: number;
+  owedChange: number;
+  costByWindowKind: Record<string, number>;
+} {
+  let units = 0;
+  const costByWindowKind: Record<string, number> = {};
+  for (const put of puts) {
+    const paid = writeUnits(itemSizeBytes(put), false);
+    units += paid;
+    const kind = windowKindOf(put.pk);
+    costByWindowKind[kind] = (costByWindowKind[kind] ?? 0) + 2 * paid;
+  }
+  return { units, owedChange: units, costByWindowKind };
 }
 
 /** Write units of deleting absorbed deltas outside a transaction (1 per KB of each, rounded up). */

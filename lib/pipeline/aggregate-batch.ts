@@ -1,5 +1,5 @@
 import { itemSizeBytes } from "../adapters/dynamodb-item-size.ts";
-import { changeBytes, type Fence, type PartialKey, type WindowStore } from "../adapters/window-store.ts";
+import type { Fence, PartialKey, WindowStore } from "../adapters/window-store.ts";
 import {
   foldRecords,
   GRANULARITY_MS,
@@ -16,8 +16,6 @@ import {
   effectiveRecords,
   encodePartial,
   MAX_GROUPS_PER_WINDOW,
-  MAX_TRANSACTION_ACTIONS,
-  MAX_TRANSACTION_BYTES,
   type PartialRecord,
 } from "../stream/partial-items.ts";
 import { type AggregationRule, LATE_EVENTS_RULE } from "../stream/rules.ts";
@@ -100,9 +98,12 @@ export interface AggregateOutcome {
   late: number;
   duplicates: number;
   compactions: number;
+  /** Slices an earlier invocation claimed and did not confirm, written again. */
+  rewrites: number;
 }
 
 interface Slice {
+  /** The fence that claims the slice (with `pending`). */
   readonly fence: Fence;
   readonly puts: PartialRecord[];
   readonly late: SourcedEvent[];
@@ -110,17 +111,25 @@ interface Slice {
   readonly duplicates: number;
 }
 
+/** A claimed slice's deltas cannot be written again: this batch does not carry all its records. */
+export class PendingSliceError extends Error {
+  override name = "PendingSliceError";
+}
+
 /**
  * One batch of `events.raw` into the aggregates, per source partition, in offset order:
- * 1. late records a previous invocation committed but may not have published are published;
+ * 1. a slice an earlier invocation claimed but did not confirm written is written again, from the
+ *    same records (see `settleFence`), and its late records are published;
  * 2. records above the partition's fence are classified against the watermark (duplicates of a
- *    recent event_id are skipped, but still move the fence), folded into per-window deltas and
- *    committed together with the new fence in one transaction — in slices, when a batch's deltas
- *    exceed a transaction (100 actions, 4 MB);
- * 3. late records of the slice are published to `events.late` after the commit, and confirmed;
- * 4. windows with many deltas, or closed by the watermark, are compacted.
+ *    recent event_id are skipped, but still move the fence) and folded into per-window deltas;
+ * 3. the slice is claimed: the fence moves to its last record by a conditional put, recording
+ *    what it takes to write the same deltas again (`PendingSlice`);
+ * 4. its deltas are put (BatchWriteItem, no transaction), its late records published to
+ *    `events.late`, and the fence confirms both by a second conditional put;
+ * 5. windows with many deltas, or closed by the watermark, are compacted.
  * A retry, a replay or a concurrent zombie changes no number: everything at or below the fence
- * is skipped, and a commit against a moved fence fails as a whole.
+ * is skipped, a claim against a moved fence fails, and a slice claimed but not confirmed is
+ * written again with the same keys and the same groups, whoever does it.
  */
 export async function aggregateBatch(
   topic: string,
@@ -140,6 +149,7 @@ export async function aggregateBatch(
     late: 0,
     duplicates: 0,
     compactions: 0,
+    rewrites: 0,
   };
   await Promise.all(
     [...byPartition].map(([partition, list]) => aggregatePartition(topic, partition, list, deps, outcome)),
@@ -156,59 +166,63 @@ async function aggregatePartition(
 ): Promise<void> {
   list.sort((a, b) => a.offset - b.offset);
   let fence = await deps.store.getFence(topic, partition);
-  if (fence.latePending.length > 0) fence = await republishLate(topic, partition, list, fence, deps);
-  let rest = list.filter((r) => r.offset > fence.lastOffset);
-  let size = rest.length;
-  while (rest.length > 0) {
-    const slice = sliceOf(rest.slice(0, size), partition, fence, deps);
-    if (slice.puts.length + 1 > MAX_TRANSACTION_ACTIONS || changeBytes(slice.puts) > MAX_TRANSACTION_BYTES) {
-      if (size === 1) throw new Error(`partition ${partition}: one record exceeds a transaction`);
-      size = Math.ceil(size / 2);
-      continue;
-    }
-    await deps.store.apply({
-      topic,
-      partition,
-      expected: fence,
-      fence: slice.fence,
-      puts: slice.puts,
-      deletes: [],
-    });
-    fence = slice.fence;
-    outcome.slices++;
-    outcome.recordsWritten += slice.puts.length;
-    outcome.onTime += slice.onTime;
-    outcome.late += slice.late.length;
-    outcome.duplicates += slice.duplicates;
-    if (slice.late.length > 0) {
-      await deps.publishLate(slice.late);
-      fence = await confirmLate(topic, partition, fence, deps);
-    }
-    rest = rest.slice(size);
-    size = rest.length;
-    fence = await compactDue(topic, partition, fence, deps, outcome);
-  }
+  if (fence.pending || fence.latePending.length > 0)
+    fence = await settleFence(topic, partition, list, fence, deps, outcome);
+  const rest = list.filter((r) => r.offset > fence.lastOffset);
+  if (rest.length === 0) return;
+  const slice = sliceOf(rest, partition, fence, deps);
+  await deps.store.putFence({ topic, partition, expected: fence, fence: slice.fence });
+  fence = slice.fence;
+  await deps.store.putDeltas(slice.puts);
+  outcome.slices++;
+  outcome.recordsWritten += slice.puts.length;
+  outcome.onTime += slice.onTime;
+  outcome.late += slice.late.length;
+  outcome.duplicates += slice.duplicates;
+  if (slice.late.length > 0) await deps.publishLate(slice.late);
+  const confirmed = settled(fence);
+  await deps.store.putFence({ topic, partition, expected: fence, fence: confirmed });
+  await compactDue(topic, partition, confirmed, deps, outcome);
 }
 
-/** Classifies and folds records (all above the fence) into the deltas and fence of one commit. */
+/** The fence once its claimed slice is written and its late records are published. */
+const settled = (fence: Fence): Fence => {
+  const { pending, ...rest } = fence;
+  return {
+    ...rest,
+    closedBefore: Math.max(fence.closedBefore, pending?.closesBefore ?? Number.NEGATIVE_INFINITY),
+    latePending: [],
+  };
+};
+
+/**
+ * Classifies and folds records (all above the fence) into the deltas of one slice, and the fence
+ * that claims it. `resends`, when a claimed slice is written again: the offsets its claimant
+ * skipped as resends, which decide instead of this environment's recent-id cache.
+ */
 function sliceOf(
   records: readonly SourcedEvent[],
   partition: number,
-  fence: Fence,
+  fence: Pick<Fence, "lastOffset" | "maxEventTime" | "closedBefore" | "dirty">,
   deps: AggregateDeps,
+  resends?: ReadonlySet<number>,
 ): Slice {
   const lateness = deps.allowedLatenessMs ?? DEFAULT_ALLOWED_LATENESS_MS;
   let maxEventTime = fence.maxEventTime;
   const onTime: SourcedEvent[] = [];
   const late: SourcedEvent[] = [];
   const inSlice = new Set<string>();
-  let duplicates = 0;
+  const duplicates: number[] = [];
   for (const r of records) {
     const id = r.event.event_id;
-    const duplicate = inSlice.has(id) || deps.recent.isDuplicate(partition, id, r.offset);
+    // A slice written again is decided by its claimant's resends alone: this environment's cache
+    // neither decides nor learns records at or below the fence, as for any record it skips.
+    const duplicate = resends
+      ? resends.has(r.offset)
+      : inSlice.has(id) || deps.recent.isDuplicate(partition, id, r.offset);
     inSlice.add(id);
     if (duplicate) {
-      duplicates++;
+      duplicates.push(r.offset);
       continue;
     }
     // Closed by the running watermark, or by the highest one the partition had (a raised lateness).
@@ -232,50 +246,81 @@ function sliceOf(
     fence: {
       lastOffset: records.at(-1)?.offset ?? fence.lastOffset,
       maxEventTime,
-      closedBefore: Math.max(fence.closedBefore, watermarkOf(maxEventTime, lateness)),
+      closedBefore: fence.closedBefore,
       dirty,
       latePending: late.map((r) => r.offset),
+      pending: {
+        first,
+        records: records.length,
+        maxEventTime: fence.maxEventTime,
+        closesBefore: Math.max(fence.closedBefore, watermarkOf(maxEventTime, lateness)),
+        duplicates,
+      },
       stored: true,
     },
     puts,
     late,
     onTime: onTime.length,
-    duplicates,
+    duplicates: duplicates.length,
   };
 }
 
-async function confirmLate(
-  topic: string,
-  partition: number,
-  fence: Fence,
-  deps: AggregateDeps,
-): Promise<Fence> {
-  const next: Fence = { ...fence, latePending: [] };
-  await deps.store.apply({ topic, partition, expected: fence, fence: next, puts: [], deletes: [] });
-  return next;
-}
-
 /**
- * An earlier invocation committed late records but failed before confirming their publication:
- * the mapping redelivers them (its offset was not committed), so they are published now.
- * (At least once on `events.late`: a crash between the publish and the confirmation repeats it.)
+ * An earlier invocation claimed a slice but did not confirm it: it may have died before writing
+ * every delta, or before publishing the slice's late records (the mapping redelivers them: its
+ * offset was not committed). The slice's deltas are written again — the same records, watermark
+ * and resends give the same keys and groups, so a write that did land is overwritten with itself —
+ * its late records published, and the fence confirmed. (At least once on `events.late`: a crash
+ * between the publish and the confirmation repeats it.)
+ *
+ * If this batch carries only part of the slice, nothing can be written: PendingSliceError, and
+ * the mapping retries. If it carries none of it and starts above it, the mapping committed its
+ * offsets past the slice, which only an invocation that wrote it does: the fence is confirmed.
  */
-async function republishLate(
+async function settleFence(
   topic: string,
   partition: number,
   list: readonly SourcedEvent[],
   fence: Fence,
   deps: AggregateDeps,
+  outcome: AggregateOutcome,
 ): Promise<Fence> {
-  const pending = new Set(fence.latePending);
-  const found = list.filter((r) => pending.has(r.offset));
-  if (found.length > 0) await deps.publishLate(found);
-  if (found.length < pending.size)
-    deps.warn?.("late events not redelivered: cannot republish them to events.late", {
-      partition,
-      missing: pending.size - found.length,
-    });
-  return confirmLate(topic, partition, fence, deps);
+  const { pending } = fence;
+  if (pending) {
+    const records = list.filter((r) => r.offset >= pending.first && r.offset <= fence.lastOffset);
+    // Records below the slice only (a short redelivery, a replay): nothing here to write or to skip.
+    if (list.every((r) => r.offset < pending.first)) return fence;
+    const above = list.every((r) => r.offset > fence.lastOffset);
+    if (records.length === pending.records) {
+      const again = sliceOf(
+        records,
+        partition,
+        { ...fence, maxEventTime: pending.maxEventTime },
+        deps,
+        new Set(pending.duplicates),
+      );
+      // Only what the claimant did not write: a delta it wrote holds the same groups.
+      await deps.store.putDeltas(await deps.store.missingDeltas(again.puts));
+      outcome.rewrites++;
+    } else if (!above) {
+      throw new PendingSliceError(
+        `partition ${partition}: the claimed slice ${pending.first}..${fence.lastOffset} has ${pending.records} records, this batch carries ${records.length}`,
+      );
+    }
+  }
+  if (fence.latePending.length > 0) {
+    const late = new Set(fence.latePending);
+    const found = list.filter((r) => late.has(r.offset));
+    if (found.length > 0) await deps.publishLate(found);
+    if (found.length < late.size)
+      deps.warn?.("late events not redelivered: cannot republish them to events.late", {
+        partition,
+        missing: late.size - found.length,
+      });
+  }
+  const next = settled(fence);
+  await deps.store.putFence({ topic, partition, expected: fence, fence: next });
+  return next;
 }
 
 /**

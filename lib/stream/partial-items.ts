@@ -54,9 +54,6 @@ export interface PartialRecord {
 
 /** Raw (pre-deflate) bytes per chunk: deflate never grows data by more than a few bytes per 16 KiB. */
 export const CHUNK_RAW_BYTES = 256 * 1024;
-/** DynamoDB's transaction limits (100 actions, 4 MB), with room for the fence item. */
-export const MAX_TRANSACTION_ACTIONS = 100;
-export const MAX_TRANSACTION_BYTES = 3_500_000;
 /** Groups kept per window and source partition; beyond, they are counted under OTHER_GROUP. */
 export const MAX_GROUPS_PER_WINDOW = 100_000;
 

@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { expect } from "vitest";
 import {
   type Fence,
+  type FenceChange,
   FenceConflictError,
   type PartialKey,
   type StoreChange,
@@ -9,11 +10,12 @@ import {
 } from "../../lib/adapters/window-store.ts";
 import type { StatsQuery } from "../../lib/contract/api.ts";
 import type { AcceptedEvent } from "../../lib/contract/event.ts";
-import { aggregateBatch, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
+import { aggregateBatch, PendingSliceError, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
 import type { ClosedWindowCache } from "../../lib/pipeline/closed-windows.ts";
 import { readStats, StatsQueryError } from "../../lib/pipeline/stats-service.ts";
 import type { Granularity } from "../../lib/stream/fold.ts";
 import { HLL_STANDARD_ERROR } from "../../lib/stream/hll.ts";
+import type { PartialRecord } from "../../lib/stream/partial-items.ts";
 import { BUILT_IN_RULES } from "../../lib/stream/rules.ts";
 import {
   type ExactSum,
@@ -224,6 +226,19 @@ export class CrashingStore implements WindowStore {
     this.applies++;
     return this.#track(this.inner.apply(change));
   }
+  putFence(change: FenceChange): Promise<void> {
+    if (this.applies >= this.crashAt) return Promise.reject(new Error("crash"));
+    this.applies++;
+    return this.#track(this.inner.putFence(change));
+  }
+  putDeltas(puts: readonly PartialRecord[]): Promise<void> {
+    if (this.applies >= this.crashAt) return Promise.reject(new Error("crash"));
+    this.applies++;
+    return this.#track(this.inner.putDeltas(puts));
+  }
+  missingDeltas(puts: readonly PartialRecord[]) {
+    return this.#track(this.inner.missingDeltas(puts));
+  }
   discard(deltas: readonly PartialKey[]): Promise<void> {
     if (this.applies >= this.crashAt) return Promise.reject(new Error("crash"));
     this.applies++;
@@ -254,6 +269,10 @@ export interface RunResult {
   readonly compactions: number;
   /** Zombie invocations that lost the fence race (and failed as a whole). */
   readonly fenceConflicts: number;
+  /** Invocations refused because they carried only part of a claimed, unconfirmed slice. */
+  readonly partialRetries: number;
+  /** Claimed, unconfirmed slices written again by successful invocations. */
+  readonly rewrites: number;
 }
 
 let runClock = 0;
@@ -285,6 +304,8 @@ export async function deliver(
   let crashes = 0;
   let compactions = 0;
   let fenceConflicts = 0;
+  let partialRetries = 0;
+  let rewrites = 0;
   // Each run writes at its own instant (a few ms apart; no window edge moves), as real runs do.
   runClock = (runClock + 1) % 40_000;
   const clock = scenario.processingNow + runClock;
@@ -340,7 +361,10 @@ export async function deliver(
       if (r.status === "fulfilled") {
         ok = true;
         compactions += r.value.compactions;
+        rewrites += r.value.rewrites;
       } else if (r.reason instanceof Error && r.reason.message === "crash") crashes++;
+      // A retry that carries only part of a slice claimed before a crash: the mapping retries again.
+      else if (r.reason instanceof PendingSliceError) partialRetries++;
       else if (!(zombie && r.reason instanceof FenceConflictError)) throw r.reason;
       else fenceConflicts++;
     }
@@ -353,7 +377,7 @@ export async function deliver(
     const fence = await store.getFence(TOPIC, p);
     expect(fence.lastOffset, `fence of partition ${p}`).toBe((scenario.logs.get(p)?.length ?? 0) - 1);
   }
-  return { containerStarts, invocations, crashes, compactions, fenceConflicts };
+  return { containerStarts, invocations, crashes, compactions, fenceConflicts, partialRetries, rewrites };
 }
 
 // --- comparing /stats with the model -----------------------------------------------------------

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { itemSizeBytes, writeUnits } from "../../lib/adapters/dynamodb-item-size.ts";
-import { billedUnits, discardedUnits } from "../../lib/adapters/window-store.ts";
+import { billedUnits, deltaPutUnits, discardedUnits } from "../../lib/adapters/window-store.ts";
 import type { Groups } from "../../lib/stream/partial.ts";
 import { encodePartial } from "../../lib/stream/partial-items.ts";
 
@@ -99,6 +99,23 @@ describe("billedUnits", () => {
       units: writeUnits(2_100, true) + 2,
       owedChange: -writeUnits(2_100, false),
       costByWindowKind: { "events_by_type#m": writeUnits(2_100, true) - writeUnits(2_100, false), fence: 2 },
+    });
+  });
+
+  it("bills a slice's deltas put outside a transaction 1 unit per KB each, and as much again owed for their deletion", () => {
+    const small = encodePartial(ref, 0, "d", 10, groups(1), 0);
+    const large = encodePartial({ ...ref, ruleKey: "unique_users" }, 0, "d", 10, groups(200), 0);
+    const puts = [...small, ...large];
+    const sizes = puts.map(itemSizeBytes);
+    const units = sizes.reduce((n, s) => n + writeUnits(s, false), 0);
+    expect(units).toBe(1 + Math.ceil((sizes[1] ?? 0) / 1024));
+    expect(deltaPutUnits(puts)).toEqual({
+      units,
+      owedChange: units,
+      costByWindowKind: {
+        "events_by_type#m": 2 * writeUnits(sizes[0] ?? 0, false),
+        "unique_users#m": 2 * writeUnits(sizes[1] ?? 0, false),
+      },
     });
   });
 });

@@ -1,6 +1,7 @@
 import {
   addUnrolledHours,
   type Fence,
+  type FenceChange,
   FenceConflictError,
   type FenceSnapshot,
   INITIAL_FENCE,
@@ -34,15 +35,43 @@ export class MemoryWindowStore implements WindowStore {
     if (this.applies >= this.crashAt) throw new Error("crash");
     this.applies++;
     const key = `${change.topic}/${change.partition}`;
-    const stored = this.fences.get(key);
-    if (change.expected.stored ? stored?.lastOffset !== change.expected.lastOffset : stored !== undefined)
-      throw new FenceConflictError("the fence moved");
+    this.#checkFence(change);
     for (const d of change.deletes) this.items.delete(`${d.pk}|${d.sk}`);
     for (const r of change.puts) {
       this.items.set(`${r.pk}|${r.sk}`, r);
       this.consumedWriteUnits += 2 * Math.ceil(recordBytes(r) / 1024);
     }
     this.fences.set(key, change.fence);
+  }
+
+  /** A conditional put of the fence alone. */
+  async putFence(change: FenceChange): Promise<void> {
+    if (this.applies >= this.crashAt) throw new Error("crash");
+    this.applies++;
+    this.#checkFence(change);
+    this.fences.set(`${change.topic}/${change.partition}`, change.fence);
+    this.consumedWriteUnits += 1;
+  }
+
+  /** Plain puts of deltas (no condition, no transaction). */
+  async putDeltas(puts: readonly PartialRecord[]): Promise<void> {
+    if (this.applies >= this.crashAt) throw new Error("crash");
+    this.applies++;
+    for (const r of puts) {
+      if (!r.sk.includes("#d#")) throw new RangeError(`putDeltas takes deltas only, not ${r.sk}`);
+      this.items.set(`${r.pk}|${r.sk}`, r);
+      this.consumedWriteUnits += Math.ceil(recordBytes(r) / 1024);
+    }
+  }
+
+  async missingDeltas(puts: readonly PartialRecord[]): Promise<PartialRecord[]> {
+    return puts.filter((r) => !this.items.has(`${r.pk}|${r.sk}`));
+  }
+
+  #checkFence(change: FenceChange): void {
+    const stored = this.fences.get(`${change.topic}/${change.partition}`);
+    if (change.expected.stored ? stored?.lastOffset !== change.expected.lastOffset : stored !== undefined)
+      throw new FenceConflictError("the fence moved");
   }
 
   /** Plain deletes (no condition, no transaction): like `apply`, the crash point counts them. */
