@@ -346,45 +346,37 @@ export class DynamoWindowStore implements WindowStore {
   async missingDeltas(puts: readonly PartialRecord[]): Promise<PartialRecord[]> {
     const stored = new Set<string>();
     for (let i = 0; i < puts.length; i += BATCH_GET_KEYS) {
-      let keys: Record<string, unknown>[] = puts
+      const keys: Record<string, unknown>[] = puts
         .slice(i, i + BATCH_GET_KEYS)
         .map((r) => ({ pk: r.pk, sk: r.sk }));
-      for (let attempt = 0; keys.length > 0; attempt++) {
-        if (attempt > 0) {
-          if (attempt > BATCH_WRITE_ATTEMPTS) throw new Error(`${keys.length} deltas left unread`);
-          await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
-        }
+      await untilProcessed(keys, "deltas left unread", async (Keys) => {
         const res = await this.db.send(
           new BatchGetCommand({
             RequestItems: {
-              [this.aggregatesTable]: { Keys: keys, ProjectionExpression: "pk, sk", ConsistentRead: true },
+              [this.aggregatesTable]: { Keys, ProjectionExpression: "pk, sk", ConsistentRead: true },
             },
           }),
         );
         for (const item of res.Responses?.[this.aggregatesTable] ?? []) stored.add(`${item.pk}|${item.sk}`);
-        keys = res.UnprocessedKeys?.[this.aggregatesTable]?.Keys ?? [];
-      }
+        return res.UnprocessedKeys?.[this.aggregatesTable]?.Keys ?? [];
+      });
     }
     return puts.filter((r) => !stored.has(`${r.pk}|${r.sk}`));
   }
 
   /** One BatchWriteItem of at most 25 requests, retrying what DynamoDB leaves unprocessed. */
-  async #batchWrite(requests: BatchRequest[], failure: string): Promise<void> {
-    for (let attempt = 0; requests.length > 0; attempt++) {
-      if (attempt > 0) {
-        if (attempt > BATCH_WRITE_ATTEMPTS) throw new Error(`${requests.length} ${failure}`);
-        await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
-      }
+  #batchWrite(requests: BatchRequest[], failure: string): Promise<void> {
+    return untilProcessed(requests, failure, async (batch) => {
       const res = await this.db.send(
         new BatchWriteCommand({
-          RequestItems: { [this.aggregatesTable]: requests },
+          RequestItems: { [this.aggregatesTable]: batch },
           ReturnConsumedCapacity: "TOTAL",
         }),
       );
       for (const c of res.ConsumedCapacity ?? [])
         this.#writeUnits += c.WriteCapacityUnits ?? c.CapacityUnits ?? 0;
-      requests = (res.UnprocessedItems?.[this.aggregatesTable] ?? []) as BatchRequest[];
-    }
+      return (res.UnprocessedItems?.[this.aggregatesTable] ?? []) as BatchRequest[];
+    });
   }
 
   async apply(change: StoreChange): Promise<void> {
@@ -507,7 +499,24 @@ const isDelta = (sk: string) => sk.includes("#d#");
 const BATCH_WRITE_ITEMS = 25;
 const BATCH_GET_KEYS = 100;
 /** Retries of the requests DynamoDB left unprocessed (throttling) before the batch fails. */
-const BATCH_WRITE_ATTEMPTS = 6;
+const BATCH_ATTEMPTS = 6;
+/**
+ * Sends `requests` by a batch operation, then what it left unprocessed, with exponential backoff,
+ * as DynamoDB asks; fails after `BATCH_ATTEMPTS` retries.
+ */
+async function untilProcessed<T>(
+  requests: T[],
+  failure: string,
+  send: (requests: T[]) => Promise<T[]>,
+): Promise<void> {
+  for (let attempt = 0; requests.length > 0; attempt++) {
+    if (attempt > 0) {
+      if (attempt > BATCH_ATTEMPTS) throw new Error(`${requests.length} ${failure}`);
+      await new Promise((r) => setTimeout(r, 25 * 2 ** attempt));
+    }
+    requests = await send(requests);
+  }
+}
 type BatchRequest = { PutRequest: { Item: object } } | { DeleteRequest: { Key: Record<string, unknown> } };
 const stringifyPending = (p: PendingSlice) =>
   JSON.stringify({
