@@ -205,3 +205,68 @@ describe("fences cached per execution environment", () => {
     await dropCreated();
   });
 });
+
+describe("a claim left by a dead environment, read back from DynamoDB Local", () => {
+  it("another environment reads the claim from the table and writes the slice as the claimant would have, resends included", async () => {
+    const prefix = `claim-${Date.now()}`;
+    await createTable(`${prefix}-aggregates`, tables.aggregates);
+    await createTable(`${prefix}-state`, tables.streamState);
+    const now = Date.now();
+    const event = (id: string): AcceptedEvent => ({
+      event_id: `${prefix}-${id}`,
+      user_id: "u1",
+      event_type: `${prefix}_type`,
+      timestamp: now - 5_000,
+      received_at: now - 5_000,
+    });
+    const batch: SourcedEvent[] = ["a", "b", "a", "c"].map((id, offset) => ({
+      partition: 0,
+      offset,
+      event: event(id),
+    }));
+    const store = () => new DynamoWindowStore(db, `${prefix}-aggregates`, `${prefix}-state`);
+    const run = (s: DynamoWindowStore) =>
+      aggregateBatch("events.raw", batch, {
+        store: s,
+        rules: BUILT_IN_RULES,
+        recent: new RecentEventIds(),
+        publishLate: async () => {},
+      });
+    // The claimant dies at its deltas: the claim (first slice of the partition, from a fence
+    // with no watermark yet) is all it leaves.
+    const claimant = store();
+    claimant.putDeltas = () => Promise.reject(new Error("crash"));
+    await expect(run(claimant)).rejects.toThrow("crash");
+    const fresh = store();
+    const claimed = await fresh.getFence("events.raw", 0);
+    expect(claimed.pending).toEqual({
+      first: 0,
+      records: 4,
+      maxEventTime: Number.NEGATIVE_INFINITY,
+      closesBefore: claimed.pending?.closesBefore,
+      duplicates: [2],
+    });
+    expect(claimed.closedBefore).toBe(Number.NEGATIVE_INFINITY);
+    const outcome = await run(fresh);
+    expect(outcome.rewrites).toBe(1);
+    const counted = (
+      (await readStats(
+        fresh,
+        BUILT_IN_RULES,
+        {
+          kind: "event_type",
+          event_type: `${prefix}_type`,
+          interval: "5m",
+          intervalMs: 300_000,
+          group_by: [],
+        },
+        Date.now(),
+      )) as { count: number }
+    ).count;
+    expect(counted).toBe(3);
+    const confirmed = await store().getFence("events.raw", 0);
+    expect(confirmed.pending).toBeUndefined();
+    expect(confirmed.closedBefore).toBe(claimed.pending?.closesBefore);
+    await dropCreated();
+  });
+});
