@@ -274,8 +274,9 @@ function sliceOf(
  * between the publish and the confirmation repeats it.)
  *
  * If this batch carries only part of the slice, nothing can be written: PendingSliceError, and
- * the mapping retries. If it carries none of it and starts above it, the mapping committed its
- * offsets past the slice, which only an invocation that wrote it does: the fence is confirmed.
+ * the mapping retries. If it carries none of it and starts above it, the mapping moved past the
+ * slice: an invocation that claims a slice confirms it before it succeeds, so the slice's batch
+ * failed every retry and was dead-lettered. The fence is confirmed, loudly.
  */
 async function settleFence(
   topic: string,
@@ -302,7 +303,16 @@ async function settleFence(
       // Only what the claimant did not write: a delta it wrote holds the same groups.
       await deps.store.putDeltas(await deps.store.missingDeltas(again.puts));
       outcome.rewrites++;
-    } else if (!above) {
+    } else if (above) {
+      // The mapping moved past the slice without an invocation that wrote it: its batch failed
+      // every retry and went to the on-failure destination. Like any dead-lettered batch it is not
+      // counted — but the claimant may have written some of its deltas before it died.
+      deps.warn?.("a claimed slice was dead-lettered: some of its deltas may be written", {
+        partition,
+        first: pending.first,
+        last: fence.lastOffset,
+      });
+    } else {
       throw new PendingSliceError(
         `partition ${partition}: the claimed slice ${pending.first}..${fence.lastOffset} has ${pending.records} records, this batch carries ${records.length}`,
       );

@@ -136,4 +136,27 @@ describe("slices claimed, then written, then confirmed", () => {
     await run(batch);
     expect((await store.fenceSnapshot("events.raw", 1)).closedBefore).toBeGreaterThan(T + 30_000);
   });
+
+  it("a claim whose batch was dead-lettered (the next batch starts above it) is confirmed with a warning, and the stream goes on", async () => {
+    const { store, count } = setup();
+    const warnings: string[] = [];
+    const run = (batch: SourcedEvent[]) =>
+      aggregateBatch("events.raw", batch, {
+        store,
+        rules: BUILT_IN_RULES,
+        recent: new RecentEventIds(),
+        publishLate: async () => {},
+        now: () => T,
+        warn: (message) => warnings.push(message),
+      });
+    store.dieAt = 1; // the claim lands, its deltas do not; every retry fails the same way
+    await expect(run(records([ev("a"), ev("b")]))).rejects.toThrow("crash");
+    store.dieAt = Number.POSITIVE_INFINITY;
+    await run(records([ev("c")], 2));
+    expect(warnings).toEqual(["a claimed slice was dead-lettered: some of its deltas may be written"]);
+    const fence = await store.getFence("events.raw", 0);
+    expect(fence.pending).toBeUndefined();
+    expect(fence.lastOffset).toBe(2);
+    expect(await count()).toBe(1); // the dead-lettered batch is not counted
+  });
 });
