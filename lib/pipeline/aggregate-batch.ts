@@ -91,7 +91,7 @@ export interface AggregateDeps {
 }
 
 export interface AggregateOutcome {
-  /** Slices committed (one transaction each). */
+  /** Slices claimed, written and confirmed (at most one per partition per batch). */
   slices: number;
   recordsWritten: number;
   onTime: number;

@@ -8,10 +8,10 @@ export interface ClosedWindowCacheOptions {
   /** How long a `closedBefore` answer is reused. @default 1_000 ms */
   readonly refreshMs?: number;
   /**
-   * How old a `closedBefore` answer must be before it is used. The commit that moved a fence may
-   * also have written a window it closed (an on-time event of the same slice), and a Query is
-   * read-committed per item, not isolated from a transaction: a reader could see the new fence
-   * before all of that commit's items. Waiting lets every such commit finish. @default 1_000 ms
+   * How old a `closedBefore` answer must be before it is used. A fence's `closedBefore` moves only
+   * once its slice's deltas are written (the slice's confirmation), but a compaction's transaction
+   * also rewrites windows, and a Query is read-committed per item, not isolated from a
+   * transaction. Waiting a second is a margin for such writes in flight. @default 1_000 ms
    */
   readonly settleMs?: number;
   readonly now?: () => number;

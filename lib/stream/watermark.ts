@@ -6,8 +6,8 @@
  *
  * An event's time only moves the watermark as far as its arrival (`received_at`): ingest accepts
  * timestamps up to 5 minutes ahead, and one such event must not make every correct event of the
- * partition late (issue 8.5). The state is saved in the same transaction as the batch's
- * aggregates, so a retried batch is classified exactly as the first attempt was.
+ * partition late (issue 8.5). The state is saved in the fence that claims the batch's slice,
+ * with the watermark before it, so a retried batch is classified exactly as the first attempt was.
  */
 export const DEFAULT_ALLOWED_LATENESS_MS = 2 * 60_000;
 const MINUTE = 60_000;
