@@ -8,6 +8,7 @@ import {
   QueryCommand,
   TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
 import { type Granularity, parseWindowKey, windowStartOf } from "../stream/fold.ts";
 import { bucketOf, bucketPk, type PartialRecord, windowSkRange } from "../stream/partial-items.ts";
 import { itemSizeBytes, writeUnits } from "./dynamodb-item-size.ts";
@@ -524,13 +525,17 @@ const stringifyPending = (p: PendingSlice) =>
     maxEventTime: storedInstant(p.maxEventTime),
     closesBefore: storedInstant(p.closesBefore),
   });
-function parsePending(text: string): PendingSlice {
-  const p = JSON.parse(text) as Omit<PendingSlice, "maxEventTime" | "closesBefore"> & {
-    maxEventTime: number | string;
-    closesBefore: number | string;
-  };
-  return { ...p, maxEventTime: Number(p.maxEventTime), closesBefore: Number(p.closesBefore) };
-}
+/** A stored instant: a number, or ±Infinity as text. */
+const storedInstantSchema = z.union([z.number(), z.enum(["Infinity", "-Infinity"])]).transform(Number);
+const pendingSchema = z.object({
+  first: z.number().int().nonnegative(),
+  records: z.number().int().positive(),
+  maxEventTime: storedInstantSchema,
+  closesBefore: storedInstantSchema,
+  duplicates: z.array(z.number().int().nonnegative()),
+});
+/** A fence's claim as stored; a malformed one fails loudly rather than being taken as none. */
+const parsePending = (text: string): PendingSlice => pendingSchema.parse(JSON.parse(text));
 /** A fence's instant as stored: DynamoDB numbers cannot hold ±Infinity, so those go as text. */
 const storedInstant = (t: number) => (Number.isFinite(t) ? t : String(t));
 /** A stored instant back; absent (a fence written before the attribute existed): -Infinity. */
