@@ -31,7 +31,10 @@ import { startLocalStack } from "../local/stack.ts";
  *      accepted event is counted in GET /stats (end-to-end rate) and every consumer lag is 0;
  *   2. phase 2: paced at BENCH_PACED_FRACTION (0.8) × phase 1's end-to-end rate (or
  *      BENCH_PACED_RATE) for BENCH_PACED_SECONDS, with freshness probes and GET /stats latency;
- *   3. GET /events over the last hour.
+ *   3. phase 3: a quiet stream at BENCH_QUIET_RATE (600 events/s) for BENCH_QUIET_SECONDS: a slice
+ *      then holds about a hundred events, not thousands, so this is the write cost per event of
+ *      real traffic at a low rate (a floor per slice), and the latencies with cores to spare;
+ *   4. GET /events over the last hour.
  *
  * DynamoDB units and S3 requests come from the usage meters of the API and mappings processes
  * (lib/adapters/usage-meter.ts), diffed around each phase; analytics.stats rate and publish lag
@@ -53,6 +56,9 @@ const Knobs = z.object({
    * most BENCH_BATCH), so the paced load is smooth rather than a burst every few seconds.
    */
   BENCH_PACED_BATCH: z.coerce.number().int().positive().max(10_000).optional(),
+  /** Phase 3, a quiet stream: its length (0: skip) and rate. */
+  BENCH_QUIET_SECONDS: z.coerce.number().nonnegative().default(30),
+  BENCH_QUIET_RATE: z.coerce.number().positive().default(600),
   /** How long after the load stops to wait for counts and lags before calling it a failure. */
   BENCH_DRAIN_TIMEOUT_SECONDS: z.coerce.number().positive().default(300),
   /**
@@ -459,6 +465,14 @@ const pacedBatch =
   knobs.BENCH_PACED_BATCH ??
   Math.min(knobs.BENCH_BATCH, Math.max(1, Math.round(pacedRate / (5 * knobs.BENCH_CONCURRENCY))));
 const p2 = await phase("Phase 2, paced load", "p2", knobs.BENCH_PACED_SECONDS, pacedRate, pacedBatch);
+const quietBatch = Math.min(
+  knobs.BENCH_BATCH,
+  Math.max(1, Math.round(knobs.BENCH_QUIET_RATE / (5 * knobs.BENCH_CONCURRENCY))),
+);
+const p3 =
+  knobs.BENCH_QUIET_SECONDS > 0
+    ? await phase("Phase 3, quiet load", "p3", knobs.BENCH_QUIET_SECONDS, knobs.BENCH_QUIET_RATE, quietBatch)
+    : undefined;
 
 // 3. GET /events over the last hour.
 // The function's first request is its cold start (module load; locally also DuckDB's native
@@ -673,6 +687,26 @@ const rows: [string, string][] = [
     "DynamoDB read units / Queries per GET /stats",
     `phase 1 ${fmt(readUnitsPerStatsGet(p1))} / ${fmt(queriesPerStatsGet(p1))} (${p1.statsRequests} requests), phase 2 ${fmt(readUnitsPerStatsGet(p2))} / ${fmt(queriesPerStatsGet(p2))} (${p2.statsRequests})`,
   ],
+  ...(p3
+    ? ([
+        [
+          `phase 3: quiet at ${int(knobs.BENCH_QUIET_RATE)} events/s`,
+          `${int(p3.ingestRate)} events/s accepted; end-to-end ${Number.isFinite(p3.e2eRate) ? "all counted" : `NOT all counted (${int(p3.counted)} of ${int(p3.result.accepted)})`}`,
+        ],
+        [
+          "  write units per 100 events (a slice's floor)",
+          `${fmt(writeUnitsPer(p3, 100), 2)}: ${Object.entries(p3.usage.dynamodb.costByWindowKind)
+            .filter(([, units]) => units !== 0)
+            .sort((a, b) => b[1] - a[1])
+            .map(([kind, units]) => `${kind} ${fmt((units / p3.events) * 100, 2)}`)
+            .join(", ")}`,
+        ],
+        [
+          "  freshness p50 / p99; GET /stats p50 / p95",
+          `${fmt(pct(p3.freshness, 50), 0)} / ${fmt(pct(p3.freshness, 99), 0)} ms over ${p3.freshness.length} probes; ${fmt(pct(p3.statsLatency, 50))} / ${fmt(pct(p3.statsLatency, 95))} ms over ${p3.statsLatency.length} requests`,
+        ],
+      ] satisfies [string, string][])
+    : []),
   [
     "S3 PUT-class requests per million events",
     `phase 1 ${int(s3PutsPerMillion(p1))} (PutObject ${int(s3PutObjectsPerMillion(p1))}), phase 2 ${int(s3PutsPerMillion(p2))} (PutObject ${int(s3PutObjectsPerMillion(p2))})`,
@@ -786,6 +820,8 @@ log(
     paced_batch: pacedBatch,
     phase1: phaseJson(p1),
     phase2: phaseJson(p2),
+    quiet_rate: knobs.BENCH_QUIET_RATE,
+    phase3: p3 ? phaseJson(p3) : null,
     get_events_ms: {
       p50: pct(eventsLatency, 50),
       p95: pct(eventsLatency, 95),
