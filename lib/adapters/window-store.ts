@@ -331,16 +331,9 @@ export class DynamoWindowStore implements WindowStore {
   async putDeltas(puts: readonly PartialRecord[]): Promise<void> {
     for (const put of puts)
       if (!isDelta(put.sk)) throw new RangeError(`putDeltas takes deltas only, not ${put.sk}`);
-    const groups: PartialRecord[][] = [];
-    for (let i = 0; i < puts.length; i += BATCH_WRITE_ITEMS)
-      groups.push(puts.slice(i, i + BATCH_WRITE_ITEMS));
-    await Promise.all(
-      groups.map((group) =>
-        this.#batchWrite(
-          group.map((Item) => ({ PutRequest: { Item } })),
-          "deltas left unwritten",
-        ),
-      ),
+    await this.#batchWrite(
+      puts.map((Item) => ({ PutRequest: { Item } })),
+      "deltas left unwritten",
     );
     const billed = deltaPutUnits(puts);
     usageMeter.recordComputedWrites(billed.units, billed.owedChange, billed.costByWindowKind);
@@ -348,11 +341,9 @@ export class DynamoWindowStore implements WindowStore {
 
   async missingDeltas(puts: readonly PartialRecord[]): Promise<PartialRecord[]> {
     const stored = new Set<string>();
-    for (let i = 0; i < puts.length; i += BATCH_GET_KEYS) {
-      const keys: Record<string, unknown>[] = puts
-        .slice(i, i + BATCH_GET_KEYS)
-        .map((r) => ({ pk: r.pk, sk: r.sk }));
-      await untilProcessed(keys, "deltas left unread", async (Keys) => {
+    const keys: Record<string, unknown>[] = puts.map((r) => ({ pk: r.pk, sk: r.sk }));
+    for (const group of chunksOf(keys, BATCH_GET_KEYS))
+      await untilProcessed(group, "deltas left unread", async (Keys) => {
         const res = await this.db.send(
           new BatchGetCommand({
             RequestItems: {
@@ -363,12 +354,20 @@ export class DynamoWindowStore implements WindowStore {
         for (const item of res.Responses?.[this.aggregatesTable] ?? []) stored.add(`${item.pk}|${item.sk}`);
         return res.UnprocessedKeys?.[this.aggregatesTable]?.Keys ?? [];
       });
-    }
     return puts.filter((r) => !stored.has(`${r.pk}|${r.sk}`));
   }
 
-  /** One BatchWriteItem of at most 25 requests, retrying what DynamoDB leaves unprocessed. */
-  #batchWrite(requests: BatchRequest[], failure: string): Promise<void> {
+  /**
+   * BatchWriteItems of at most 25 requests each, in parallel, each retrying what DynamoDB leaves
+   * unprocessed.
+   */
+  async #batchWrite(requests: BatchRequest[], failure: string): Promise<void> {
+    await Promise.all(
+      chunksOf(requests, BATCH_WRITE_ITEMS).map((group) => this.#batchWriteOne(group, failure)),
+    );
+  }
+
+  #batchWriteOne(requests: BatchRequest[], failure: string): Promise<void> {
     return untilProcessed(requests, failure, async (batch) => {
       const res = await this.db.send(
         new BatchWriteCommand({
@@ -420,16 +419,9 @@ export class DynamoWindowStore implements WindowStore {
   async discard(deltas: readonly PartialKey[]): Promise<void> {
     for (const key of deltas)
       if (!isDelta(key.sk)) throw new RangeError(`discard takes absorbed deltas only, not ${key.sk}`);
-    const groups: PartialKey[][] = [];
-    for (let i = 0; i < deltas.length; i += BATCH_WRITE_ITEMS)
-      groups.push(deltas.slice(i, i + BATCH_WRITE_ITEMS));
-    await Promise.all(
-      groups.map((group) =>
-        this.#batchWrite(
-          group.map((key) => ({ DeleteRequest: { Key: { pk: key.pk, sk: key.sk } } })),
-          "absorbed deltas left undeleted",
-        ),
-      ),
+    await this.#batchWrite(
+      deltas.map((key) => ({ DeleteRequest: { Key: { pk: key.pk, sk: key.sk } } })),
+      "absorbed deltas left undeleted",
     );
     const billed = discardedUnits(deltas);
     usageMeter.recordComputedWrites(billed, -billed);
@@ -501,6 +493,9 @@ const isDelta = (sk: string) => sk.includes("#d#");
 /** BatchWriteItem's limit of requests per call, and BatchGetItem's of keys. */
 const BATCH_WRITE_ITEMS = 25;
 const BATCH_GET_KEYS = 100;
+/** `items` cut into runs of at most `size`, in order. */
+const chunksOf = <T>(items: readonly T[], size: number): T[][] =>
+  Array.from({ length: Math.ceil(items.length / size) }, (_, i) => items.slice(i * size, (i + 1) * size));
 /** Retries of the requests DynamoDB left unprocessed (throttling) before the batch fails. */
 const BATCH_ATTEMPTS = 6;
 /**

@@ -141,6 +141,17 @@ describe("stream core against the reference model, on DynamoDB Local", () => {
   });
 });
 
+/** GET /stats' count of one event type over the last 5 minutes, read through `store`. */
+const countOfType = async (store: DynamoWindowStore, eventType: string) =>
+  (
+    (await readStats(
+      store,
+      BUILT_IN_RULES,
+      { kind: "event_type", event_type: eventType, interval: "5m", intervalMs: 300_000, group_by: [] },
+      Date.now(),
+    )) as { count: number }
+  ).count;
+
 describe("fences cached per execution environment", () => {
   it("a partition that moved away and back commits nothing twice: the stale fence is refused, the retry reads the table", async () => {
     const prefix = `fence-${Date.now()}`;
@@ -172,21 +183,7 @@ describe("fences cached per execution environment", () => {
         recent: env.recent,
         publishLate: async () => {},
       });
-    const counted = async () =>
-      (
-        (await readStats(
-          b.store,
-          BUILT_IN_RULES,
-          {
-            kind: "event_type",
-            event_type: `${prefix}_type`,
-            interval: "5m",
-            intervalMs: 300_000,
-            group_by: [],
-          },
-          Date.now(),
-        )) as { count: number }
-      ).count;
+    const counted = () => countOfType(b.store, `${prefix}_type`);
 
     await run(a, events(0, 10)); // A owns partition 0 and caches its fence at offset 9
     await run(b, events(10, 25)); // the partition moved to B, which commits 10..24
@@ -249,21 +246,7 @@ describe("a claim left by a dead environment, read back from DynamoDB Local", ()
     expect(claimed.closedBefore).toBe(Number.NEGATIVE_INFINITY);
     const outcome = await run(fresh);
     expect(outcome.rewrites).toBe(1);
-    const counted = (
-      (await readStats(
-        fresh,
-        BUILT_IN_RULES,
-        {
-          kind: "event_type",
-          event_type: `${prefix}_type`,
-          interval: "5m",
-          intervalMs: 300_000,
-          group_by: [],
-        },
-        Date.now(),
-      )) as { count: number }
-    ).count;
-    expect(counted).toBe(3);
+    expect(await countOfType(fresh, `${prefix}_type`)).toBe(3);
     const confirmed = await store().getFence("events.raw", 0);
     expect(confirmed.pending).toBeUndefined();
     expect(confirmed.closedBefore).toBe(claimed.pending?.closesBefore);

@@ -218,31 +218,29 @@ export class CrashingStore implements WindowStore {
     p.then(done, done);
     return p;
   }
+  /** A write of the store, or the death of the invocation at it (`crashAt`). */
+  #write(send: () => Promise<void>): Promise<void> {
+    if (this.applies >= this.crashAt) return Promise.reject(new Error("crash"));
+    this.applies++;
+    return this.#track(send());
+  }
   getFence(topic: string, partition: number): Promise<Fence> {
     return this.#track(this.inner.getFence(topic, partition));
   }
   apply(change: StoreChange): Promise<void> {
-    if (this.applies >= this.crashAt) return Promise.reject(new Error("crash"));
-    this.applies++;
-    return this.#track(this.inner.apply(change));
+    return this.#write(() => this.inner.apply(change));
   }
   putFence(change: FenceChange): Promise<void> {
-    if (this.applies >= this.crashAt) return Promise.reject(new Error("crash"));
-    this.applies++;
-    return this.#track(this.inner.putFence(change));
+    return this.#write(() => this.inner.putFence(change));
   }
   putDeltas(puts: readonly PartialRecord[]): Promise<void> {
-    if (this.applies >= this.crashAt) return Promise.reject(new Error("crash"));
-    this.applies++;
-    return this.#track(this.inner.putDeltas(puts));
+    return this.#write(() => this.inner.putDeltas(puts));
   }
   missingDeltas(puts: readonly PartialRecord[]) {
     return this.#track(this.inner.missingDeltas(puts));
   }
   discard(deltas: readonly PartialKey[]): Promise<void> {
-    if (this.applies >= this.crashAt) return Promise.reject(new Error("crash"));
-    this.applies++;
-    return this.#track(this.inner.discard(deltas));
+    return this.#write(() => this.inner.discard(deltas));
   }
   read(ruleKey: string, granularity: Granularity, windowStarts: readonly number[], partition?: number) {
     return this.#track(this.inner.read(ruleKey, granularity, windowStarts, partition));

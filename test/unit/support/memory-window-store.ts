@@ -32,8 +32,7 @@ export class MemoryWindowStore implements WindowStore {
   }
 
   async apply(change: StoreChange): Promise<void> {
-    if (this.applies >= this.crashAt) throw new Error("crash");
-    this.applies++;
+    this.#write();
     const key = `${change.topic}/${change.partition}`;
     this.#checkFence(change);
     for (const d of change.deletes) this.items.delete(`${d.pk}|${d.sk}`);
@@ -46,8 +45,7 @@ export class MemoryWindowStore implements WindowStore {
 
   /** A conditional put of the fence alone. */
   async putFence(change: FenceChange): Promise<void> {
-    if (this.applies >= this.crashAt) throw new Error("crash");
-    this.applies++;
+    this.#write();
     this.#checkFence(change);
     this.fences.set(`${change.topic}/${change.partition}`, change.fence);
     this.consumedWriteUnits += 1;
@@ -55,8 +53,7 @@ export class MemoryWindowStore implements WindowStore {
 
   /** Plain puts of deltas (no condition, no transaction). */
   async putDeltas(puts: readonly PartialRecord[]): Promise<void> {
-    if (this.applies >= this.crashAt) throw new Error("crash");
-    this.applies++;
+    this.#write();
     for (const r of puts) {
       if (!r.sk.includes("#d#")) throw new RangeError(`putDeltas takes deltas only, not ${r.sk}`);
       this.items.set(`${r.pk}|${r.sk}`, r);
@@ -68,6 +65,12 @@ export class MemoryWindowStore implements WindowStore {
     return puts.filter((r) => !this.items.has(`${r.pk}|${r.sk}`));
   }
 
+  /** Counts a write, or dies at it (`crashAt`), before it changes anything. */
+  #write(): void {
+    if (this.applies >= this.crashAt) throw new Error("crash");
+    this.applies++;
+  }
+
   #checkFence(change: FenceChange): void {
     const stored = this.fences.get(`${change.topic}/${change.partition}`);
     if (change.expected.stored ? stored?.lastOffset !== change.expected.lastOffset : stored !== undefined)
@@ -76,8 +79,7 @@ export class MemoryWindowStore implements WindowStore {
 
   /** Plain deletes (no condition, no transaction): like `apply`, the crash point counts them. */
   async discard(deltas: readonly PartialKey[]): Promise<void> {
-    if (this.applies >= this.crashAt) throw new Error("crash");
-    this.applies++;
+    this.#write();
     for (const d of deltas) {
       if (!d.sk.includes("#d#")) throw new RangeError(`discard takes deltas only, not ${d.sk}`);
       this.items.delete(`${d.pk}|${d.sk}`);
