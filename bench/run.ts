@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { S3Client } from "@aws-sdk/client-s3";
 import { Kafka, logLevel } from "kafkajs";
@@ -322,6 +323,10 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
   const statsRequestsBefore = statsRequests;
   const wallStart = Date.now();
   const loadStart = performance.now();
+  // The stack's main process hosts the API Gateway and the API's functions (and this bench's
+  // probes): how long its event loop keeps a ready callback waiting is part of every latency here.
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
   const done = runLoadWorker(types, loadSeconds, rate, batch);
   const freshness: number[] = [];
   const statsLatency: number[] = [];
@@ -364,6 +369,12 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
   const loadEnded = performance.now();
   loading = false;
   await Promise.all([sampler, prober]);
+  loopDelay.disable();
+  const apiLoopDelayMs = {
+    p50: loopDelay.percentile(50) / 1e6,
+    p99: loopDelay.percentile(99) / 1e6,
+    max: loopDelay.max / 1e6,
+  };
 
   // Drain: every accepted event counted in GET /stats, every consumer lag back to 0.
   const drainDeadline = loadEnded + knobs.BENCH_DRAIN_TIMEOUT_SECONDS * 1000;
@@ -409,6 +420,7 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
     e2eRate: result.accepted / e2eSeconds,
     freshness,
     statsLatency,
+    apiLoopDelayMs,
     catchUp,
     probes,
     usage: addUsage(byProcess.api, byProcess.mappings),
@@ -664,6 +676,10 @@ const rows: [string, string][] = [
     `${fmt(pct(p2.statsLatency, 50))} / ${fmt(pct(p2.statsLatency, 95))} ms over ${p2.statsLatency.length} requests (phase 1 p95 ${fmt(pct(p1.statsLatency, 95))} ms)`,
   ],
   [
+    "  API process's event-loop delay p50 / p99 / max",
+    `${fmt(p2.apiLoopDelayMs.p50)} / ${fmt(p2.apiLoopDelayMs.p99)} / ${fmt(p2.apiLoopDelayMs.max)} ms (phase 1: ${fmt(p1.apiLoopDelayMs.p99)} ms at p99)`,
+  ],
+  [
     "DynamoDB write units per 100 events",
     `phase 1 ${fmt(writeUnitsPer(p1, 100), 2)}, phase 2 ${fmt(writeUnitsPer(p2, 100), 2)} (deltas' later deletion included)`,
   ],
@@ -784,6 +800,7 @@ const phaseJson = (p: Phase) => ({
     p95: pct(p.statsLatency, 95),
     requests: p.statsLatency.length,
   },
+  api_event_loop_delay_ms: p.apiLoopDelayMs,
   metered_events: p.events,
   dynamodb_write_units_per_100: writeUnitsPer(p, 100),
   dynamodb_write_units_paid_per_100: paidWriteUnitsPer(p, 100),

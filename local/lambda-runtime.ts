@@ -115,8 +115,8 @@ interface Environment {
   readonly worker: Worker;
   readonly ready: Promise<void>;
   usage: UsageSnapshot;
-  busy: boolean;
-  pending?: { resolve(value: unknown): void; reject(error: Error): void };
+  /** Invocations running in it, by message id. */
+  readonly pending: Map<number, { resolve(value: unknown): void; reject(error: Error): void }>;
 }
 
 /**
@@ -136,12 +136,39 @@ export function apiEnvironments(): number | undefined {
 }
 
 /**
+ * The API's functions that run in an execution environment of their own (one worker thread,
+ * shared by concurrent requests) rather than in the stack's process: `TIDEMARK_FUNCTION_THREADS`,
+ * a comma-separated list of function names (`none` for none), default `ingest`.
+ *
+ * In AWS every function has environments and CPU of its own. In the process that also runs API
+ * Gateway and every other function, each 1,000-event POST parsed, validated and encoded for Kafka
+ * on the one event loop (tens of ms of CPU), and every callback behind it waited: a GET /stats'
+ * DynamoDB responses under load, most of its latency (docs/performance.md, session 10). Moving
+ * GET /stats instead does not help: its requests and answers still cross that event loop.
+ */
+export function functionThreads(): ReadonlySet<FunctionName> {
+  const configured = process.env.TIDEMARK_FUNCTION_THREADS ?? "ingest";
+  const names = configured
+    .split(",")
+    .map((n) => n.trim())
+    .filter((n) => n !== "" && n !== "none");
+  for (const n of names)
+    if (!Object.hasOwn(functions, n))
+      throw new Error(`TIDEMARK_FUNCTION_THREADS: "${n}" is not a function of the topology`);
+  return new Set(names as FunctionName[]);
+}
+
+/**
  * A function as Lambda runs it behind API Gateway: execution environments (worker threads,
  * `local/lambda-environment.ts`), each running ONE invocation at a time; a request finds an idle
  * environment, or starts one (a cold start) while fewer than `maxEnvironments` exist, or waits
  * for one. An environment whose invocation times out is discarded, as Lambda does. Invocations in
  * separate environments share no event loop: a GET /stats does not wait behind the JSON parsing
  * of a 1,000-event POST, and the API uses more than one core.
+ *
+ * `invocationsPerEnvironment` above 1 lets concurrent invocations share an environment, as the
+ * stack's own process does for the functions it runs (cheaper: one isolate's GC and JIT), but off
+ * the process's event loop. A timed-out invocation then fails alone; its environment is kept.
  */
 export function environmentPool(
   name: FunctionName,
@@ -152,10 +179,13 @@ export function environmentPool(
     readonly entry?: string;
     /** @default the function's timeout */
     readonly timeoutSeconds?: number;
+    /** @default 1, as in Lambda */
+    readonly invocationsPerEnvironment?: number;
   },
 ): EnvironmentPool {
   const spec = functions[name];
   const max = options.maxEnvironments;
+  const perEnvironment = options.invocationsPerEnvironment ?? 1;
   const root = options.root ?? process.cwd();
   const timeoutSeconds = options.timeoutSeconds ?? spec.timeoutSeconds;
   const all = new Set<Environment>();
@@ -188,21 +218,21 @@ export function environmentPool(
         failReady = reject;
       }),
       usage: emptyUsage(),
-      busy: false,
+      pending: new Map(),
     };
     worker.on("message", (message: unknown) => {
       const reply = ReplySchema.parse(message);
       if ("ready" in reply) return markReady();
       env.usage = reply.usage;
-      const pending = env.pending;
-      env.pending = undefined;
+      const pending = env.pending.get(reply.id);
+      env.pending.delete(reply.id);
       if (reply.ok) pending?.resolve(reply.result);
       else pending?.reject(Object.assign(new Error(reply.error.message), reply.error));
     });
     const lost = (error: Error) => {
       failReady(error);
-      env.pending?.reject(error);
-      env.pending = undefined;
+      for (const pending of env.pending.values()) pending.reject(error);
+      env.pending.clear();
       discard(env);
     };
     worker.on("error", lost);
@@ -215,28 +245,26 @@ export function environmentPool(
     if (all.delete(env)) ended = addUsage(ended, env.usage);
   };
 
+  /** Invocations handed to each environment and not yet released. */
+  const load = new Map<Environment, number>();
+  const hand = (env: Environment) => {
+    load.set(env, (load.get(env) ?? 0) + 1);
+    return env;
+  };
+
   const release = (env: Environment) => {
-    env.busy = false;
+    const left = (load.get(env) ?? 1) - 1;
+    if (left > 0) load.set(env, left);
+    else load.delete(env);
     const next = waiting.shift();
     if (!next) return;
     // A discarded environment (timed out, crashed) is replaced for the request waiting on it.
-    const handed = all.has(env) ? env : start();
-    handed.busy = true;
-    next(handed);
+    next(hand(all.has(env) ? env : start()));
   };
 
   const acquire = (): Promise<Environment> => {
-    for (const env of all) {
-      if (!env.busy) {
-        env.busy = true;
-        return Promise.resolve(env);
-      }
-    }
-    if (all.size < max) {
-      const env = start();
-      env.busy = true;
-      return Promise.resolve(env);
-    }
+    for (const env of all) if ((load.get(env) ?? 0) < perEnvironment) return Promise.resolve(hand(env));
+    if (all.size < max) return Promise.resolve(hand(start()));
     return new Promise((resolve) => waiting.push(resolve));
   };
 
@@ -253,16 +281,19 @@ export function environmentPool(
       try {
         await env.ready;
         const deadline = Date.now() + timeoutSeconds * 1000;
+        const id = nextId++;
         return await new Promise<unknown>((resolve, reject) => {
-          env.pending = { resolve, reject };
+          env.pending.set(id, { resolve, reject });
           timer = setTimeout(() => {
             reject(new LambdaTimeoutError(`${name} timed out after ${timeoutSeconds} s`));
-            // Lambda ends a timed-out environment; the next request starts a fresh one.
-            env.pending = undefined;
+            env.pending.delete(id);
+            // Lambda ends a timed-out environment; the next request starts a fresh one. One
+            // shared by other invocations is kept, as the stack's process keeps running.
+            if (perEnvironment > 1) return;
             discard(env);
             void env.worker.terminate();
           }, timeoutSeconds * 1000);
-          env.worker.postMessage({ id: nextId++, event, deadline });
+          env.worker.postMessage({ id, event, deadline });
         });
       } finally {
         clearTimeout(timer);

@@ -33,6 +33,7 @@ import {
   apiEnvironments,
   type EnvironmentPool,
   environmentPool,
+  functionThreads,
   type LocalFunction,
   localFunction,
 } from "./lambda-runtime.ts";
@@ -169,17 +170,23 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     // The API's and the WebSocket API's functions: in this process, or in execution
     // environments of their own (TIDEMARK_API_ENVIRONMENTS, local/lambda-runtime.ts).
     const environments = apiEnvironments();
+    const threads = functionThreads();
     const fns = new Map<FunctionName, LocalFunction>();
     const pools: EnvironmentPool[] = [];
     const fn = (name: FunctionName) => {
       let f = fns.get(name);
       if (!f) {
-        if (environments === undefined) f = localFunction(name);
-        else {
-          const pool = environmentPool(name, { maxEnvironments: environments });
-          pools.push(pool);
-          f = pool;
-        }
+        const pool =
+          environments !== undefined
+            ? environmentPool(name, { maxEnvironments: environments })
+            : threads.has(name)
+              ? environmentPool(name, {
+                  maxEnvironments: 1,
+                  invocationsPerEnvironment: Number.POSITIVE_INFINITY,
+                })
+              : undefined;
+        if (pool) pools.push(pool);
+        f = pool ?? localFunction(name);
         fns.set(name, f);
       }
       return f;

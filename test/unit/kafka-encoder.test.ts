@@ -63,4 +63,26 @@ describe("kafkajs's record encoder, patched", () => {
     expect(Encoder.toString()).toContain("Buffer.allocUnsafe(Encoder.nextPowerOfTwo(initialSize))");
     expect(Encoder.prototype.writeUVarInt.toString()).not.toContain("Buffer.from");
   });
+
+  it("groups a produce batch by partition in order, appending (patched: no copy per message)", () => {
+    type Message = { key: string };
+    const group = require("kafkajs/src/producer/groupMessagesPerPartition") as (args: {
+      topic: string;
+      partitionMetadata: unknown[];
+      messages: Message[];
+      partitioner: (args: { message: Message }) => number;
+    }) => Record<string, Message[]>;
+    const messages = Array.from({ length: 1_000 }, (_, i) => ({ key: String(i) }));
+    const grouped = group({
+      topic: "t",
+      partitionMetadata: [{}, {}, {}],
+      messages,
+      partitioner: ({ message }) => Number(message.key) % 3,
+    });
+    expect(Object.keys(grouped)).toEqual(["0", "1", "2"]);
+    for (const p of [0, 1, 2])
+      expect(grouped[p]?.map((m) => m.key)).toEqual(messages.filter((_, i) => i % 3 === p).map((m) => m.key));
+    expect(group({ topic: "t", partitionMetadata: [], messages, partitioner: () => 0 })).toEqual({});
+    expect(group.toString()).toContain("current.push(message)");
+  });
 });

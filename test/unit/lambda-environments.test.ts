@@ -1,5 +1,11 @@
+import { threadId } from "node:worker_threads";
 import { afterEach, describe, expect, it } from "vitest";
-import { type EnvironmentPool, environmentPool, LambdaTimeoutError } from "../../local/lambda-runtime.ts";
+import {
+  type EnvironmentPool,
+  environmentPool,
+  functionThreads,
+  LambdaTimeoutError,
+} from "../../local/lambda-runtime.ts";
 
 /**
  * Lambda runs one invocation per execution environment at a time and starts environments for
@@ -40,5 +46,55 @@ describe("environment pool", () => {
     const next = (await pool.invoke({ ms: 1 })) as Probe;
     expect(next.threadId).not.toBe(warm.threadId);
     expect(next.invocations).toBe(1);
+  });
+
+  it("shares one environment between concurrent invocations when asked to, off the caller's thread", async () => {
+    pool = environmentPool("health", { entry, maxEnvironments: 1, invocationsPerEnvironment: Infinity });
+    const results = (await Promise.all([1, 2, 3].map(() => pool?.invoke({ ms: 300 })))) as Probe[];
+    expect(new Set(results.map((r) => r.threadId)).size).toBe(1);
+    expect(results[0]?.threadId).not.toBe(threadId);
+    expect(pool.environments).toBe(1);
+    // They overlapped: each started before any ended.
+    const firstEnd = Math.min(...results.map((r) => r.ended));
+    for (const r of results) expect(r.started).toBeLessThan(firstEnd);
+  });
+
+  it("keeps a shared environment when one of its invocations times out", async () => {
+    pool = environmentPool("health", {
+      entry,
+      maxEnvironments: 1,
+      invocationsPerEnvironment: Infinity,
+      timeoutSeconds: 0.5,
+    });
+    const warm = (await pool.invoke({ ms: 1 })) as Probe;
+    const [slow, quick] = await Promise.allSettled([pool.invoke({ ms: 5_000 }), pool.invoke({ ms: 50 })]);
+    expect(slow.status === "rejected" && slow.reason).toBeInstanceOf(LambdaTimeoutError);
+    expect(quick.status === "fulfilled" && (quick.value as Probe).threadId).toBe(warm.threadId);
+    const next = (await pool.invoke({ ms: 1 })) as Probe;
+    expect(next.threadId).toBe(warm.threadId);
+    expect(next.invocations).toBe(4);
+  });
+});
+
+describe("functions in threads of their own (TIDEMARK_FUNCTION_THREADS)", () => {
+  const saved = process.env.TIDEMARK_FUNCTION_THREADS;
+  afterEach(() => {
+    if (saved === undefined) delete process.env.TIDEMARK_FUNCTION_THREADS;
+    else process.env.TIDEMARK_FUNCTION_THREADS = saved;
+  });
+  const threads = (value: string | undefined) => {
+    if (value === undefined) delete process.env.TIDEMARK_FUNCTION_THREADS;
+    else process.env.TIDEMARK_FUNCTION_THREADS = value;
+    return [...functionThreads()].sort();
+  };
+
+  it("runs ingest off the gateway's event loop by default", () => {
+    expect(threads(undefined)).toEqual(["ingest"]);
+  });
+
+  it("takes a list of the topology's functions, or none, and refuses other names", () => {
+    expect(threads("stats, ingest")).toEqual(["ingest", "stats"]);
+    expect(threads("none")).toEqual([]);
+    expect(() => threads("ingest,stat")).toThrow(/"stat" is not a function/);
   });
 });
