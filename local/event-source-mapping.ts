@@ -39,8 +39,6 @@ export interface MappingOptions {
   readonly kafka: Kafka;
   /** Physical topic names. */
   readonly topic: string;
-  /** Partitions of `topic` (a fetch waits for a batch's worth of bytes for each). @default 1 */
-  readonly topicPartitions?: number;
   readonly onFailureTopic: string;
   /** The on-failure topic's max.message.bytes (a failed batch may need several requests). @default MAX_MESSAGE_BYTES */
   readonly onFailureMaxMessageBytes?: number;
@@ -60,6 +58,24 @@ export interface MappingStats {
 
 const ARN_PREFIX = "arn:aws:kafka:local:000000000000:cluster/tidemark-local";
 
+/** Records of one partition that a consumer fetched and no invocation took yet. */
+interface PartitionBuffer {
+  readonly key: string;
+  readonly topic: string;
+  readonly partition: number;
+  /** The consumer that fetched them (a restarted one fetches again from the committed offset). */
+  readonly consumer: Consumer;
+  readonly records: KafkaMessage[];
+  /** When each record arrived (was fetched), in the order of `records`. */
+  readonly arrivals: number[];
+  /** The offset after the last record buffered. */
+  nextOffset: number;
+  /** Wakes the delivery loop (records arrived, or the buffer was dropped). */
+  wake?: () => void;
+  /** Fetches waiting for the buffer to drain. */
+  readonly drained: (() => void)[];
+}
+
 export class LocalEventSourceMapping {
   readonly stats: MappingStats = {
     invocations: 0,
@@ -72,9 +88,22 @@ export class LocalEventSourceMapping {
   readonly #producer: Producer;
   #running = false;
   #restarts = 0;
+  readonly #windowMs: number;
+  /** Per partition (`<topic>-<partition>`), what the current consumer fetched and no invocation took yet. */
+  readonly #buffers = new Map<string, PartitionBuffer>();
+  /**
+   * Per partition, the invocation in progress (with its retries): one at a time per partition,
+   * also across the buffers of a rebalance or of a restarted consumer.
+   */
+  readonly #deliveries = new Map<string, Promise<unknown>>();
 
   constructor(options: MappingOptions) {
     this.#options = options;
+    const { maximumBatchingWindowSeconds } = options.spec;
+    this.#windowMs =
+      maximumBatchingWindowSeconds === undefined
+        ? KAFKA_DEFAULT_BATCHING_WINDOW_MS
+        : Math.round(maximumBatchingWindowSeconds * 1000);
     this.#consumer = this.#createConsumer();
     this.#producer = options.kafka.producer({
       idempotent: true,
@@ -90,18 +119,14 @@ export class LocalEventSourceMapping {
 
   #createConsumer(): Consumer {
     const { spec } = this.#options;
-    const windowMs =
-      spec.maximumBatchingWindowSeconds === undefined
-        ? KAFKA_DEFAULT_BATCHING_WINDOW_MS
-        : Math.round(spec.maximumBatchingWindowSeconds * 1000);
     return this.#options.kafka.consumer({
       groupId: spec.consumerGroup,
-      // The batching window: the broker holds a fetch until every partition could fill a batch
-      // (about 256 bytes a record) or the window elapsed, so batches are as large as the window
-      // allows, as in AWS. Without a window, records are delivered as they come.
-      maxWaitTimeInMs: windowMs > 0 ? windowMs : 100,
-      minBytes:
-        windowMs > 0 ? Math.min(spec.batchSize * 256 * (this.#options.topicPartitions ?? 1), 32 << 20) : 1,
+      // The poller fetches continuously: a fetch returns once records arrive (gathering up to
+      // 100 ms when there is a window), and the window is kept here per partition, from the first
+      // record's arrival (`#drain`), as AWS does for Kafka sources. A fetch held for the whole
+      // window would start it only once the previous invocation ended, a window late.
+      maxWaitTimeInMs: 100,
+      minBytes: this.#windowMs > 0 ? 64 * 1024 : 1,
       maxBytesPerPartition: 8 * 1024 * 1024,
       maxBytes: 64 * 1024 * 1024,
       sessionTimeout: 30_000,
@@ -154,6 +179,9 @@ export class LocalEventSourceMapping {
         resolve();
       });
     });
+    // A rebalance starts every assigned partition again from its committed offset (kafkajs
+    // resolves fetch positions anew): what this consumer buffered is fetched again.
+    consumer.on(consumer.events.GROUP_JOIN, () => this.#dropBuffers(consumer));
     const partitionsConsumedConcurrently = 64;
     await consumer.run({
       autoCommit: false,
@@ -161,18 +189,32 @@ export class LocalEventSourceMapping {
       partitionsConsumedConcurrently,
       eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
         const active = () => this.#running && consumer === this.#consumer && isRunning() && !isStale();
-        const messages = batch.messages;
-        for (let start = 0; start < messages.length && active(); start += spec.batchSize) {
-          const chunk = messages.slice(start, start + spec.batchSize);
-          const done = await this.#deliver(
-            batch.topic,
-            batch.partition,
-            chunk,
-            heartbeat,
-            active,
-            resolveOffset,
-          );
-          if (!done) return; // stopped or rebalanced mid-batch: nothing more is committed
+        if (!active() || batch.messages.length === 0) return;
+        const buffer = this.#bufferOf(consumer, batch.topic, batch.partition);
+        const arrived = Date.now();
+        for (const m of batch.messages) {
+          // Already buffered (a fetch of the same records again): once is enough.
+          if (Number(m.offset) < buffer.nextOffset) continue;
+          buffer.records.push(m);
+          buffer.arrivals.push(arrived);
+          buffer.nextOffset = Number(m.offset) + 1;
+        }
+        // Fetched, not done: this moves the consumer's next fetch only. The group's committed
+        // offset moves when an invocation of the records succeeded (`#deliver`).
+        resolveOffset(batch.lastOffset());
+        buffer.wake?.();
+        // At most two batches waiting per partition: then the fetch waits for the invocations
+        // (kafkajs fetches every partition of a broker together, so all of them wait).
+        while (
+          buffer.records.length >= 2 * spec.batchSize &&
+          active() &&
+          this.#buffers.get(buffer.key) === buffer
+        ) {
+          await new Promise<void>((resolve) => {
+            buffer.drained.push(resolve);
+            setTimeout(resolve, 1_000).unref();
+          });
+          await heartbeat();
         }
       },
     });
@@ -183,6 +225,7 @@ export class LocalEventSourceMapping {
     await sleep(delayMs);
     if (!this.#running) return;
     const crashed = this.#consumer;
+    this.#dropBuffers(crashed);
     await bounded(crashed.disconnect());
     const next = this.#createConsumer();
     this.#consumer = next;
@@ -202,8 +245,94 @@ export class LocalEventSourceMapping {
 
   async stop(): Promise<void> {
     this.#running = false;
+    this.#dropBuffers(this.#consumer);
     await bounded(this.#consumer.disconnect());
+    await bounded(Promise.all(this.#deliveries.values()).then(() => {}));
     await bounded(this.#producer.disconnect());
+  }
+
+  /** The partition's buffer for `consumer`, and its delivery loop, started on first use. */
+  #bufferOf(consumer: Consumer, topic: string, partition: number): PartitionBuffer {
+    const key = `${topic}-${partition}`;
+    const current = this.#buffers.get(key);
+    if (current?.consumer === consumer) return current;
+    const buffer: PartitionBuffer = {
+      key,
+      topic,
+      partition,
+      consumer,
+      records: [],
+      arrivals: [],
+      nextOffset: Number.NEGATIVE_INFINITY,
+      drained: [],
+    };
+    this.#buffers.set(key, buffer);
+    void this.#drain(buffer);
+    return buffer;
+  }
+
+  /** Forgets what `consumer` fetched and did not deliver (uncommitted: fetched again later). */
+  #dropBuffers(consumer: Consumer): void {
+    for (const [key, buffer] of this.#buffers) {
+      if (buffer.consumer !== consumer) continue;
+      this.#buffers.delete(key);
+      buffer.wake?.();
+      for (const release of buffer.drained.splice(0)) release();
+    }
+  }
+
+  /**
+   * A partition's invocations: a batch is due once it holds `batchSize` records, or once the
+   * batching window has passed since its first record arrived — which may be before the previous
+   * invocation ended, and then it goes at once. One invocation at a time per partition.
+   */
+  async #drain(buffer: PartitionBuffer): Promise<void> {
+    const { spec } = this.#options;
+    const live = () => this.#running && this.#buffers.get(buffer.key) === buffer;
+    while (live()) {
+      const first = buffer.arrivals[0];
+      const due = first === undefined ? Number.POSITIVE_INFINITY : first + this.#windowMs;
+      if (buffer.records.length < spec.batchSize && Date.now() < due) {
+        await new Promise<void>((resolve) => {
+          buffer.wake = resolve;
+          setTimeout(resolve, Math.min(1_000, Math.max(0, due - Date.now()))).unref();
+        });
+        buffer.wake = undefined;
+        continue;
+      }
+      const batch = buffer.records.splice(0, spec.batchSize);
+      buffer.arrivals.splice(0, batch.length);
+      for (const release of buffer.drained.splice(0)) release();
+      // The previous buffer of this partition (before a rebalance or a restart) may still be invoking.
+      await this.#deliveries.get(buffer.key);
+      if (!live()) return;
+      const delivery = this.#deliver(buffer.topic, buffer.partition, batch, live);
+      this.#deliveries.set(
+        buffer.key,
+        delivery.catch(() => {}),
+      );
+      try {
+        if (!(await delivery)) return;
+      } catch (error) {
+        // What kafkajs does when a batch's handler throws (a commit refused, an on-failure topic
+        // that cannot be written): the consumer crashes, and the mapping starts a new one.
+        this.#crashed(buffer.consumer, error);
+        return;
+      } finally {
+        if (this.#deliveries.get(buffer.key) === delivery) this.#deliveries.delete(buffer.key);
+      }
+    }
+  }
+
+  #crashed(consumer: Consumer, error: unknown): void {
+    const { spec } = this.#options;
+    this.#options.log?.(
+      `[esm ${spec.id}] consumer crashed for good, starting a new one: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+    );
+    if (!this.#running || consumer !== this.#consumer) return;
+    this.#dropBuffers(consumer);
+    this.#restarts++;
+    void this.#restartAfter(Math.min(5_000, 250 * 2 ** Math.min(this.#restarts, 5)));
   }
 
   /** Delivers one batch until it succeeds or goes to the on-failure topic; false if interrupted. */
@@ -211,15 +340,10 @@ export class LocalEventSourceMapping {
     topic: string,
     partition: number,
     batch: KafkaMessage[],
-    heartbeat: () => Promise<void>,
     active: () => boolean,
-    resolveOffset: (offset: string) => void,
   ): Promise<boolean> {
-    // Marks records done for this consumer's fetch position and commits them for the group.
-    const complete = async (nextOffset: number) => {
-      resolveOffset(String(nextOffset - 1));
-      await this.#commit(topic, partition, nextOffset);
-    };
+    // Commits records done for the group.
+    const complete = (nextOffset: number) => this.#commit(topic, partition, nextOffset);
     const { spec } = this.#options;
     let pending = batch;
     let lastError = "";
@@ -227,7 +351,6 @@ export class LocalEventSourceMapping {
       if (attempt > 0) {
         await sleep(this.#options.retryDelayMs?.(attempt) ?? Math.min(5_000, 100 * 2 ** (attempt - 1)));
         if (!active()) return false;
-        await heartbeat();
       }
       const outcome = await this.#invoke(topic, partition, pending);
       if (outcome.kind === "success") {

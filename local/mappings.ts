@@ -58,7 +58,6 @@ export async function startMappings(
         spec,
         kafka,
         topic: topics[spec.topic].name,
-        topicPartitions: topics[spec.topic].partitions,
         onFailureTopic: topics[spec.onFailure].name,
         onFailureMaxMessageBytes: topics[spec.onFailure].maxMessageBytes,
         functionName: `tidemark-${spec.function}`,

@@ -55,14 +55,19 @@ describe("local event-source mapping", () => {
   function mapping(
     t: { topic: string; dlq: string; group: string; onFailureTopic?: string },
     invoke: (event: MSKEvent) => Promise<unknown>,
-    overrides: { batchSize?: number; maximumRetryAttempts?: number; reportBatchItemFailures?: boolean } = {},
+    overrides: {
+      batchSize?: number;
+      maximumRetryAttempts?: number;
+      reportBatchItemFailures?: boolean;
+      maximumBatchingWindowSeconds?: number;
+    } = {},
   ): LocalEventSourceMapping {
     const m = new LocalEventSourceMapping({
       spec: {
         id: "Test",
         consumerGroup: t.group,
         batchSize: overrides.batchSize ?? 100,
-        maximumBatchingWindowSeconds: 0,
+        maximumBatchingWindowSeconds: overrides.maximumBatchingWindowSeconds ?? 0,
         startingPosition: "TRIM_HORIZON",
         maximumRetryAttempts: overrides.maximumRetryAttempts ?? 3,
         reportBatchItemFailures: overrides.reportBatchItemFailures ?? true,
@@ -249,5 +254,71 @@ describe("local event-source mapping", () => {
     expect(dead.map((d) => JSON.parse(d.value))).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
     expect(dead.map((d) => d.offset)).toEqual(["0", "1", "2"]);
     expect(dead[0]?.error).toContain("poison");
+  });
+
+  // AWS: "For Amazon MSK, self-managed Apache Kafka, and Amazon MQ event sources ... A batching
+  // window begins as soon as the first record arrives" (Lambda developer guide, "Batching behavior").
+  it("gathers records for the batching window from the first record's arrival", async () => {
+    const t = await freshTopics(0);
+    const batches: { at: number; offsets: number[] }[] = [];
+    const m = mapping(
+      t,
+      async (e) => {
+        batches.push({
+          at: Date.now(),
+          offsets: Object.values(e.records)
+            .flat()
+            .map((r) => r.offset),
+        });
+      },
+      { maximumBatchingWindowSeconds: 1 },
+    );
+    await m.start();
+    const producer = kafka.producer();
+    await producer.connect();
+    const firstAt = Date.now();
+    for (let i = 0; i < 3; i++) {
+      await producer.send({ topic: t.topic, acks: -1, messages: [{ value: JSON.stringify({ n: i }) }] });
+      await new Promise((r) => setTimeout(r, 150));
+    }
+    await waitFor(async () => ((await committed(t.group, t.topic)) === 3 ? true : undefined));
+    await producer.disconnect();
+    await m.stop();
+    // One batch, a window after the first record: not one per record, not a window per record.
+    expect(batches.map((b) => b.offsets)).toEqual([[0, 1, 2]]);
+    expect((batches[0]?.at ?? 0) - firstAt).toBeGreaterThanOrEqual(900);
+    expect((batches[0]?.at ?? 0) - firstAt).toBeLessThan(1_900);
+  });
+
+  it("invokes at once after a long invocation when the next batch's window has already elapsed", async () => {
+    const t = await freshTopics(1);
+    const producer = kafka.producer();
+    await producer.connect();
+    const calls: { started: number; ended: number; offsets: number[] }[] = [];
+    const m = mapping(
+      t,
+      async (e) => {
+        const started = Date.now();
+        const offsets = Object.values(e.records)
+          .flat()
+          .map((r) => r.offset);
+        // The first invocation runs 2 s; a record arrives 0.3 s into it, so its window (1 s)
+        // has elapsed by the time the invocation ends.
+        if (calls.length === 0) {
+          await new Promise((r) => setTimeout(r, 300));
+          await producer.send({ topic: t.topic, acks: -1, messages: [{ value: JSON.stringify({ n: 1 }) }] });
+          await new Promise((r) => setTimeout(r, 1_700));
+        }
+        calls.push({ started, ended: Date.now(), offsets });
+      },
+      { maximumBatchingWindowSeconds: 1 },
+    );
+    await m.start();
+    await waitFor(async () => ((await committed(t.group, t.topic)) === 2 ? true : undefined));
+    await producer.disconnect();
+    await m.stop();
+    expect(calls.map((c) => c.offsets)).toEqual([[0], [1]]);
+    const [first, second] = calls;
+    expect((second?.started ?? 0) - (first?.ended ?? 0)).toBeLessThan(400);
   });
 });
