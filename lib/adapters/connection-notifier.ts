@@ -3,6 +3,7 @@ import {
   PostToConnectionCommand,
 } from "@aws-sdk/client-apigatewaymanagementapi";
 import type { ConnectionNotifier } from "../live/fan-out.ts";
+import { withoutSdkLogging } from "./sdk-logging.ts";
 
 /**
  * Posts to WebSocket clients through API Gateway's `@connections` management API. The endpoint
@@ -13,7 +14,7 @@ export class ApiGatewayConnectionNotifier implements ConnectionNotifier {
   readonly #client: ApiGatewayManagementApiClient;
 
   constructor(endpoint: string, region: string) {
-    this.#client = new ApiGatewayManagementApiClient({ endpoint, region, maxAttempts: 2 });
+    this.#client = withoutSdkLogging(new ApiGatewayManagementApiClient({ endpoint, region, maxAttempts: 2 }));
   }
 
   async post(connectionId: string, data: string): Promise<"sent" | "gone"> {

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { AwsEndpointsEnv } from "../config.ts";
+import { withoutSdkLogging } from "./sdk-logging.ts";
 import { meterDynamoDb } from "./usage-meter.ts";
 
 /**
@@ -14,7 +15,7 @@ export function createDynamoDb(env: AwsEndpointsEnv): DynamoDBDocumentClient {
     maxAttempts: 5,
     base64Decoder: decodeBase64,
   });
-  meterDynamoDb(client);
+  meterDynamoDb(withoutSdkLogging(client));
   return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
 }
 

@@ -1,5 +1,6 @@
 import { S3Client, type S3ClientConfig } from "@aws-sdk/client-s3";
 import type { AwsEndpointsEnv } from "../config.ts";
+import { withoutSdkLogging } from "./sdk-logging.ts";
 import { meterS3 } from "./usage-meter.ts";
 
 /**
@@ -11,7 +12,7 @@ export function createS3(env: AwsEndpointsEnv): S3Client {
     region: env.AWS_REGION,
     ...(env.S3_ENDPOINT ? localS3Options(env.S3_ENDPOINT) : {}),
   });
-  meterS3(client);
+  meterS3(withoutSdkLogging(client));
   return client;
 }
 
