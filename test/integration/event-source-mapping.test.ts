@@ -321,4 +321,50 @@ describe("local event-source mapping", () => {
     const [first, second] = calls;
     expect((second?.started ?? 0) - (first?.ended ?? 0)).toBeLessThan(400);
   });
+
+  it("delivers every record at least once and commits them all across a rebalance of buffered partitions", async () => {
+    const id = `${Date.now()}-rebalance`;
+    const t = { topic: `esm-test-${id}`, dlq: `esm-test-dlq-${id}`, group: `esm-test-group-${id}` };
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        { topic: t.topic, numPartitions: 3, replicationFactor: 1 },
+        { topic: t.dlq, numPartitions: 1, replicationFactor: 1 },
+      ],
+    });
+    const producer = kafka.producer();
+    await producer.connect();
+    const produce = (from: number, count: number) =>
+      producer.send({
+        topic: t.topic,
+        acks: -1,
+        messages: Array.from({ length: count }, (_, i) => ({
+          partition: (from + i) % 3,
+          value: JSON.stringify({ n: from + i }),
+        })),
+      });
+    const delivered = new Set<number>();
+    // Slow invocations of small batches (a second for 20 records): records wait in the buffers
+    // when the second mapping joins the group and it rebalances.
+    const slow = async (e: MSKEvent) => {
+      await new Promise((r) => setTimeout(r, 1_000));
+      for (const v of values(e)) delivered.add(v.n);
+    };
+    const first = mapping(t, slow, { batchSize: 20, maximumBatchingWindowSeconds: 1 });
+    await produce(0, 360);
+    await first.start();
+    await new Promise((r) => setTimeout(r, 1_500));
+    const second = mapping(t, slow, { batchSize: 20, maximumBatchingWindowSeconds: 1 });
+    await second.start();
+    await produce(360, 90);
+    const total = async () => {
+      const [entry] = await admin.fetchOffsets({ groupId: t.group, topics: [t.topic] });
+      return (entry?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+    };
+    await waitFor(async () => ((await total()) === 450 ? true : undefined), { timeoutMs: 60_000 });
+    await producer.disconnect();
+    await first.stop();
+    await second.stop();
+    expect([...delivered].sort((a, b) => a - b)).toEqual(Array.from({ length: 450 }, (_, i) => i));
+  });
 });
