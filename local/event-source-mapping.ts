@@ -307,10 +307,8 @@ export class LocalEventSourceMapping {
       await this.#deliveries.get(buffer.key);
       if (!live()) return;
       const delivery = this.#deliver(buffer.topic, buffer.partition, batch, live);
-      this.#deliveries.set(
-        buffer.key,
-        delivery.catch(() => {}),
-      );
+      const settled = delivery.catch(() => {});
+      this.#deliveries.set(buffer.key, settled);
       try {
         if (!(await delivery)) return;
       } catch (error) {
@@ -319,7 +317,7 @@ export class LocalEventSourceMapping {
         this.#crashed(buffer.consumer, error);
         return;
       } finally {
-        if (this.#deliveries.get(buffer.key) === delivery) this.#deliveries.delete(buffer.key);
+        if (this.#deliveries.get(buffer.key) === settled) this.#deliveries.delete(buffer.key);
       }
     }
   }
