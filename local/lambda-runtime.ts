@@ -117,6 +117,8 @@ interface Environment {
   usage: UsageSnapshot;
   /** Invocations running in it, by message id. */
   readonly pending: Map<number, { resolve(value: unknown): void; reject(error: Error): void }>;
+  /** Invocations handed to it and not yet released (`invocationsPerEnvironment` at most). */
+  handed: number;
 }
 
 /**
@@ -219,6 +221,7 @@ export function environmentPool(
       }),
       usage: emptyUsage(),
       pending: new Map(),
+      handed: 0,
     };
     worker.on("message", (message: unknown) => {
       const reply = ReplySchema.parse(message);
@@ -245,17 +248,13 @@ export function environmentPool(
     if (all.delete(env)) ended = addUsage(ended, env.usage);
   };
 
-  /** Invocations handed to each environment and not yet released. */
-  const load = new Map<Environment, number>();
   const hand = (env: Environment) => {
-    load.set(env, (load.get(env) ?? 0) + 1);
+    env.handed++;
     return env;
   };
 
   const release = (env: Environment) => {
-    const left = (load.get(env) ?? 1) - 1;
-    if (left > 0) load.set(env, left);
-    else load.delete(env);
+    env.handed--;
     const next = waiting.shift();
     if (!next) return;
     // A discarded environment (timed out, crashed) is replaced for the request waiting on it.
@@ -263,7 +262,7 @@ export function environmentPool(
   };
 
   const acquire = (): Promise<Environment> => {
-    for (const env of all) if ((load.get(env) ?? 0) < perEnvironment) return Promise.resolve(hand(env));
+    for (const env of all) if (env.handed < perEnvironment) return Promise.resolve(hand(env));
     if (all.size < max) return Promise.resolve(hand(start()));
     return new Promise((resolve) => waiting.push(resolve));
   };

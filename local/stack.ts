@@ -167,8 +167,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     dynamodb.destroy();
     s3.destroy();
 
-    // The API's and the WebSocket API's functions: in this process, or in execution
-    // environments of their own (TIDEMARK_API_ENVIRONMENTS, local/lambda-runtime.ts).
+    // The API's and the WebSocket API's functions: in this process; those of
+    // TIDEMARK_FUNCTION_THREADS (ingest by default) in a thread each; or all in execution
+    // environments of their own (TIDEMARK_API_ENVIRONMENTS). See local/lambda-runtime.ts.
     const environments = apiEnvironments();
     const threads = functionThreads();
     const fns = new Map<FunctionName, LocalFunction>();

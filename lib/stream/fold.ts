@@ -9,9 +9,9 @@ import { type AggregationRule, groupKey, matches, numericValue, storageKey, valu
  * A batch (or a slice of one) of a single source partition becomes one delta per
  * (rule, minute window): the groups it touched, nothing else. The window store writes those
  * deltas behind a claim in the partition's offset fence (lib/pipeline/aggregate-batch.ts), so
- * what a write costs is proportional to what the slice changed, never to how big the window has grown, and a replay
- * (records at or below the fence) changes nothing. Readers merge the deltas and compacted
- * partials of a window (lib/stream/read.ts).
+ * what a write costs is proportional to what the slice changed, never to how big the window has
+ * grown, and a replay (records at or below the fence) changes nothing. Readers merge the deltas
+ * and compacted partials of a window (lib/stream/read.ts).
  */
 export const MINUTE_MS = 60_000;
 export const HOUR_MS = 3_600_000;
