@@ -8,7 +8,7 @@ import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";
 import { parseStoredEvent } from "../lib/contract/event.ts";
 import { lazy } from "../lib/lazy.ts";
-import { aggregateBatch, RecentEventIds } from "../lib/pipeline/aggregate-batch.ts";
+import { aggregateBatch, OpenDeltas, RecentEventIds } from "../lib/pipeline/aggregate-batch.ts";
 import type { SourcedEvent } from "../lib/stream/fold.ts";
 import { BUILT_IN_RULES } from "../lib/stream/rules.ts";
 import { topics } from "../lib/topology.ts";
@@ -33,6 +33,7 @@ const db = createDynamoDb(config);
 const store = new DynamoWindowStore(db, config.AGGREGATES_TABLE, config.STREAM_STATE_TABLE);
 const rules = new CachedRules(new DynamoRulesStore(db, config.RULES_TABLE), BUILT_IN_RULES);
 const recent = new RecentEventIds();
+const openDeltas = new OpenDeltas();
 const lateProducer = lazy(async () => {
   const producer = (await createKafka(config)).producer({ idempotent: true, maxInFlightRequests: 1 });
   await producer.connect();
@@ -59,6 +60,7 @@ export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] 
     store,
     rules: await rules.current(),
     recent,
+    openDeltas,
     allowedLatenessMs: config.ALLOWED_LATENESS_SECONDS * 1000,
     warn: (message, details) => logger.warn(message, details),
     publishLate: async (late) => {

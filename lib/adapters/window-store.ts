@@ -68,6 +68,11 @@ export interface PendingSlice {
   readonly closesBefore: number;
   /** Offsets of the records skipped as resends of an event_id already counted. */
   readonly duplicates: readonly number[];
+  /**
+   * Windows whose delta the slice extends rather than writing its own: window key and the
+   * extended delta's offset (its key). Absent when none.
+   */
+  readonly extended?: readonly (readonly [string, number])[];
 }
 
 export const INITIAL_FENCE: Fence = {
@@ -127,6 +132,25 @@ export interface WindowStore {
    * those. Any that is stored holds the same groups, put by the slice's claimant.
    */
   missingDeltas(puts: readonly PartialRecord[]): Promise<PartialRecord[]>;
+  /**
+   * Deltas of a claimed slice written again by another invocation: each by a put conditioned on
+   * the key being free, as a stored one holds the same groups, or those and a later slice's (its
+   * claimant may have extended it since: see `extendDelta`). A plain put could undo that.
+   */
+  putDeltasIfAbsent(puts: readonly PartialRecord[]): Promise<void>;
+  /**
+   * Puts `put` over the partition's delta of the same key, which it extends with a later slice's
+   * groups: a conditional put, applied only while the stored delta holds groups through
+   * `previous.through` (its `t`), so the same extension never lands twice (its claimant's and a
+   * rewriter's) and a late one never undoes a later. FenceConflictError when it does not apply.
+   * `previous.bytes`: the stored item's size (the put is billed by the larger of the two).
+   */
+  extendDelta(
+    put: PartialRecord,
+    previous: { readonly through: number; readonly bytes: number },
+  ): Promise<void>;
+  /** One stored delta (strongly consistent), or undefined. */
+  getDelta(key: PartialKey): Promise<PartialRecord | undefined>;
   /**
    * Deletes delta items that a committed compaction absorbed, outside any transaction (a plain
    * delete is billed half a transactional one). Readers already ignore them (`effectiveRecords`),
@@ -357,6 +381,72 @@ export class DynamoWindowStore implements WindowStore {
     return puts.filter((r) => !stored.has(`${r.pk}|${r.sk}`));
   }
 
+  async putDeltasIfAbsent(puts: readonly PartialRecord[]): Promise<void> {
+    for (const put of puts)
+      if (!isDelta(put.sk)) throw new RangeError(`putDeltasIfAbsent takes deltas only, not ${put.sk}`);
+    const written = await Promise.all(
+      puts.map(async (Item) => {
+        try {
+          const res = await this.db.send(
+            new PutCommand({
+              TableName: this.aggregatesTable,
+              Item,
+              ConditionExpression: "attribute_not_exists(sk)",
+              ReturnConsumedCapacity: "TOTAL",
+            }),
+          );
+          this.#writeUnits +=
+            res.ConsumedCapacity?.WriteCapacityUnits ?? res.ConsumedCapacity?.CapacityUnits ?? 0;
+          return true;
+        } catch (error) {
+          if (error instanceof ConditionalCheckFailedException) return false;
+          throw error;
+        }
+      }),
+    );
+    // A put refused by its condition is billed too; only a stored one owes its deletion.
+    const billed = deltaPutUnits(puts);
+    const owed = deltaPutUnits(puts.filter((_, i) => written[i])).owedChange;
+    usageMeter.recordComputedWrites(billed.units, owed, billed.costByWindowKind);
+  }
+
+  async extendDelta(put: PartialRecord, previous: { readonly through: number; readonly bytes: number }) {
+    if (!isDelta(put.sk) || put.t === undefined)
+      throw new RangeError(`extendDelta takes a slice's delta, not ${put.sk}`);
+    try {
+      const res = await this.db.send(
+        new PutCommand({
+          TableName: this.aggregatesTable,
+          Item: put,
+          ConditionExpression: "t = :through",
+          ExpressionAttributeValues: { ":through": previous.through },
+          ReturnConsumedCapacity: "TOTAL",
+        }),
+      );
+      this.#writeUnits +=
+        res.ConsumedCapacity?.WriteCapacityUnits ?? res.ConsumedCapacity?.CapacityUnits ?? 0;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException)
+        throw new FenceConflictError(
+          `partition ${put.p}: delta ${put.sk} no longer holds groups through offset ${previous.through}`,
+        );
+      throw error;
+    }
+    const billed = extensionUnits(put, previous.bytes);
+    usageMeter.recordComputedWrites(billed.units, billed.owedChange, billed.costByWindowKind);
+  }
+
+  async getDelta(key: PartialKey): Promise<PartialRecord | undefined> {
+    const res = await this.db.send(
+      new GetCommand({
+        TableName: this.aggregatesTable,
+        Key: { pk: key.pk, sk: key.sk },
+        ConsistentRead: true,
+      }),
+    );
+    return res.Item ? fromRow(res.Item as PartialRecord) : undefined;
+  }
+
   /**
    * BatchWriteItems of at most 25 requests each, in parallel, each retrying what DynamoDB leaves
    * unprocessed.
@@ -544,6 +634,7 @@ const pendingSchema = z.object({
   maxEventTime: storedInstantSchema,
   closesBefore: storedInstantSchema,
   duplicates: z.array(z.number().int().nonnegative()),
+  extended: z.array(z.tuple([z.string(), z.number().int().nonnegative()])).optional(),
 });
 /** A fence's claim as stored; a malformed one fails loudly rather than being taken as none. */
 const parsePending = (text: string): PendingSlice => pendingSchema.parse(JSON.parse(text));
@@ -614,6 +705,21 @@ export function deltaPutUnits(puts: readonly PartialRecord[]): {
   return { units, owedChange: units, costByWindowKind };
 }
 
+/**
+ * Write units of a put that extends a stored delta of `previousBytes` (the larger of the two, 1
+ * per KB: a plain put), and the change in what the delta owes for its later deletion (it is
+ * deleted at its new size).
+ */
+export function extensionUnits(
+  put: PartialRecord,
+  previousBytes: number,
+): { units: number; owedChange: number; costByWindowKind: Record<string, number> } {
+  const bytes = itemSizeBytes(put);
+  const units = writeUnits(Math.max(bytes, previousBytes), false);
+  const owedChange = writeUnits(bytes, false) - writeUnits(previousBytes, false);
+  return { units, owedChange, costByWindowKind: { [windowKindOf(put.pk)]: units + owedChange } };
+}
+
 /** Write units of deleting absorbed deltas outside a transaction (1 per KB of each, rounded up). */
 export const discardedUnits = (deltas: readonly PartialKey[]) =>
   deltas.reduce((n, key) => n + writeUnits(key.bytes ?? 0, false), 0);
@@ -631,5 +737,6 @@ function fromRow(row: PartialRecord): PartialRecord {
     n: Number(row.n),
     expires_at: Number(row.expires_at),
     at: Number(row.at),
+    ...(row.t === undefined ? {} : { t: Number(row.t) }),
   };
 }

@@ -12,7 +12,10 @@ import {
 } from "../stream/fold.ts";
 import { type Groups, mergeGroups } from "../stream/partial.ts";
 import {
+  bucketOf,
+  bucketPk,
   decodeGroups,
+  deltaSk,
   effectiveRecords,
   encodePartial,
   MAX_GROUPS_PER_WINDOW,
@@ -73,6 +76,50 @@ class PartitionIds {
   }
 }
 
+/**
+ * A slice's delta is extended in place by the partition's next slices while it stays this small
+ * (DynamoDB's item size): a put of at most 1 KB costs one write unit, as a new delta would, and
+ * saves that delta's later deletion and a read of one more item by every reader of the window.
+ */
+export const EXTEND_DELTA_MAX_BYTES = 1024;
+
+/**
+ * The small deltas this execution environment wrote last, per partition and window, which its next
+ * slices extend in place instead of writing a delta each (docs/stream-processing.md, "Small
+ * deltas grow in place"). Under load an `events_by_type` delta holds a few groups, and one per
+ * slice made a window of a partition some 16 items before its compaction; extended, it stays one.
+ *
+ * Valid only while the partition's fence is the one this environment confirmed with them: any
+ * other fence (another environment moved it, or this one's last invocation failed after its
+ * claim) forgets them, and the next slices write new deltas. A window is forgotten before it is
+ * compacted: a delta a compaction absorbed must never be extended.
+ */
+export class OpenDeltas {
+  readonly #byPartition = new Map<
+    number,
+    { readonly at: number; readonly windows: Map<string, PartialRecord> }
+  >();
+
+  /** The partition's open deltas by window key, if `fence` is the one confirmed with them. */
+  of(partition: number, fence: Fence): ReadonlyMap<string, PartialRecord> {
+    const held = this.#byPartition.get(partition);
+    if (held && held.at === fence.lastOffset && !fence.pending && fence.latePending.length === 0)
+      return held.windows;
+    this.#byPartition.delete(partition);
+    return new Map();
+  }
+
+  /** The partition's open deltas once the slice that wrote them is confirmed at `lastOffset`. */
+  confirmed(partition: number, lastOffset: number, windows: Map<string, PartialRecord>): void {
+    this.#byPartition.set(partition, { at: lastOffset, windows });
+  }
+
+  /** Forgets a window of the partition (before its compaction). */
+  close(partition: number, key: string): void {
+    this.#byPartition.get(partition)?.windows.delete(key);
+  }
+}
+
 /** Deltas a window may collect before its partition compacts them (reads stay a few items). */
 export const COMPACT_AFTER: Record<Granularity, number> = { m: 16, h: 64 };
 /** Records one compaction transaction absorbs (the rest waits for the next round). */
@@ -84,6 +131,11 @@ export interface AggregateDeps {
   /** Publishes late events (to `events.late`); called only after they are committed. */
   readonly publishLate: (late: readonly SourcedEvent[]) => Promise<void>;
   readonly recent: RecentEventIds;
+  /**
+   * This execution environment's small deltas, extended by its next slices.
+   * @default none: every slice writes a delta per window it changes
+   */
+  readonly openDeltas?: OpenDeltas;
   readonly allowedLatenessMs?: number;
   readonly now?: () => number;
   /** Loud warnings (a late event that could not be republished). */
@@ -100,12 +152,26 @@ export interface AggregateOutcome {
   compactions: number;
   /** Slices an earlier invocation claimed and did not confirm, written again. */
   rewrites: number;
+  /** Small deltas a slice extended in place instead of writing its own (`OpenDeltas`). */
+  extensions: number;
+  /** Of those, extensions of a claimed slice written again that its claimant had not landed. */
+  extensionsRewritten: number;
 }
 
 interface Slice {
   /** The fence that claims the slice (with `pending`). */
   readonly fence: Fence;
+  /** New deltas. */
   readonly puts: PartialRecord[];
+  /** Open deltas this slice extends: the put over each, and what it replaces. */
+  readonly extensions: {
+    readonly put: PartialRecord;
+    readonly previous: { through: number; bytes: number };
+  }[];
+  /** The slice's groups per window key (what a rewrite extends an open delta with). */
+  readonly deltas: ReturnType<typeof foldRecords>;
+  /** The partition's open deltas once the slice is written. */
+  readonly open: Map<string, PartialRecord>;
   readonly late: SourcedEvent[];
   readonly onTime: number;
   readonly duplicates: number;
@@ -150,6 +216,8 @@ export async function aggregateBatch(
     duplicates: 0,
     compactions: 0,
     rewrites: 0,
+    extensions: 0,
+    extensionsRewritten: 0,
   };
   await Promise.all(
     [...byPartition].map(([partition, list]) => aggregatePartition(topic, partition, list, deps, outcome)),
@@ -170,18 +238,23 @@ async function aggregatePartition(
     fence = await settleFence(topic, partition, list, fence, deps, outcome);
   const rest = list.filter((r) => r.offset > fence.lastOffset);
   if (rest.length === 0) return;
-  const slice = sliceOf(rest, partition, fence, deps);
+  const slice = sliceOf(rest, partition, fence, deps, undefined, deps.openDeltas?.of(partition, fence));
   await deps.store.putFence({ topic, partition, expected: fence, fence: slice.fence });
   fence = slice.fence;
-  await deps.store.putDeltas(slice.puts);
+  await Promise.all([
+    deps.store.putDeltas(slice.puts),
+    ...slice.extensions.map((e) => deps.store.extendDelta(e.put, e.previous)),
+  ]);
   outcome.slices++;
-  outcome.recordsWritten += slice.puts.length;
+  outcome.recordsWritten += slice.puts.length + slice.extensions.length;
+  outcome.extensions += slice.extensions.length;
   outcome.onTime += slice.onTime;
   outcome.late += slice.late.length;
   outcome.duplicates += slice.duplicates;
   if (slice.late.length > 0) await deps.publishLate(slice.late);
   const confirmed = settled(fence);
   await deps.store.putFence({ topic, partition, expected: fence, fence: confirmed });
+  deps.openDeltas?.confirmed(partition, confirmed.lastOffset, slice.open);
   await compactDue(topic, partition, confirmed, deps, outcome);
 }
 
@@ -206,6 +279,7 @@ function sliceOf(
   fence: Pick<Fence, "lastOffset" | "maxEventTime" | "closedBefore" | "dirty">,
   deps: AggregateDeps,
   resends?: ReadonlySet<number>,
+  open: ReadonlyMap<string, PartialRecord> = new Map(),
 ): Slice {
   const lateness = deps.allowedLatenessMs ?? DEFAULT_ALLOWED_LATENESS_MS;
   let maxEventTime = fence.maxEventTime;
@@ -234,17 +308,32 @@ function sliceOf(
   const deltas = foldRecords(onTime, deps.rules);
   foldRecords(late, [LATE_EVENTS_RULE], deltas);
   const first = records[0]?.offset ?? 0;
+  const last = records.at(-1)?.offset ?? fence.lastOffset;
   const now = (deps.now ?? Date.now)();
   const puts: PartialRecord[] = [];
+  const extensions: Slice["extensions"] = [];
+  const extended: [string, number][] = [];
+  const nextOpen = new Map(open);
   const dirty = new Map(fence.dirty);
   for (const [key, delta] of deltas) {
-    const encoded = encodePartial(delta.ref, partition, "d", first, delta.groups, now, delta.rollsUp);
+    const previous = open.get(key);
+    const extension = previous && extendedDelta(previous, delta, last, now);
+    if (previous?.t !== undefined && extension && itemSizeBytes(extension) <= EXTEND_DELTA_MAX_BYTES) {
+      extensions.push({ put: extension, previous: { through: previous.t, bytes: itemSizeBytes(previous) } });
+      extended.push([key, previous.offset]);
+      nextOpen.set(key, extension);
+      continue;
+    }
+    const encoded = encodePartial(delta.ref, partition, "d", first, delta.groups, now, delta.rollsUp, last);
     puts.push(...encoded);
     dirty.set(key, (dirty.get(key) ?? 0) + encoded.length);
+    const [only, ...more] = encoded;
+    if (only && more.length === 0 && itemSizeBytes(only) <= EXTEND_DELTA_MAX_BYTES) nextOpen.set(key, only);
+    else nextOpen.delete(key);
   }
   return {
     fence: {
-      lastOffset: records.at(-1)?.offset ?? fence.lastOffset,
+      lastOffset: last,
       maxEventTime,
       closedBefore: fence.closedBefore,
       dirty,
@@ -255,14 +344,44 @@ function sliceOf(
         maxEventTime: fence.maxEventTime,
         closesBefore: Math.max(fence.closedBefore, watermarkOf(maxEventTime, lateness)),
         duplicates,
+        ...(extended.length > 0 ? { extended } : {}),
       },
       stored: true,
     },
     puts,
+    extensions,
+    deltas,
+    open: nextOpen,
     late,
     onTime: onTime.length,
     duplicates: duplicates.length,
   };
+}
+
+/**
+ * `previous` (a delta of one window of the partition) with `delta`'s groups added: the same key,
+ * holding groups through `through`; undefined if it no longer fits one item.
+ */
+function extendedDelta(
+  previous: PartialRecord,
+  delta: { readonly ref: WindowRef; readonly groups: Groups; readonly rollsUp: boolean },
+  through: number,
+  now: number,
+): PartialRecord | undefined {
+  const groups: Groups = new Map();
+  mergeGroups(groups, decodeGroups(previous), MAX_GROUPS_PER_WINDOW);
+  mergeGroups(groups, delta.groups, MAX_GROUPS_PER_WINDOW);
+  const [put, ...more] = encodePartial(
+    delta.ref,
+    previous.p,
+    "d",
+    previous.offset,
+    groups,
+    now,
+    delta.rollsUp,
+    through,
+  );
+  return more.length === 0 ? put : undefined;
 }
 
 /**
@@ -300,8 +419,16 @@ async function settleFence(
         deps,
         new Set(pending.duplicates),
       );
-      // Only what the claimant did not write: a delta it wrote holds the same groups.
-      await deps.store.putDeltas(await deps.store.missingDeltas(again.puts));
+      // Windows whose open delta the claimant extended get that delta extended, if it was not.
+      const extended = new Map(pending.extended ?? []);
+      const fresh = again.puts.filter(
+        (p) => !extended.has(windowKey({ ruleKey: p.rule, granularity: p.g, windowStart: p.ws })),
+      );
+      // Only what the claimant did not write: a delta it wrote holds the same groups (or, once it
+      // went on to extend it, more: hence a put only where the key is free).
+      await deps.store.putDeltasIfAbsent(await deps.store.missingDeltas(fresh));
+      for (const [key, offset] of extended)
+        if (await extendAgain(partition, fence, key, offset, again, deps)) outcome.extensionsRewritten++;
       outcome.rewrites++;
     } else if (above) {
       // The mapping moved past the slice without an invocation that wrote it: its batch failed
@@ -331,6 +458,41 @@ async function settleFence(
   const next = settled(fence);
   await deps.store.putFence({ topic, partition, expected: fence, fence: next });
   return next;
+}
+
+/**
+ * A claimed slice written again extends the open delta its claimant extended (`pending.extended`),
+ * unless the claimant's extension landed: the stored delta then holds groups through the slice's
+ * last offset. Conditioned on the delta's `t` as read, so the claimant's extension, if it is still
+ * on its way, and this one cannot both land.
+ */
+async function extendAgain(
+  partition: number,
+  fence: Fence,
+  key: string,
+  offset: number,
+  again: Slice,
+  deps: AggregateDeps,
+): Promise<boolean> {
+  const delta = again.deltas.get(key);
+  const ref = parseWindowKey(key);
+  const stored = await deps.store.getDelta({
+    pk: bucketPk(ref.ruleKey, ref.granularity, bucketOf(ref.granularity, ref.windowStart)),
+    sk: deltaSk(ref.windowStart, partition, offset, 0),
+  });
+  const first = fence.pending?.first ?? fence.lastOffset;
+  if (stored?.t === fence.lastOffset) return false;
+  if (!delta || stored?.t === undefined || stored.t >= first)
+    throw new Error(
+      `partition ${partition}: the claimed slice ${first}..${fence.lastOffset} extends the delta of ${key} at offset ${offset}, which holds groups through ${stored?.t ?? "nothing"}`,
+    );
+  const put = extendedDelta(stored, delta, fence.lastOffset, (deps.now ?? Date.now)());
+  if (!put)
+    throw new Error(
+      `partition ${partition}: the delta of ${key} at offset ${offset} no longer fits one item`,
+    );
+  await deps.store.extendDelta(put, { through: stored.t, bytes: itemSizeBytes(stored) });
+  return true;
 }
 
 /**
@@ -374,6 +536,8 @@ async function compactDue(
     if (compactions >= MAX_COMPACTIONS_PER_COMMIT) break;
     const hour = windowKey(ref.granularity === "h" ? ref : hourOf(ref));
     if (ref.granularity === "m" && hoursTouched.has(hour)) continue;
+    // Before the compaction's transaction: once it commits, the delta it absorbed must not grow.
+    deps.openDeltas?.close(partition, windowKey(ref));
     current = await compactWindow(topic, partition, ref, current, deps, now);
     hoursTouched.add(hour);
     compactions++;

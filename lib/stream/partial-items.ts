@@ -50,6 +50,12 @@ export interface PartialRecord {
    * itself, and rolling them up again would count them twice.
    */
   readonly u?: 1;
+  /**
+   * On a delta written by a slice: the last offset whose groups it holds. A slice that finds its
+   * window's delta small extends it in place (lib/pipeline/aggregate-batch.ts, `OpenDeltas`), so
+   * one delta may hold several slices; the extension is conditioned on this value.
+   */
+  readonly t?: number;
 }
 
 /** Raw (pre-deflate) bytes per chunk: deflate never grows data by more than a few bytes per 16 KiB. */
@@ -90,6 +96,7 @@ export function encodePartial(
   groups: Groups,
   now: number,
   rollsUp = false,
+  through?: number,
 ): PartialRecord[] {
   const chunks: { fragments: string[]; events: number }[] = [];
   let current = { fragments: [] as string[], events: 0 };
@@ -129,6 +136,7 @@ export function encodePartial(
       : expiresAt(ref.granularity, ref.windowStart),
     at: now,
     ...(rollsUp ? { u: 1 as const } : {}),
+    ...(through === undefined ? {} : { t: through }),
   }));
 }
 

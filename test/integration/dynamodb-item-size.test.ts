@@ -1,15 +1,15 @@
-import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
   DeleteCommand,
-  DynamoDBDocumentClient,
+  type DynamoDBDocumentClient,
   PutCommand,
   QueryCommand,
   TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { beforeAll, describe, expect, inject, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { itemSizeBytes, writeUnits } from "../../lib/adapters/dynamodb-item-size.ts";
 import { DynamoWindowStore, discardedUnits } from "../../lib/adapters/window-store.ts";
 import { encodePartial } from "../../lib/stream/partial-items.ts";
+import { scratchTable } from "./support.ts";
 
 /**
  * The item size the write path computes (to count write units by DynamoDB's per-item rule, and
@@ -17,29 +17,10 @@ import { encodePartial } from "../../lib/stream/partial-items.ts";
  * on both sides of every 1 KB boundary that decides a unit.
  */
 describe("itemSizeBytes on DynamoDB Local", () => {
-  const table = `item_size_${Date.now()}`;
   let db: DynamoDBDocumentClient;
+  let table: string;
   beforeAll(async () => {
-    const raw = new DynamoDBClient({
-      endpoint: inject("endpoints").dynamodbEndpoint,
-      region: "us-east-1",
-      credentials: { accessKeyId: "local", secretAccessKey: "local" },
-    });
-    db = DynamoDBDocumentClient.from(raw);
-    await raw.send(
-      new CreateTableCommand({
-        TableName: table,
-        BillingMode: "PAY_PER_REQUEST",
-        AttributeDefinitions: [
-          { AttributeName: "pk", AttributeType: "S" },
-          { AttributeName: "sk", AttributeType: "S" },
-        ],
-        KeySchema: [
-          { AttributeName: "pk", KeyType: "HASH" },
-          { AttributeName: "sk", KeyType: "RANGE" },
-        ],
-      }),
-    );
+    ({ db, table } = await scratchTable("item_size"));
   });
 
   const units = (r: { ConsumedCapacity?: { CapacityUnits?: number } | { CapacityUnits?: number }[] }) =>

@@ -1,3 +1,5 @@
+import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { inject } from "vitest";
 import { startServices } from "../../local/services/index.ts";
 import { type LocalStack, type LocalStackOptions, startLocalStack } from "../../local/stack.ts";
@@ -8,6 +10,34 @@ export function useSharedServices(): void {
   process.env.TIDEMARK_KAFKA_BROKERS = endpoints.kafkaBrokers.join(",");
   process.env.TIDEMARK_DYNAMODB_ENDPOINT = endpoints.dynamodbEndpoint;
   process.env.TIDEMARK_S3_ENDPOINT = endpoints.s3Endpoint;
+}
+
+/**
+ * A new table on the shared DynamoDB Local keyed like the aggregates table (`pk`, `sk`), and a
+ * document client for it.
+ */
+export async function scratchTable(prefix: string): Promise<{ db: DynamoDBDocumentClient; table: string }> {
+  const table = `${prefix}_${Date.now()}`;
+  const raw = new DynamoDBClient({
+    endpoint: inject("endpoints").dynamodbEndpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+  await raw.send(
+    new CreateTableCommand({
+      TableName: table,
+      BillingMode: "PAY_PER_REQUEST",
+      AttributeDefinitions: [
+        { AttributeName: "pk", AttributeType: "S" },
+        { AttributeName: "sk", AttributeType: "S" },
+      ],
+      KeySchema: [
+        { AttributeName: "pk", KeyType: "HASH" },
+        { AttributeName: "sk", KeyType: "RANGE" },
+      ],
+    }),
+  );
+  return { db: DynamoDBDocumentClient.from(raw), table };
 }
 
 /** The whole local pipeline (API and WebSocket server on free ports) on the shared services. */

@@ -10,7 +10,12 @@ import {
 } from "../../lib/adapters/window-store.ts";
 import type { StatsQuery } from "../../lib/contract/api.ts";
 import type { AcceptedEvent } from "../../lib/contract/event.ts";
-import { aggregateBatch, PendingSliceError, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
+import {
+  aggregateBatch,
+  OpenDeltas,
+  PendingSliceError,
+  RecentEventIds,
+} from "../../lib/pipeline/aggregate-batch.ts";
 import type { ClosedWindowCache } from "../../lib/pipeline/closed-windows.ts";
 import { readStats, StatsQueryError } from "../../lib/pipeline/stats-service.ts";
 import type { Granularity } from "../../lib/stream/fold.ts";
@@ -239,6 +244,18 @@ export class CrashingStore implements WindowStore {
   missingDeltas(puts: readonly PartialRecord[]) {
     return this.#track(this.inner.missingDeltas(puts));
   }
+  putDeltasIfAbsent(puts: readonly PartialRecord[]): Promise<void> {
+    return this.#write(() => this.inner.putDeltasIfAbsent(puts));
+  }
+  extendDelta(
+    put: PartialRecord,
+    previous: { readonly through: number; readonly bytes: number },
+  ): Promise<void> {
+    return this.#write(() => this.inner.extendDelta(put, previous));
+  }
+  getDelta(key: PartialKey) {
+    return this.#track(this.inner.getDelta(key));
+  }
   discard(deltas: readonly PartialKey[]): Promise<void> {
     return this.#write(() => this.inner.discard(deltas));
   }
@@ -271,6 +288,10 @@ export interface RunResult {
   readonly partialRetries: number;
   /** Claimed, unconfirmed slices written again by successful invocations. */
   readonly rewrites: number;
+  /** Small deltas extended in place by successful invocations' slices. */
+  readonly extensions: number;
+  /** Extensions of claimed slices that a rewrite applied (its claimant died before it landed). */
+  readonly extensionsRewritten: number;
 }
 
 let runClock = 0;
@@ -298,12 +319,15 @@ export async function deliver(
   const committed = new Map(partitions.map((p) => [p, -1]));
   const containerStarts = new Map(partitions.map((p) => [p, [-1]]));
   let recent = new RecentEventIds();
+  let openDeltas = new OpenDeltas();
   let invocations = 0;
   let crashes = 0;
   let compactions = 0;
   let fenceConflicts = 0;
   let partialRetries = 0;
   let rewrites = 0;
+  let extensions = 0;
+  let extensionsRewritten = 0;
   // Each run writes at its own instant (a few ms apart; no window edge moves), as real runs do.
   runClock = (runClock + 1) % 40_000;
   const clock = scenario.processingNow + runClock;
@@ -322,6 +346,7 @@ export async function deliver(
     const zombie = zombies && step.zombie;
     const startContainer = async () => {
       recent = new RecentEventIds();
+      openDeltas = new OpenDeltas();
       for (const p of partitions) containerStarts.get(p)?.push((await store.getFence(TOPIC, p)).lastOffset);
     };
     if (step.newContainer || zombie) await startContainer();
@@ -339,16 +364,19 @@ export async function deliver(
     if (batch.length === 0) continue;
     invocations++;
     store.crashAt = step.crashAt === undefined ? Number.POSITIVE_INFINITY : store.applies + step.crashAt;
-    const invoke = (ids: RecentEventIds) =>
+    const invoke = (ids: RecentEventIds, open: OpenDeltas) =>
       aggregateBatch(TOPIC, batch, {
         store,
         rules: BUILT_IN_RULES,
         recent: ids,
+        openDeltas: open,
         publishLate: async () => {},
         now: () => clock,
       });
     const results = await Promise.allSettled(
-      zombie ? [invoke(recent), invoke(new RecentEventIds())] : [invoke(recent)],
+      zombie
+        ? [invoke(recent, openDeltas), invoke(new RecentEventIds(), new OpenDeltas())]
+        : [invoke(recent, openDeltas)],
     );
     // A dead invocation's other partitions still run until they reach the store: settle them
     // before the crash is disarmed, so none of their writes lands after the retry started.
@@ -360,6 +388,8 @@ export async function deliver(
         ok = true;
         compactions += r.value.compactions;
         rewrites += r.value.rewrites;
+        extensions += r.value.extensions;
+        extensionsRewritten += r.value.extensionsRewritten;
       } else if (r.reason instanceof Error && r.reason.message === "crash") crashes++;
       // A retry that carries only part of a slice claimed before a crash: the mapping retries again.
       else if (r.reason instanceof PendingSliceError) partialRetries++;
@@ -375,7 +405,17 @@ export async function deliver(
     const fence = await store.getFence(TOPIC, p);
     expect(fence.lastOffset, `fence of partition ${p}`).toBe((scenario.logs.get(p)?.length ?? 0) - 1);
   }
-  return { containerStarts, invocations, crashes, compactions, fenceConflicts, partialRetries, rewrites };
+  return {
+    containerStarts,
+    invocations,
+    crashes,
+    compactions,
+    fenceConflicts,
+    partialRetries,
+    rewrites,
+    extensions,
+    extensionsRewritten,
+  };
 }
 
 // --- comparing /stats with the model -----------------------------------------------------------

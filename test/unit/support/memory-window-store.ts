@@ -65,6 +65,29 @@ export class MemoryWindowStore implements WindowStore {
     return puts.filter((r) => !this.items.has(`${r.pk}|${r.sk}`));
   }
 
+  /** Puts each delta whose key is free (a conditional put each). */
+  async putDeltasIfAbsent(puts: readonly PartialRecord[]): Promise<void> {
+    this.#write();
+    for (const r of puts) {
+      if (!r.sk.includes("#d#")) throw new RangeError(`putDeltasIfAbsent takes deltas only, not ${r.sk}`);
+      this.consumedWriteUnits += Math.ceil(recordBytes(r) / 1024);
+      if (!this.items.has(`${r.pk}|${r.sk}`)) this.items.set(`${r.pk}|${r.sk}`, r);
+    }
+  }
+
+  /** A put over a delta, conditioned on the groups it holds (its `t`). */
+  async extendDelta(put: PartialRecord, previous: { readonly through: number }): Promise<void> {
+    this.#write();
+    const stored = this.items.get(`${put.pk}|${put.sk}`);
+    if (stored?.t !== previous.through) throw new FenceConflictError(`delta ${put.sk} moved`);
+    this.items.set(`${put.pk}|${put.sk}`, put);
+    this.consumedWriteUnits += Math.ceil(recordBytes(put) / 1024);
+  }
+
+  async getDelta(key: PartialKey): Promise<PartialRecord | undefined> {
+    return this.items.get(`${key.pk}|${key.sk}`);
+  }
+
   /** Counts a write, or dies at it (`crashAt`), before it changes anything. */
   #write(): void {
     if (this.applies >= this.crashAt) throw new Error("crash");
