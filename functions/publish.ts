@@ -8,7 +8,7 @@ import { javaCompatiblePartitioner } from "../lib/adapters/kafka-partitioner.ts"
 import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";
 import { lazy } from "../lib/lazy.ts";
-import { changedWindowsOf, publishChangedWindows } from "../lib/pipeline/publish-stats.ts";
+import { changedWindowsOf, publishChangedWindows, SeenDeltas } from "../lib/pipeline/publish-stats.ts";
 import { topics } from "../lib/topology.ts";
 import { logger } from "./shared/http.ts";
 
@@ -37,11 +37,14 @@ const producer = lazy(async () => {
   return p;
 });
 
+const seen = new SeenDeltas();
+
 export const handler = async (event: DynamoDBStreamEvent): Promise<{ batchItemFailures: [] }> => {
   const windows = changedWindowsOf(
     event.Records.map((r) =>
       r.dynamodb?.NewImage ? unmarshall(r.dynamodb.NewImage as Record<string, AttributeValue>) : undefined,
     ),
+    seen,
   );
   if (windows.length === 0) return { batchItemFailures: [] };
   const p = await producer();
@@ -52,6 +55,7 @@ export const handler = async (event: DynamoDBStreamEvent): Promise<{ batchItemFa
       await p.send({ topic: config.TOPIC_ANALYTICS_STATS, acks: -1, messages });
     },
   });
+  seen.remember(windows.latest);
   logger.debug("published", { windows: windows.length, messages: published });
   return { batchItemFailures: [] };
 };

@@ -77,24 +77,18 @@ class PartitionIds {
 }
 
 /**
- * Groups an open delta may hold. The stats publisher republishes every group of a delta it sees
- * written: a per-user window's thousands of users must not go out again with each slice.
- */
-export const OPEN_DELTA_MAX_GROUPS = 256;
-
-/**
  * Whether a slice extends its window's open delta (`extension`, the delta with the slice's groups
- * added) rather than writing its own (`own`): when the extension is one item of at most
- * `OPEN_DELTA_MAX_GROUPS` groups and its put costs no more write units than the slice's own delta
- * would over its life, put now and deleted after its compaction. Under load an `events_by_type`
- * delta is two or three KB (a unique-users sketch per type) and a minute of them merged stays
- * about that size: one put of ~3 units replaces a put and a delete of ~3 each, and readers read one
- * item instead of sixteen.
+ * added) rather than writing its own (`own`): when the extension's put costs no more write units
+ * than the slice's own delta would over its life, put now and deleted after its compaction.
+ * Consecutive slices of a partition touch mostly the same groups: under load an `events_by_type`
+ * delta is two or three KB (a unique-users sketch per type) and a per-user one some 15 KB, and a
+ * minute of either merged is barely larger than one of them. One put then replaces a put and a
+ * later delete of about the same size, readers read one item instead of sixteen, and the window's
+ * compaction has one delta to merge, not sixteen.
  */
-function worthExtending(extension: Extended, own: readonly PartialRecord[]): boolean {
-  if (extension.groups > OPEN_DELTA_MAX_GROUPS) return false;
+function worthExtending(extension: PartialRecord, own: readonly PartialRecord[]): boolean {
   const ownUnits = own.reduce((n, r) => n + writeUnits(itemSizeBytes(r), false), 0);
-  return writeUnits(itemSizeBytes(extension.put), false) <= 2 * ownUnits;
+  return writeUnits(itemSizeBytes(extension), false) <= 2 * ownUnits;
 }
 
 /**
@@ -335,17 +329,17 @@ function sliceOf(
     const extension = previous && extendedDelta(previous, delta, last, now);
     if (previous?.t !== undefined && extension && worthExtending(extension, encoded)) {
       extensions.push({
-        put: extension.put,
+        put: extension,
         previous: { through: previous.t, bytes: itemSizeBytes(previous) },
       });
       extended.push([key, previous.offset]);
-      nextOpen.set(key, extension.put);
+      nextOpen.set(key, extension);
       continue;
     }
     puts.push(...encoded);
     dirty.set(key, (dirty.get(key) ?? 0) + encoded.length);
     const [only, ...more] = encoded;
-    if (only && more.length === 0 && delta.groups.size <= OPEN_DELTA_MAX_GROUPS) nextOpen.set(key, only);
+    if (only && more.length === 0) nextOpen.set(key, only);
     else nextOpen.delete(key);
   }
   return {
@@ -375,12 +369,6 @@ function sliceOf(
   };
 }
 
-interface Extended {
-  readonly put: PartialRecord;
-  /** Groups the extended delta holds. */
-  readonly groups: number;
-}
-
 /**
  * `previous` (a delta of one window of the partition) with `delta`'s groups added: the same key,
  * holding groups through `through`; undefined if it no longer fits one item.
@@ -390,7 +378,7 @@ function extendedDelta(
   delta: { readonly ref: WindowRef; readonly groups: Groups; readonly rollsUp: boolean },
   through: number,
   now: number,
-): Extended | undefined {
+): PartialRecord | undefined {
   const groups: Groups = new Map();
   mergeGroups(groups, decodeGroups(previous), MAX_GROUPS_PER_WINDOW);
   mergeGroups(groups, delta.groups, MAX_GROUPS_PER_WINDOW);
@@ -404,7 +392,7 @@ function extendedDelta(
     delta.rollsUp,
     through,
   );
-  return put && more.length === 0 ? { put, groups: groups.size } : undefined;
+  return more.length === 0 ? put : undefined;
 }
 
 /**
@@ -514,7 +502,7 @@ async function extendAgain(
     throw new Error(
       `partition ${partition}: the delta of ${key} at offset ${offset} no longer fits one item`,
     );
-  await deps.store.extendDelta(extension.put, { through: stored.t, bytes: itemSizeBytes(stored) });
+  await deps.store.extendDelta(extension, { through: stored.t, bytes: itemSizeBytes(stored) });
   return true;
 }
 

@@ -1,6 +1,7 @@
 import { chunkByBytes } from "../adapters/kafka-batches.ts";
 import type { WindowStore } from "../adapters/window-store.ts";
 import { type Granularity, type WindowRef, windowKey } from "../stream/fold.ts";
+import { encodeGroup, type Groups } from "../stream/partial.ts";
 import { decodeGroups, mergeRecordGroups } from "../stream/partial-items.ts";
 import { statsMessagesFor } from "./stats-messages.ts";
 
@@ -12,11 +13,65 @@ export interface ChangedWindow {
 }
 
 /**
- * The windows and groups that stream records of delta items changed. Compacted items (which
- * change no value), hourly roll-ups (not republished) and removals are ignored.
+ * The groups each delta item held when this environment last published it (by key). A slice may
+ * extend a delta in place (lib/pipeline/aggregate-batch.ts, `OpenDeltas`): the new image then
+ * holds every group the window's delta gathered, and only those whose value differs from the last
+ * image changed. An item not seen before (a new delta, or a cold start) changed in every group it
+ * holds, which at worst republishes unchanged values. Images are remembered only once their
+ * batch is published (`remember`): a batch that failed and is retried compares with the same
+ * images again. Bounded by the groups held.
  */
-export function changedWindowsOf(images: readonly (Record<string, unknown> | undefined)[]): ChangedWindow[] {
+export class SeenDeltas {
+  readonly #byKey = new Map<string, Groups>();
+  #groups = 0;
+  constructor(private readonly maxGroups = 200_000) {}
+
+  get(key: string): Groups | undefined {
+    return this.#byKey.get(key);
+  }
+
+  remember(images: ReadonlyMap<string, Groups>): void {
+    for (const [key, groups] of images) {
+      const before = this.#byKey.get(key);
+      if (before) {
+        this.#byKey.delete(key);
+        this.#groups -= before.size;
+      }
+      this.#byKey.set(key, groups);
+      this.#groups += groups.size;
+    }
+    for (const [oldest, held] of this.#byKey) {
+      if (this.#groups <= this.maxGroups || this.#byKey.size === 1) break;
+      this.#byKey.delete(oldest);
+      this.#groups -= held.size;
+    }
+  }
+}
+
+/** The groups of `groups` whose value differs from `before` (all of them without it). */
+function changedGroups(groups: Groups, before: Groups | undefined): Iterable<string> {
+  if (!before) return groups.keys();
+  const changed: string[] = [];
+  for (const [group, partial] of groups) {
+    const old = before.get(group);
+    if (old === undefined || encodeGroup(group, old) !== encodeGroup(group, partial)) changed.push(group);
+  }
+  return changed;
+}
+
+/**
+ * The windows and groups that stream records of delta items changed. Compacted items (which
+ * change no value), hourly roll-ups (not republished) and removals are ignored. With `seen`, a
+ * delta's groups are compared with its previous image (an extended delta: the one before it in
+ * these images, or the last one published); without, all its groups changed. `latest`: each
+ * delta's last image here, for `SeenDeltas.remember` once published.
+ */
+export function changedWindowsOf(
+  images: readonly (Record<string, unknown> | undefined)[],
+  seen?: SeenDeltas,
+): ChangedWindow[] & { latest: Map<string, Groups> } {
   const out = new Map<string, ChangedWindow>();
+  const latest = new Map<string, Groups>();
   for (const image of images) {
     if (image?.kind !== "d" || image.g !== "m") continue;
     if (typeof image.rule !== "string" || !(image.b instanceof Uint8Array)) continue;
@@ -33,11 +88,18 @@ export function changedWindowsOf(images: readonly (Record<string, unknown> | und
       out.set(key, window);
     }
     // Memoized by key and content: the read that follows finds this very item decoded.
-    for (const group of decodeGroups({ pk: image.pk, sk: image.sk, b: image.b }).keys())
-      window.groups.add(group);
+    const groups = decodeGroups({ pk: image.pk, sk: image.sk, b: image.b });
+    const itemKey = `${image.pk}|${image.sk}`;
+    const before = seen ? (latest.get(itemKey) ?? seen.get(itemKey)) : undefined;
+    for (const group of changedGroups(groups, before)) window.groups.add(group);
+    latest.set(itemKey, groups);
     window.writtenAt = Math.max(window.writtenAt, Number(image.at ?? 0));
   }
-  return [...out.values()];
+  // A window none of whose groups changed (a stream record delivered again) publishes nothing.
+  return Object.assign(
+    [...out.values()].filter((w) => w.groups.size > 0),
+    { latest },
+  );
 }
 
 export interface PublishDeps {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { changedWindowsOf } from "../../lib/pipeline/publish-stats.ts";
+import { changedWindowsOf, SeenDeltas } from "../../lib/pipeline/publish-stats.ts";
 import { foldRecords, type SourcedEvent } from "../../lib/stream/fold.ts";
 import {
   encodePartial,
@@ -72,5 +72,40 @@ describe("stats publisher", () => {
     expect(windows.find((w) => w.ref.ruleKey === "events_by_type")?.groups).toEqual(
       new Set(["page_view", "click", "purchase"]),
     );
+  });
+
+  it("names only the groups an extended delta changed since its last image published", () => {
+    const ref = { ruleKey: "events_by_type", granularity: "m" as const, windowStart: minute };
+    /** An image of the same delta item (offset 500) holding `counts` per event type. */
+    const image = (counts: Record<string, number>, through: number) => {
+      const groups = new Map(Object.entries(counts).map(([type, c]) => [type, { c }]));
+      const [record] = encodePartial(ref, 0, "d", 500, groups, minute, true, through);
+      return { ...record } as Record<string, unknown>;
+    };
+    const changed = (images: Record<string, unknown>[], seen?: SeenDeltas) => {
+      const windows = changedWindowsOf(images, seen);
+      return { windows, groups: [...(windows[0]?.groups ?? [])].sort() };
+    };
+    const seen = new SeenDeltas();
+    const first = changed([image({ click: 1, view: 1 }, 509)], seen);
+    expect(first.groups).toEqual(["click", "view"]);
+    seen.remember(first.windows.latest);
+    // The next slice extended the delta: click and buy changed, view did not.
+    const extended = image({ click: 2, view: 1, buy: 1 }, 519);
+    expect(changed([extended], seen).groups).toEqual(["buy", "click"]);
+    // Not remembered (its batch failed to publish): the retry names the same groups.
+    const retried = changed([extended], seen);
+    expect(retried.groups).toEqual(["buy", "click"]);
+    seen.remember(retried.windows.latest);
+    // Delivered again after it was published: nothing changed, no window to publish.
+    expect(changed([extended], seen).windows).toHaveLength(0);
+    // Two extensions in one batch: each compared with the one before it.
+    const twice = changed(
+      [image({ click: 3, view: 1, buy: 1 }, 529), image({ click: 3, view: 2, buy: 1 }, 539)],
+      seen,
+    );
+    expect(twice.groups).toEqual(["click", "view"]);
+    // Without what was published before (a cold start), every group of the image.
+    expect(changed([extended]).groups).toEqual(["buy", "click", "view"]);
   });
 });
