@@ -12,7 +12,8 @@ export function buildTidemark(app: App): TidemarkStack {
   const brokers = app.node.tryGetContext("kafkaBrokers") as string | undefined;
   // `-c alarmEmail=ops@example.com` subscribes an address to the alarm topic.
   const alarmEmail = app.node.tryGetContext("alarmEmail") as string | undefined;
-  // `-c aggregateBatchingWindowSeconds=0`: fresher stats, more write units (docs/performance.md).
+  // `-c aggregateBatchingWindowSeconds=1`: fewer write units on a quiet stream, staler stats; `=0`:
+  // the other way (docs/performance.md). Unset: AWS's default for Kafka sources, 500 ms.
   const aggregateWindow = batchingWindowOverride(
     app.node.tryGetContext("aggregateBatchingWindowSeconds"),
     "AggregateEvents",

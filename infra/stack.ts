@@ -115,7 +115,8 @@ export interface TidemarkStackProps extends StackProps {
   readonly rulesWriteAuth?: RulesWriteAuth;
   /**
    * Batching windows (whole seconds) by MSK mapping id, replacing the topology's: e.g.
-   * `{ AggregateEvents: 0 }` for fresher stats at a higher write cost (docs/performance.md).
+   * `{ AggregateEvents: 1 }` for fewer write units on a quiet stream at the cost of freshness
+   * (docs/performance.md).
    * @default the topology's windows
    */
   readonly batchingWindowSeconds?: Readonly<Record<string, number>>;

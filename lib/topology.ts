@@ -513,18 +513,19 @@ export const KAFKA_DEFAULT_BATCHING_WINDOW_MS = 500;
 /** MSK event-source mappings (emulated locally by `local/event-source-mapping.ts`). */
 export const eventSourceMappings = [
   {
-    // A one-second batching window: a window of 0 hands the aggregator whatever one fetch
-    // returned, a few hundred records a partition once it keeps up, and every batch costs a
-    // transaction (each delta item at least 1 KB, doubled), a stream record per item and a
-    // publisher read. A second's batches (~1,500 records a partition at 10,000 events/s) hold the
-    // write cost near 3 units per 100 events; freshness pays up to that second.
-    // docs/performance.md has the figures of 0, 0.5 (AWS's default) and 1 s.
+    // No batching window set: AWS's default for Kafka sources, 500 ms. A record waits at most
+    // that long for its batch, so freshness p99 can stay near a second; a window of 1 s put it
+    // at 1.3-1.6 s under load. Slices are cheap enough since they extend their windows' open
+    // deltas (session 11): 0.84 write units per 100 events at the bench's load, against 0.59
+    // with 1 s, and about 13 on a quiet stream (600 events/s) against 7.6. A window of 0 hands
+    // the aggregator whatever one fetch returned: slices of a few records, each paying a fence
+    // claim and confirmation. docs/performance.md has the figures of 0, 0.5 and 1 s; the window
+    // is a per-deployment dial (`-c aggregateBatchingWindowSeconds=1`).
     id: "AggregateEvents",
     function: "aggregate",
     topic: "eventsRaw",
     consumerGroup: "tidemark-aggregate",
     batchSize: 5_000,
-    maximumBatchingWindowSeconds: 1,
     startingPosition: "TRIM_HORIZON",
     maximumRetryAttempts: 5,
     onFailure: "deadLetter",
