@@ -92,10 +92,10 @@ function worthExtending(extension: PartialRecord, own: readonly PartialRecord[])
 }
 
 /**
- * The small deltas this execution environment wrote last, per partition and window, which its next
- * slices extend in place instead of writing a delta each (docs/stream-processing.md, "Small
- * deltas grow in place"). Under load an `events_by_type` delta holds a few groups, and one per
- * slice made a window of a partition some 16 items before its compaction; extended, it stays one.
+ * The delta this execution environment wrote last, per partition and window, when it is one item:
+ * its next slices extend it in place instead of writing a delta each, while that pays
+ * (`worthExtending`; docs/stream-processing.md, "Small deltas grow in place"). One delta per slice
+ * made a window of a partition up to 16 items before its compaction; extended, it stays one.
  *
  * Valid only while the partition's fence is the one this environment confirmed with them: any
  * other fence (another environment moved it, or this one's last invocation failed after its
