@@ -332,24 +332,37 @@ export class DynamoWindowStore implements WindowStore {
     };
   }
 
+  /**
+   * A conditional PutItem, its consumed units counted: false when its condition failed (any other
+   * error throws).
+   */
+  async #putIf(input: ConstructorParameters<typeof PutCommand>[0]): Promise<boolean> {
+    try {
+      const res = await this.db.send(new PutCommand({ ...input, ReturnConsumedCapacity: "TOTAL" }));
+      this.#writeUnits +=
+        res.ConsumedCapacity?.WriteCapacityUnits ?? res.ConsumedCapacity?.CapacityUnits ?? 0;
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
   async putFence(change: FenceChange): Promise<void> {
     const put = this.#fencePut(change);
     const fenceKey = `${change.topic}#${change.partition}`;
+    let stored = false;
     try {
-      const res = await this.db.send(new PutCommand({ ...put, ReturnConsumedCapacity: "TOTAL" }));
-      this.#fences.set(fenceKey, change.fence);
-      this.#writeUnits +=
-        res.ConsumedCapacity?.WriteCapacityUnits ?? res.ConsumedCapacity?.CapacityUnits ?? 0;
-      const fenceBytes = itemSizeBytes(put.Item);
-      const units = writeUnits(Math.max(fenceBytes, this.#fenceBytes.get(fenceKey) ?? 0), false);
-      this.#fenceBytes.set(fenceKey, fenceBytes);
-      usageMeter.recordComputedWrites(units, 0, { fence: units });
-    } catch (error) {
-      this.#fences.delete(fenceKey);
-      if (error instanceof ConditionalCheckFailedException)
-        throw new FenceConflictError(`partition ${change.partition}: the fence moved`);
-      throw error;
+      stored = await this.#putIf(put);
+    } finally {
+      if (!stored) this.#fences.delete(fenceKey);
     }
+    if (!stored) throw new FenceConflictError(`partition ${change.partition}: the fence moved`);
+    this.#fences.set(fenceKey, change.fence);
+    const fenceBytes = itemSizeBytes(put.Item);
+    const units = writeUnits(Math.max(fenceBytes, this.#fenceBytes.get(fenceKey) ?? 0), false);
+    this.#fenceBytes.set(fenceKey, fenceBytes);
+    usageMeter.recordComputedWrites(units, 0, { fence: units });
   }
 
   async putDeltas(puts: readonly PartialRecord[]): Promise<void> {
@@ -385,24 +398,13 @@ export class DynamoWindowStore implements WindowStore {
     for (const put of puts)
       if (!isDelta(put.sk)) throw new RangeError(`putDeltasIfAbsent takes deltas only, not ${put.sk}`);
     const written = await Promise.all(
-      puts.map(async (Item) => {
-        try {
-          const res = await this.db.send(
-            new PutCommand({
-              TableName: this.aggregatesTable,
-              Item,
-              ConditionExpression: "attribute_not_exists(sk)",
-              ReturnConsumedCapacity: "TOTAL",
-            }),
-          );
-          this.#writeUnits +=
-            res.ConsumedCapacity?.WriteCapacityUnits ?? res.ConsumedCapacity?.CapacityUnits ?? 0;
-          return true;
-        } catch (error) {
-          if (error instanceof ConditionalCheckFailedException) return false;
-          throw error;
-        }
-      }),
+      puts.map((Item) =>
+        this.#putIf({
+          TableName: this.aggregatesTable,
+          Item,
+          ConditionExpression: "attribute_not_exists(sk)",
+        }),
+      ),
     );
     // A put refused by its condition is billed too; only a stored one owes its deletion.
     const billed = deltaPutUnits(puts);
@@ -413,25 +415,16 @@ export class DynamoWindowStore implements WindowStore {
   async extendDelta(put: PartialRecord, previous: { readonly through: number; readonly bytes: number }) {
     if (!isDelta(put.sk) || put.t === undefined)
       throw new RangeError(`extendDelta takes a slice's delta, not ${put.sk}`);
-    try {
-      const res = await this.db.send(
-        new PutCommand({
-          TableName: this.aggregatesTable,
-          Item: put,
-          ConditionExpression: "t = :through",
-          ExpressionAttributeValues: { ":through": previous.through },
-          ReturnConsumedCapacity: "TOTAL",
-        }),
+    const extended = await this.#putIf({
+      TableName: this.aggregatesTable,
+      Item: put,
+      ConditionExpression: "t = :through",
+      ExpressionAttributeValues: { ":through": previous.through },
+    });
+    if (!extended)
+      throw new FenceConflictError(
+        `partition ${put.p}: delta ${put.sk} no longer holds groups through offset ${previous.through}`,
       );
-      this.#writeUnits +=
-        res.ConsumedCapacity?.WriteCapacityUnits ?? res.ConsumedCapacity?.CapacityUnits ?? 0;
-    } catch (error) {
-      if (error instanceof ConditionalCheckFailedException)
-        throw new FenceConflictError(
-          `partition ${put.p}: delta ${put.sk} no longer holds groups through offset ${previous.through}`,
-        );
-      throw error;
-    }
     const billed = extensionUnits(put, previous.bytes);
     usageMeter.recordComputedWrites(billed.units, billed.owedChange, billed.costByWindowKind);
   }

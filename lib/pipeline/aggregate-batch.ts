@@ -86,9 +86,11 @@ class PartitionIds {
  * later delete of about the same size, readers read one item instead of sixteen, and the window's
  * compaction has one delta to merge, not sixteen.
  */
-function worthExtending(extension: PartialRecord, own: readonly PartialRecord[]): boolean {
-  const ownUnits = own.reduce((n, r) => n + writeUnits(itemSizeBytes(r), false), 0);
-  return writeUnits(itemSizeBytes(extension), false) <= 2 * ownUnits;
+function worthExtending(extension: PartialRecord, own: () => readonly PartialRecord[]): boolean {
+  const units = writeUnits(itemSizeBytes(extension), false);
+  // The slice's own delta costs at least a unit to put and one to delete: no need to encode it.
+  if (units <= 2) return true;
+  return units <= 2 * own().reduce((n, r) => n + writeUnits(itemSizeBytes(r), false), 0);
 }
 
 /**
@@ -324,9 +326,11 @@ function sliceOf(
   const nextOpen = new Map(open);
   const dirty = new Map(fence.dirty);
   for (const [key, delta] of deltas) {
-    const encoded = encodePartial(delta.ref, partition, "d", first, delta.groups, now, delta.rollsUp, last);
+    let own: PartialRecord[] | undefined;
+    const encoded = () =>
+      (own ??= encodePartial(delta.ref, partition, "d", first, delta.groups, now, delta.rollsUp, last));
     const previous = open.get(key);
-    const extension = previous && extendedDelta(previous, delta, last, now);
+    const extension = previous?.t !== undefined ? extendedDelta(previous, delta, last, now) : undefined;
     if (previous?.t !== undefined && extension && worthExtending(extension, encoded)) {
       extensions.push({
         put: extension,
@@ -336,9 +340,10 @@ function sliceOf(
       nextOpen.set(key, extension);
       continue;
     }
-    puts.push(...encoded);
-    dirty.set(key, (dirty.get(key) ?? 0) + encoded.length);
-    const [only, ...more] = encoded;
+    const written = encoded();
+    puts.push(...written);
+    dirty.set(key, (dirty.get(key) ?? 0) + written.length);
+    const [only, ...more] = written;
     if (only && more.length === 0) nextOpen.set(key, only);
     else nextOpen.delete(key);
   }

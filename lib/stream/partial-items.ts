@@ -51,9 +51,9 @@ export interface PartialRecord {
    */
   readonly u?: 1;
   /**
-   * On a delta written by a slice: the last offset whose groups it holds. A slice that finds its
-   * window's delta small extends it in place (lib/pipeline/aggregate-batch.ts, `OpenDeltas`), so
-   * one delta may hold several slices; the extension is conditioned on this value.
+   * On a delta written by a slice: the last offset whose groups it holds. A later slice of the
+   * partition may extend it in place (lib/pipeline/aggregate-batch.ts, `OpenDeltas`), so one
+   * delta may hold several slices; the extension is conditioned on this value.
    */
   readonly t?: number;
 }

@@ -2,10 +2,10 @@ import { describe, expect, it } from "vitest";
 import type { FenceChange } from "../../lib/adapters/window-store.ts";
 import type { AcceptedEvent } from "../../lib/contract/event.ts";
 import { aggregateBatch, PendingSliceError, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
-import { readStats } from "../../lib/pipeline/stats-service.ts";
 import { MINUTE_MS, type SourcedEvent } from "../../lib/stream/fold.ts";
 import type { PartialRecord } from "../../lib/stream/partial-items.ts";
 import { BUILT_IN_RULES } from "../../lib/stream/rules.ts";
+import { eventsByTypeCount } from "./support/events-by-type.ts";
 import { MemoryWindowStore } from "./support/memory-window-store.ts";
 
 /**
@@ -52,15 +52,7 @@ const setup = () => {
       publishLate: async () => {},
       now: () => T,
     });
-  const count = async () =>
-    (
-      (await readStats(
-        store,
-        BUILT_IN_RULES,
-        { kind: "rule", rule_id: "events_by_type", from: T - 30_000, to: T + 30_000 },
-        T,
-      )) as { count: number }
-    ).count;
+  const count = () => eventsByTypeCount(store, T);
   return { store, run, count };
 };
 
