@@ -83,6 +83,43 @@ export type ParseResult =
   | { readonly ok: false; readonly error: ApiError };
 
 const ALLOWED_FIELDS = Object.keys(EventInputSchema.shape).join(", ");
+const INPUT_FIELDS: ReadonlySet<string> = new Set(Object.keys(EventInputSchema.shape));
+
+const optionalString = (value: unknown, min: number, max: number) =>
+  value === undefined || (typeof value === "string" && value.length >= min && value.length <= max);
+/** What `z.record(z.string(), z.unknown())` passes through as it is (its copy would drop `__proto__`). */
+const plainRecord = (value: unknown) =>
+  value === undefined ||
+  (value !== null &&
+    typeof value === "object" &&
+    !Array.isArray(value) &&
+    Object.getPrototypeOf(value) === Object.prototype &&
+    !Object.hasOwn(value, "__proto__"));
+
+/**
+ * The ingest hot path: an event that `EventInputSchema` certainly accepts, checked by hand, or
+ * undefined when in any doubt (then the schema decides, and words the problems). At 100,000
+ * events a second zod's parse and its copies of every event were about a sixth of the ingest
+ * function's CPU. `test/unit/event-fast-path.test.ts` checks, over generated inputs near every
+ * rule's edge, that whatever this accepts the schema accepts with the same data.
+ */
+export function acceptedByHand(item: unknown): EventInput | undefined {
+  if (item === null || typeof item !== "object" || Array.isArray(item)) return undefined;
+  if (Object.getPrototypeOf(item) !== Object.prototype) return undefined;
+  for (const key in item) if (!INPUT_FIELDS.has(key)) return undefined;
+  if (Object.hasOwn(item, "__proto__")) return undefined;
+  const e = item as Record<string, unknown>;
+  const { user_id, event_type, timestamp } = e;
+  if (typeof user_id !== "string" || user_id.length < 1 || user_id.length > 128) return undefined;
+  if (typeof event_type !== "string" || !EVENT_TYPE_PATTERN.test(event_type)) return undefined;
+  if (typeof timestamp === "number") {
+    if (!(timestamp > 0 && Number.isFinite(timestamp))) return undefined;
+  } else if (typeof timestamp !== "string" || !ISO_WITH_ZONE.test(timestamp)) return undefined;
+  if (!optionalString(e.event_id, 1, 128) || !optionalString(e.session_id, 0, 128)) return undefined;
+  if (!optionalString(e.page_url, 0, 2048)) return undefined;
+  if (!plainRecord(e.properties) || !plainRecord(e.metadata)) return undefined;
+  return e as EventInput;
+}
 
 function problemsOf(index: number, input: unknown, error: z.ZodError): Problem[] {
   return error.issues.flatMap((issue): Problem[] => {
@@ -180,12 +217,15 @@ export function parseIngestBody(rawBody: string | undefined, options: ParseOptio
   const events: AcceptedEvent[] = [];
   const serialized: string[] = [];
   for (let index = 0; index < items.length; index++) {
-    const parsed = EventInputSchema.safeParse(items[index]);
-    if (!parsed.success) {
-      problems.push(...problemsOf(index, items[index], parsed.error));
-      continue;
+    let input = acceptedByHand(items[index]);
+    if (input === undefined) {
+      const parsed = EventInputSchema.safeParse(items[index]);
+      if (!parsed.success) {
+        problems.push(...problemsOf(index, items[index], parsed.error));
+        continue;
+      }
+      input = parsed.data;
     }
-    const input = parsed.data;
     const timestamp = normalizeTimestamp(input.timestamp);
     if (timestamp === undefined) {
       problems.push({ index, field: "timestamp", message: "is not a valid date" });
