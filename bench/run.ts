@@ -270,12 +270,24 @@ function cpuSecondsByProcess(): Record<string, number> {
 const cpuSince = (after: Record<string, number>, before: Record<string, number>) =>
   Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (before[k] ?? 0)]));
 
+/** "<total> in all: <process> <µs>, …", largest first. */
+function cpuPerEvent(cpu: Record<string, number>, events: number): string {
+  const total = Object.values(cpu).reduce((a, b) => a + b, 0);
+  const parts = Object.entries(cpu)
+    .sort((a, b) => b[1] - a[1])
+    .map(([name, sec]) => `${name} ${fmt((sec / events) * 1e6, 0)}`)
+    .join(", ");
+  return `${fmt((total / events) * 1e6, 0)} in all: ${parts}`;
+}
+
 interface Done {
   kind: "done";
   accepted: number;
   seconds: number;
   latencies: number[];
   statuses: Record<string, number>;
+  /** The load worker's own CPU seconds. */
+  cpuSeconds: number;
 }
 
 /** Runs `bench/load-worker.ts` (a process of its own) and resolves with its report. */
@@ -442,11 +454,15 @@ type Phase = Awaited<ReturnType<typeof phase>>;
 // alone too); in AWS the consumers do not share the API's CPU. Then the consumers resume and
 // drain that load before phase 1 starts.
 let apiAlone: Done | undefined;
+/** CPU seconds per process while the API ran alone (the consumers stopped), the load generator's too. */
+let apiAloneCpu: Record<string, number> = {};
 if (knobs.BENCH_API_SECONDS > 0) {
   log(`\nAPI alone: ${knobs.BENCH_API_SECONDS} s, consumers stopped, ${knobs.BENCH_BATCH} events a request`);
   await stack.pauseConsumers();
+  const cpuBefore = cpuSecondsByProcess();
   try {
     apiAlone = await runLoadWorker(loadTypes("p0"), knobs.BENCH_API_SECONDS, 0, knobs.BENCH_BATCH);
+    apiAloneCpu = { ...cpuSince(cpuSecondsByProcess(), cpuBefore), "load generator": apiAlone.cpuSeconds };
   } finally {
     await stack.resumeConsumers();
   }
@@ -727,17 +743,17 @@ const rows: [string, string][] = [
     "S3 PUT-class requests per million events",
     `phase 1 ${int(s3PutsPerMillion(p1))} (PutObject ${int(s3PutObjectsPerMillion(p1))}), phase 2 ${int(s3PutsPerMillion(p2))} (PutObject ${int(s3PutObjectsPerMillion(p2))})`,
   ],
+  ...(apiAlone
+    ? [
+        [
+          "CPU µs per event, the API alone (and the load)",
+          cpuPerEvent(apiAloneCpu, apiAlone.accepted),
+        ] satisfies [string, string],
+      ]
+    : []),
   ...(["p1", "p2"] as const).map((k): [string, string] => {
     const p = k === "p1" ? p1 : p2;
-    const total = Object.values(p.cpu).reduce((a, b) => a + b, 0);
-    const parts = Object.entries(p.cpu)
-      .sort((a, b) => b[1] - a[1])
-      .map(([name, sec]) => `${name} ${fmt((sec / p.events) * 1e6, 0)}`)
-      .join(", ");
-    return [
-      `CPU µs per event, phase ${k === "p1" ? 1 : 2} (load + drain)`,
-      `${fmt((total / p.events) * 1e6, 0)} in all: ${parts}`,
-    ];
+    return [`CPU µs per event, phase ${k === "p1" ? 1 : 2} (load + drain)`, cpuPerEvent(p.cpu, p.events)];
   }),
   [
     "analytics.stats messages/s, phase 1",
@@ -832,6 +848,7 @@ log(
     raw_producer_events_per_s: rawRate,
     api_over_raw: p1.ingestRate / rawRate,
     api_alone_events_per_s: apiAloneRate,
+    api_alone_cpu_seconds: apiAloneCpu,
     api_alone_over_raw: apiAloneRate / rawRate,
     paced_rate: pacedRate,
     paced_batch: pacedBatch,

@@ -1,0 +1,79 @@
+import type { APIGatewayProxyEvent, Context } from "aws-lambda";
+import { Kafka, logLevel } from "kafkajs";
+import { syncTopics } from "../lib/adapters/kafka-topics.ts";
+import { topics } from "../lib/topology.ts";
+import { localNames } from "../local/bootstrap.ts";
+import { startServices } from "../local/services/index.ts";
+import { functionEnvironment } from "../local/stack.ts";
+import { benchEvent, userIdsOf } from "./load-events.ts";
+
+/**
+ * `npx tsx bench/ingest-handler.ts [seconds] [concurrency]`: the ingest function's own CPU per event,
+ * without HTTP or the API Gateway emulation: its handler invoked in this process with
+ * 1,000-event API Gateway events, `concurrency` at a time, against the local services' Kafka broker (started here;
+ * DynamoDB and S3 start too, idle). Prints events/s and this process's CPU µs per
+ * event. With `--cpu-prof` it shows where that CPU goes (scripts/cpu-profile-top.ts).
+ */
+const seconds = Number(process.argv[2] ?? 10);
+const concurrency = Number(process.argv[3] ?? 8);
+const services = await startServices({ log: () => {} });
+try {
+  Object.assign(process.env, functionEnvironment(services.endpoints, localNames("bench-ingest")));
+  const kafka = new Kafka({ brokers: services.endpoints.kafkaBrokers, logLevel: logLevel.NOTHING });
+  const admin = kafka.admin();
+  await admin.connect();
+  await syncTopics(admin, [
+    {
+      name: topics.eventsRaw.name,
+      partitions: topics.eventsRaw.partitions,
+      retentionMs: 3_600_000,
+      maxMessageBytes: topics.eventsRaw.maxMessageBytes,
+    },
+  ]);
+  await admin.disconnect();
+  const { handler } = await import("../functions/ingest.ts");
+  const userId = userIdsOf("short");
+  const bodies = Array.from({ length: 16 }, (_, b) =>
+    JSON.stringify(
+      Array.from({ length: 1000 }, (_, i) => benchEvent(b * 1000 + i, userId, "bench_ingest", Date.now())),
+    ),
+  );
+  const context = {
+    functionName: "ingest",
+    awsRequestId: "bench",
+    getRemainingTimeInMillis: () => 30_000,
+  } as unknown as Context;
+  const invoke = (body: string) =>
+    handler(
+      {
+        body,
+        isBase64Encoded: false,
+        headers: {},
+        httpMethod: "POST",
+        path: "/events",
+      } as unknown as APIGatewayProxyEvent,
+      context,
+    );
+  for (let i = 0; i < 20; i++) await invoke(bodies[i % bodies.length] ?? "");
+  let events = 0;
+  let n = 0;
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const res = await invoke(bodies[n++ % bodies.length] ?? "");
+        if (res.statusCode !== 202) throw new Error(`status ${res.statusCode}: ${res.body.slice(0, 200)}`);
+        events += 1000;
+      }
+    }),
+  );
+  const wall = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  console.log(
+    `ingest handler: ${Math.round(events / wall).toLocaleString("en")} events/s; CPU ${((cpu.user + cpu.system) / events).toFixed(2)} µs per event (${((cpu.user + cpu.system) / 1e6 / wall).toFixed(2)} cores)`,
+  );
+} finally {
+  await services.stop();
+}
