@@ -138,26 +138,33 @@ export function apiEnvironments(): number | undefined {
 }
 
 /**
- * The API's functions that run in an execution environment of their own (one worker thread,
- * shared by concurrent requests) rather than in the stack's process: `TIDEMARK_FUNCTION_THREADS`,
- * a comma-separated list of function names (`none` for none), default `ingest`.
+ * The API's functions that run off the stack's process, in worker threads of their own shared by
+ * concurrent requests (each thread one execution environment with many invocations at a time):
+ * `TIDEMARK_FUNCTION_THREADS`, a comma-separated list of function names, each optionally with
+ * `:N` threads (default 1; `none` for none). Default `ingest:2`.
  *
  * In AWS every function has environments and CPU of its own. In the process that also runs API
  * Gateway and every other function, each 1,000-event POST parsed, validated and encoded for Kafka
  * on the one event loop (tens of ms of CPU), and every callback behind it waited: a GET /stats'
  * DynamoDB responses under load, most of its latency (docs/performance.md, session 10). Moving
- * GET /stats instead does not help: its requests and answers still cross that event loop.
+ * GET /stats instead does not help: its requests and answers still cross that event loop. One
+ * thread held ingest to one core (75,000–91,000 events/s with the consumers stopped); two let it
+ * use the machine's second (docs/performance.md, session 12).
  */
-export function functionThreads(): ReadonlySet<FunctionName> {
-  const configured = process.env.TIDEMARK_FUNCTION_THREADS ?? "ingest";
-  const names = configured
-    .split(",")
-    .map((n) => n.trim())
-    .filter((n) => n !== "" && n !== "none");
-  for (const n of names)
-    if (!Object.hasOwn(functions, n))
-      throw new Error(`TIDEMARK_FUNCTION_THREADS: "${n}" is not a function of the topology`);
-  return new Set(names as FunctionName[]);
+export function functionThreads(): ReadonlyMap<FunctionName, number> {
+  const configured = process.env.TIDEMARK_FUNCTION_THREADS ?? "ingest:2";
+  const threads = new Map<FunctionName, number>();
+  for (const entry of configured.split(",").map((n) => n.trim())) {
+    if (entry === "" || entry === "none") continue;
+    const [name = "", count = "1"] = entry.split(":").map((p) => p.trim());
+    if (!Object.hasOwn(functions, name))
+      throw new Error(`TIDEMARK_FUNCTION_THREADS: "${name}" is not a function of the topology`);
+    const n = Number(count);
+    if (!Number.isInteger(n) || n < 1)
+      throw new Error(`TIDEMARK_FUNCTION_THREADS: "${entry}" needs a whole number of threads ≥ 1`);
+    threads.set(name as FunctionName, n);
+  }
+  return threads;
 }
 
 /**
@@ -261,9 +268,16 @@ export function environmentPool(
     next(hand(all.has(env) ? env : start()));
   };
 
+  // The least busy environment that can take one more invocation; a new one (while fewer than
+  // `max` exist) rather than doubling up on a busy one, so concurrent requests spread over them.
   const acquire = (): Promise<Environment> => {
-    for (const env of all) if (env.handed < perEnvironment) return Promise.resolve(hand(env));
+    let least: Environment | undefined;
+    for (const env of all)
+      if (env.handed < perEnvironment && env.handed < (least?.handed ?? Number.POSITIVE_INFINITY))
+        least = env;
+    if (least && least.handed === 0) return Promise.resolve(hand(least));
     if (all.size < max) return Promise.resolve(hand(start()));
+    if (least) return Promise.resolve(hand(least));
     return new Promise((resolve) => waiting.push(resolve));
   };
 

@@ -168,7 +168,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     s3.destroy();
 
     // The API's and the WebSocket API's functions: in this process; those of
-    // TIDEMARK_FUNCTION_THREADS (ingest by default) in a thread each; or all in execution
+    // TIDEMARK_FUNCTION_THREADS (ingest in two by default) in threads of their own; or all in execution
     // environments of their own (TIDEMARK_API_ENVIRONMENTS). See local/lambda-runtime.ts.
     const environments = apiEnvironments();
     const threads = functionThreads();
@@ -182,7 +182,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
             ? environmentPool(name, { maxEnvironments: environments })
             : threads.has(name)
               ? environmentPool(name, {
-                  maxEnvironments: 1,
+                  maxEnvironments: threads.get(name) ?? 1,
                   invocationsPerEnvironment: Number.POSITIVE_INFINITY,
                 })
               : undefined;

@@ -59,6 +59,15 @@ describe("environment pool", () => {
     for (const r of results) expect(r.started).toBeLessThan(firstEnd);
   });
 
+  it("spreads concurrent invocations over its shared environments, least busy first", async () => {
+    pool = environmentPool("health", { entry, maxEnvironments: 2, invocationsPerEnvironment: Infinity });
+    const results = (await Promise.all([1, 2, 3, 4].map(() => pool?.invoke({ ms: 300 })))) as Probe[];
+    expect(pool.environments).toBe(2);
+    const perThread = new Map<number, number>();
+    for (const r of results) perThread.set(r.threadId, (perThread.get(r.threadId) ?? 0) + 1);
+    expect([...perThread.values()]).toEqual([2, 2]);
+  });
+
   it("keeps a shared environment when one of its invocations times out", async () => {
     pool = environmentPool("health", {
       entry,
@@ -88,13 +97,18 @@ describe("functions in threads of their own (TIDEMARK_FUNCTION_THREADS)", () => 
     return [...functionThreads()].sort();
   };
 
-  it("runs ingest off the gateway's event loop by default", () => {
-    expect(threads(undefined)).toEqual(["ingest"]);
+  it("runs ingest off the gateway's event loop by default, in two threads", () => {
+    expect(threads(undefined)).toEqual([["ingest", 2]]);
   });
 
-  it("takes a list of the topology's functions, or none, and refuses other names", () => {
-    expect(threads("stats, ingest")).toEqual(["ingest", "stats"]);
+  it("takes a list of the topology's functions with their threads, or none, and refuses other names", () => {
+    expect(threads("stats, ingest:3")).toEqual([
+      ["ingest", 3],
+      ["stats", 1],
+    ]);
     expect(threads("none")).toEqual([]);
     expect(() => threads("ingest,stat")).toThrow(/"stat" is not a function/);
+    expect(() => threads("ingest:0")).toThrow(/whole number of threads/);
+    expect(() => threads("ingest:two")).toThrow(/whole number of threads/);
   });
 });
