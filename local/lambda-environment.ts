@@ -1,4 +1,3 @@
-import { setPriority } from "node:os";
 import { parentPort, workerData } from "node:worker_threads";
 import { z } from "zod";
 import { usageMeter } from "../lib/adapters/usage-meter.ts";
@@ -17,15 +16,12 @@ const InitSchema = z.object({
     .refine((n): n is FunctionName => Object.hasOwn(functions, n), "not a function of the topology"),
   root: z.string(),
   entry: z.string().optional(),
-  /** This thread's niceness (Linux: per thread; the process's other threads keep theirs). */
-  niceness: z.number().int().min(0).max(19).optional(),
 });
 const InvokeSchema = z.object({ id: z.number(), event: z.unknown(), deadline: z.number() });
 
 const port = parentPort;
 if (!port) throw new Error("lambda-environment.ts runs in a worker thread");
-const { name, root, entry, niceness } = InitSchema.parse(workerData);
-if (niceness) setPriority(niceness);
+const { name, root, entry } = InitSchema.parse(workerData);
 const handler = await loadHandler(name, root, entry);
 
 port.on("message", async (message: unknown) => {

@@ -148,9 +148,8 @@ export function apiEnvironments(): number | undefined {
  * on the one event loop (tens of ms of CPU), and every callback behind it waited: a GET /stats'
  * DynamoDB responses under load, most of its latency (docs/performance.md, session 10). Moving
  * GET /stats instead does not help: its requests and answers still cross that event loop. One
- * thread held ingest to one core (75,000–95,000 events/s with the consumers stopped). Threads after
- * the first run at the background niceness (`TIDEMARK_BACKGROUND_NICE`, local/priority.ts): they
- * take a core the consumers leave idle, not one they need (docs/performance.md, session 12).
+ * thread held ingest to one core (75,000–91,000 events/s with the consumers stopped); two let it
+ * use the machine's second (docs/performance.md, session 12).
  */
 export function functionThreads(): ReadonlyMap<FunctionName, number> {
   const configured = process.env.TIDEMARK_FUNCTION_THREADS ?? "ingest:2";
@@ -191,12 +190,6 @@ export function environmentPool(
     readonly timeoutSeconds?: number;
     /** @default 1, as in Lambda */
     readonly invocationsPerEnvironment?: number;
-    /**
-     * Niceness of every environment but the first that runs (its worker thread's). A second
-     * environment then takes only CPU that no other function's process wants.
-     * @default 0
-     */
-    readonly extraEnvironmentNiceness?: number;
   },
 ): EnvironmentPool {
   const spec = functions[name];
@@ -212,14 +205,7 @@ export function environmentPool(
 
   const start = (): Environment => {
     const worker = new Worker(new URL("./lambda-environment.ts", import.meta.url), {
-      workerData: {
-        name,
-        root,
-        ...(options.entry ? { entry: options.entry } : {}),
-        ...(all.size > 0 && options.extraEnvironmentNiceness
-          ? { niceness: options.extraEnvironmentNiceness }
-          : {}),
-      },
+      workerData: { name, root, ...(options.entry ? { entry: options.entry } : {}) },
       execArgv: [
         "--import",
         "tsx",

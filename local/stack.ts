@@ -184,9 +184,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
               ? environmentPool(name, {
                   maxEnvironments: threads.get(name) ?? 1,
                   invocationsPerEnvironment: Number.POSITIVE_INFINITY,
-                  // The second thread uses a core the consumers leave idle (the API alone), not
-                  // one they need: in AWS they never share the API's CPU.
-                  extraEnvironmentNiceness: backgroundNiceness("light"),
                 })
               : undefined;
         if (pool) pools.push(pool);

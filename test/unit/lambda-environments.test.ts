@@ -12,7 +12,7 @@ import {
  * concurrent requests; the local API does the same with worker threads.
  */
 const entry = "test/unit/support/environment-probe-handler.ts";
-type Probe = { threadId: number; started: number; ended: number; invocations: number; niceness: number };
+type Probe = { threadId: number; started: number; ended: number; invocations: number };
 let pool: EnvironmentPool | undefined;
 afterEach(async () => {
   await pool?.stop();
@@ -66,20 +66,6 @@ describe("environment pool", () => {
     const perThread = new Map<number, number>();
     for (const r of results) perThread.set(r.threadId, (perThread.get(r.threadId) ?? 0) + 1);
     expect([...perThread.values()]).toEqual([2, 2]);
-  });
-
-  it("runs every environment but the first at the niceness it is given", async () => {
-    pool = environmentPool("health", {
-      entry,
-      maxEnvironments: 2,
-      invocationsPerEnvironment: Infinity,
-      extraEnvironmentNiceness: 7,
-    });
-    const results = (await Promise.all([1, 2].map(() => pool?.invoke({ ms: 300 })))) as Probe[];
-    expect(results.map((r) => r.niceness).sort()).toEqual([0, 7]);
-    // The process's own thread keeps its priority.
-    const { getPriority } = await import("node:os");
-    expect(getPriority()).toBe(0);
   });
 
   it("keeps a shared environment when one of its invocations times out", async () => {
