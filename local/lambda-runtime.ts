@@ -139,20 +139,23 @@ export function apiEnvironments(): number | undefined {
 
 /**
  * The API's functions that run off the stack's process, in worker threads of their own shared by
- * concurrent requests (each thread one execution environment with many invocations at a time):
- * `TIDEMARK_FUNCTION_THREADS`, a comma-separated list of function names, each optionally with
- * `:N` threads (default 1; `none` for none). Default `ingest:2`.
+ * concurrent requests (each thread one execution environment with many invocations at a time; a
+ * request goes to the least busy): `TIDEMARK_FUNCTION_THREADS`, a comma-separated list of function
+ * names, each optionally with `:N` threads (default 1; `none` for none). Default `ingest`.
  *
  * In AWS every function has environments and CPU of its own. In the process that also runs API
  * Gateway and every other function, each 1,000-event POST parsed, validated and encoded for Kafka
  * on the one event loop (tens of ms of CPU), and every callback behind it waited: a GET /stats'
  * DynamoDB responses under load, most of its latency (docs/performance.md, session 10). Moving
- * GET /stats instead does not help: its requests and answers still cross that event loop. One
- * thread held ingest to one core (75,000–91,000 events/s with the consumers stopped); two let it
- * use the machine's second (docs/performance.md, session 12).
+ * GET /stats instead does not help: its requests and answers still cross that event loop.
+ *
+ * One thread holds ingest to one core: 95,000 events/s with the consumers stopped on two cores,
+ * 114,000 with `ingest:2` (docs/performance.md, session 12). One is the default because on two
+ * cores a second thread takes CPU the consumers need while they run: the archive was 25 s behind
+ * after a 60 s load (10 s is the target). On a machine with cores to spare, use two.
  */
 export function functionThreads(): ReadonlyMap<FunctionName, number> {
-  const configured = process.env.TIDEMARK_FUNCTION_THREADS ?? "ingest:2";
+  const configured = process.env.TIDEMARK_FUNCTION_THREADS ?? "ingest";
   const threads = new Map<FunctionName, number>();
   for (const entry of configured.split(",").map((n) => n.trim())) {
     if (entry === "" || entry === "none") continue;

@@ -168,7 +168,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     s3.destroy();
 
     // The API's and the WebSocket API's functions: in this process; those of
-    // TIDEMARK_FUNCTION_THREADS (ingest in two by default) in threads of their own; or all in execution
+    // TIDEMARK_FUNCTION_THREADS (ingest by default) in threads of their own; or all in execution
     // environments of their own (TIDEMARK_API_ENVIRONMENTS). See local/lambda-runtime.ts.
     const environments = apiEnvironments();
     const threads = functionThreads();

@@ -97,8 +97,8 @@ describe("functions in threads of their own (TIDEMARK_FUNCTION_THREADS)", () => 
     return [...functionThreads()].sort();
   };
 
-  it("runs ingest off the gateway's event loop by default, in two threads", () => {
-    expect(threads(undefined)).toEqual([["ingest", 2]]);
+  it("runs ingest off the gateway's event loop by default, in one thread", () => {
+    expect(threads(undefined)).toEqual([["ingest", 1]]);
   });
 
   it("takes a list of the topology's functions with their threads, or none, and refuses other names", () => {
