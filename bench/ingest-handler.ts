@@ -8,14 +8,15 @@ import { functionEnvironment } from "../local/stack.ts";
 import { benchEvent, userIdsOf } from "./load-events.ts";
 
 /**
- * `npx tsx bench/ingest-handler.ts [seconds] [concurrency]`: the ingest function's own CPU per event,
+ * `npx tsx bench/ingest-handler.ts [seconds] [concurrency] [events a request]`: the ingest function's own CPU per event,
  * without HTTP or the API Gateway emulation: its handler invoked in this process with
- * 1,000-event API Gateway events, `concurrency` at a time, against the local services' Kafka broker (started here;
+ * API Gateway events of 1,000 events (or `events a request`), `concurrency` at a time, against the local services' Kafka broker (started here;
  * DynamoDB and S3 start too, idle). Prints events/s and this process's CPU µs per
  * event. With `--cpu-prof` it shows where that CPU goes (scripts/cpu-profile-top.ts).
  */
 const seconds = Number(process.argv[2] ?? 10);
 const concurrency = Number(process.argv[3] ?? 8);
+const batch = Number(process.argv[4] ?? 1000);
 const services = await startServices({ log: () => {} });
 try {
   Object.assign(process.env, functionEnvironment(services.endpoints, localNames("bench-ingest")));
@@ -35,7 +36,7 @@ try {
   const userId = userIdsOf("short");
   const bodies = Array.from({ length: 16 }, (_, b) =>
     JSON.stringify(
-      Array.from({ length: 1000 }, (_, i) => benchEvent(b * 1000 + i, userId, "bench_ingest", Date.now())),
+      Array.from({ length: batch }, (_, i) => benchEvent(b * batch + i, userId, "bench_ingest", Date.now())),
     ),
   );
   const context = {
@@ -65,7 +66,7 @@ try {
       while (performance.now() < deadline) {
         const res = await invoke(bodies[n++ % bodies.length] ?? "");
         if (res.statusCode !== 202) throw new Error(`status ${res.statusCode}: ${res.body.slice(0, 200)}`);
-        events += 1000;
+        events += batch;
       }
     }),
   );
