@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
 import { Kafka, logLevel } from "kafkajs";
 import { syncTopics } from "../lib/adapters/kafka-topics.ts";
@@ -8,16 +11,20 @@ import { functionEnvironment } from "../local/stack.ts";
 import { benchEvent, userIdsOf } from "./load-events.ts";
 
 /**
- * `npx tsx bench/ingest-handler.ts [seconds] [concurrency] [events a request]`: the ingest function's own CPU per event,
- * without HTTP or the API Gateway emulation: its handler invoked in this process with
- * API Gateway events of 1,000 events (or `events a request`), `concurrency` at a time, against the local services' Kafka broker (started here;
- * DynamoDB and S3 start too, idle). Prints events/s and this process's CPU µs per
- * event. With `--cpu-prof` it shows where that CPU goes (scripts/cpu-profile-top.ts).
+ * `npx tsx bench/ingest-handler.ts [seconds] [concurrency] [events a request]`: the ingest
+ * function's own CPU per event, without HTTP or the API Gateway emulation. Its handler is invoked
+ * in this process with API Gateway events of 1,000 events (or `events a request`), `concurrency`
+ * at a time, against a Kafka broker of its own: the local services, started here on a data
+ * directory of their own that is removed after (DynamoDB and S3 start too, idle). Stop `npm start`
+ * first: they use its ports. Prints events/s and this process's CPU µs per event; with
+ * `--cpu-prof` it shows where that CPU goes (scripts/cpu-profile-top.ts).
  */
 const seconds = Number(process.argv[2] ?? 10);
 const concurrency = Number(process.argv[3] ?? 8);
 const batch = Number(process.argv[4] ?? 1000);
-const services = await startServices({ log: () => {} });
+// Data of its own, removed after: the bench's events must not reach `npm start`'s topic and stats.
+const dataDir = mkdtempSync(join(tmpdir(), "tidemark-ingest-bench-"));
+const services = await startServices({ dataDir, fresh: true, log: () => {} });
 try {
   Object.assign(process.env, functionEnvironment(services.endpoints, localNames("bench-ingest")));
   const kafka = new Kafka({ brokers: services.endpoints.kafkaBrokers, logLevel: logLevel.NOTHING });
@@ -27,7 +34,7 @@ try {
     {
       name: topics.eventsRaw.name,
       partitions: topics.eventsRaw.partitions,
-      retentionMs: 3_600_000,
+      retentionMs: topics.eventsRaw.retentionHours * 3_600_000,
       maxMessageBytes: topics.eventsRaw.maxMessageBytes,
     },
   ]);
@@ -77,4 +84,5 @@ try {
   );
 } finally {
   await services.stop();
+  rmSync(dataDir, { recursive: true, force: true });
 }
