@@ -92,7 +92,6 @@ const plainRecord = (value: unknown) =>
   value === undefined ||
   (value !== null &&
     typeof value === "object" &&
-    !Array.isArray(value) &&
     Object.getPrototypeOf(value) === Object.prototype &&
     !Object.hasOwn(value, "__proto__"));
 
@@ -104,10 +103,10 @@ const plainRecord = (value: unknown) =>
  * rule's edge, that whatever this accepts the schema accepts with the same data.
  */
 export function acceptedByHand(item: unknown): EventInput | undefined {
-  if (item === null || typeof item !== "object" || Array.isArray(item)) return undefined;
-  if (Object.getPrototypeOf(item) !== Object.prototype) return undefined;
+  // A plain object (not an array, not null), every key a field of the contract (so no `__proto__`).
+  if (item === null || typeof item !== "object" || Object.getPrototypeOf(item) !== Object.prototype)
+    return undefined;
   for (const key in item) if (!INPUT_FIELDS.has(key)) return undefined;
-  if (Object.hasOwn(item, "__proto__")) return undefined;
   const e = item as Record<string, unknown>;
   const { user_id, event_type, timestamp } = e;
   if (typeof user_id !== "string" || user_id.length < 1 || user_id.length > 128) return undefined;
