@@ -293,6 +293,11 @@ function isEnvelope(body: unknown): body is { events: unknown[] } {
  * Reads an event back from Kafka or the archive. These were validated at ingest, so this only
  * checks what consumers rely on (cheap: it runs for every record of every batch).
  */
+/** The latest instant a JavaScript `Date` holds (ECMA-262: 8.64e15 ms, year 275760). */
+const MAX_DATE_MS = 8.64e15;
+const isEpochMs = (v: unknown): v is number =>
+  Number.isInteger(v) && (v as number) > 0 && (v as number) <= MAX_DATE_MS;
+
 export function parseStoredEvent(
   json: string,
 ): { ok: true; event: AcceptedEvent } | { ok: false; reason: string } {
@@ -310,8 +315,11 @@ export function parseStoredEvent(
   if (typeof e.event_type !== "string" || !EVENT_TYPE_PATTERN.test(e.event_type)) {
     return { ok: false, reason: "event_type missing or invalid" };
   }
-  if (typeof e.timestamp !== "number" || !Number.isFinite(e.timestamp))
-    return { ok: false, reason: "timestamp missing" };
-  if (typeof e.received_at !== "number") return { ok: false, reason: "received_at missing" };
+  // Whole milliseconds of a date, as the API stores them: anything else (a producer other than the
+  // API) would fail every batch that holds it where a date is formatted or windowed.
+  if (!isEpochMs(e.timestamp))
+    return { ok: false, reason: "timestamp missing or not a date in whole epoch milliseconds" };
+  if (!isEpochMs(e.received_at))
+    return { ok: false, reason: "received_at missing or not a date in whole epoch milliseconds" };
   return { ok: true, event: e as AcceptedEvent };
 }

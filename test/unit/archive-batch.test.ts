@@ -101,6 +101,73 @@ describe("archive batches", () => {
     expect(outcome.written).toBe(3);
   });
 
+  it("sends a record whose dates no calendar holds to the dead-letter path, and archives the rest", async () => {
+    // Not from the API (it stores whole milliseconds of dates it accepted), but a topic takes
+    // what any producer writes: one such record must not fail the batch, whose retries would end
+    // with every record of it on the dead-letter topic instead of in the archive.
+    const store = new MemoryStore();
+    const hostile = [1e20, -1, 1.5, 8.64e15 + 1].map((timestamp, i) => ({
+      topic: "events.raw",
+      partition: 0,
+      offset: 100 + i,
+      value: JSON.stringify({
+        event_id: `x${i}`,
+        user_id: "u",
+        event_type: "click",
+        timestamp,
+        received_at: ts,
+      }),
+    }));
+    const lateReceipt = {
+      topic: "events.raw",
+      partition: 0,
+      offset: 104,
+      value: JSON.stringify({
+        event_id: "y",
+        user_id: "u",
+        event_type: "click",
+        timestamp: ts,
+        received_at: 1e300,
+      }),
+    };
+    const outcome = await archiveBatch([...records(0, 0, 3), ...hostile, lateReceipt], store, "events/");
+    expect(outcome.rejected.map((r) => r.record.offset)).toEqual([100, 101, 102, 103, 104]);
+    expect(outcome.rejected[0]?.reason).toMatch(/timestamp/);
+    expect(outcome.rejected[4]?.reason).toMatch(/received_at/);
+    expect(outcome.written).toBe(3);
+  });
+
+  it("names each object after its event's own hour, across an hour's and a day's edge", async () => {
+    const store = new MemoryStore();
+    const at = [
+      Date.UTC(2026, 10, 22, 23, 59, 59, 999),
+      Date.UTC(2026, 10, 23, 0, 0, 0, 0),
+      Date.UTC(2026, 10, 22, 23, 0),
+    ];
+    const batch = at.map((timestamp, offset) => ({
+      topic: "events.raw",
+      partition: 0,
+      offset,
+      value: JSON.stringify({
+        event_id: `h${offset}`,
+        user_id: "u",
+        event_type: "click",
+        timestamp,
+        received_at: timestamp,
+      }),
+    }));
+    await archiveBatch(batch, store, "events/");
+    expect([...store.objects.keys()].sort()).toEqual([
+      "events/event_type=click/dt=2026-11-22/hour=23/events.raw-0-0000000000000000000.ndjson.gz",
+      "events/event_type=click/dt=2026-11-23/hour=00/events.raw-0-0000000000000000000.ndjson.gz",
+    ]);
+    expect(
+      store.objects.get(
+        "events/event_type=click/dt=2026-11-22/hour=23/events.raw-0-0000000000000000000.ndjson.gz",
+      )?.lines,
+    ).toHaveLength(2);
+  });
+
   describe("with an execution environment's cache of the objects it wrote", () => {
     const snapshot = (store: MemoryStore) => JSON.stringify([...store.objects.entries()].sort());
 
