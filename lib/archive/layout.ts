@@ -29,8 +29,22 @@ export interface ArchivePartition {
 }
 
 export function partitionOf(eventType: string, timestampMs: number): ArchivePartition {
-  const iso = new Date(timestampMs).toISOString();
-  return { eventType, dt: iso.slice(0, 10), hour: iso.slice(11, 13) };
+  const { dt, hour } = hourOf(timestampMs);
+  return { eventType, dt, hour };
+}
+
+const HOUR_MS = 3_600_000;
+/** The last hour formatted: a batch's events share a few hours, and formatting a date is not free. */
+let lastHour: { readonly index: number; readonly dt: string; readonly hour: string } | undefined;
+
+/** The UTC day and hour of an instant, as the partition names them. */
+function hourOf(timestampMs: number): { readonly dt: string; readonly hour: string } {
+  const index = Math.floor(timestampMs / HOUR_MS);
+  if (lastHour?.index !== index) {
+    const iso = new Date(index * HOUR_MS).toISOString();
+    lastHour = { index, dt: iso.slice(0, 10), hour: iso.slice(11, 13) };
+  }
+  return lastHour;
 }
 
 export function partitionPrefix(prefix: string, p: ArchivePartition): string {

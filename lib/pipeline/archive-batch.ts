@@ -99,6 +99,10 @@ export async function archiveBatch(
   const rejected: { record: SourcedRecord; reason: string }[] = [];
   const ordered = [...records].sort((a, b) => a.partition - b.partition || a.offset - b.offset);
   const nextOffset = new Map<string, number>();
+  // The objects of the current source block, by event type, hour and aheadness: consecutive
+  // records (in offset order) mostly share one, and its key need not be built again for each.
+  let block = { source: "", start: -1 };
+  const ofBlock = new Map<string, Pending>();
   for (const r of ordered) {
     const source = `${r.topic}\u0000${r.partition}`;
     nextOffset.set(source, r.offset + 1);
@@ -108,16 +112,22 @@ export async function archiveBatch(
       continue;
     }
     const { event } = parsed;
-    const key = archiveObjectKey(
-      prefix,
-      partitionOf(event.event_type, event.timestamp),
-      r,
-      isAheadOfReceipt(event),
-    );
-    let pending = objects.get(key);
+    const start = blockStart(r.offset);
+    if (block.source !== source || block.start !== start) {
+      block = { source, start };
+      ofBlock.clear();
+    }
+    const ahead = isAheadOfReceipt(event);
+    const local = `${event.event_type}\u0000${Math.floor(event.timestamp / 3_600_000)}${ahead ? "+" : ""}`;
+    let pending = ofBlock.get(local);
     if (!pending) {
-      pending = { source, block: blockStart(r.offset), lines: [], offsets: [] };
-      objects.set(key, pending);
+      const key = archiveObjectKey(prefix, partitionOf(event.event_type, event.timestamp), r, ahead);
+      pending = objects.get(key);
+      if (!pending) {
+        pending = { source, block: start, lines: [], offsets: [] };
+        objects.set(key, pending);
+      }
+      ofBlock.set(local, pending);
     }
     pending.lines.push(r.value);
     pending.offsets.push(r.offset);
