@@ -20,6 +20,7 @@ import {
   encodePartial,
   MAX_GROUPS_PER_WINDOW,
   type PartialRecord,
+  rememberDecoded,
 } from "../stream/partial-items.ts";
 import { type AggregationRule, LATE_EVENTS_RULE } from "../stream/rules.ts";
 import { advance, closedBy, DEFAULT_ALLOWED_LATENESS_MS, watermarkOf } from "../stream/watermark.ts";
@@ -344,8 +345,11 @@ function sliceOf(
     puts.push(...written);
     dirty.set(key, (dirty.get(key) ?? 0) + written.length);
     const [only, ...more] = written;
-    if (only && more.length === 0) nextOpen.set(key, only);
-    else nextOpen.delete(key);
+    if (only && more.length === 0) {
+      nextOpen.set(key, only);
+      // The next slice extends it: decoded already (the slice's deltas are only read from now on).
+      rememberDecoded(only, delta.groups);
+    } else nextOpen.delete(key);
   }
   return {
     fence: {
@@ -397,7 +401,10 @@ function extendedDelta(
     delta.rollsUp,
     through,
   );
-  return more.length === 0 ? put : undefined;
+  if (!put || more.length > 0) return undefined;
+  // The next slice extends this delta again (and a compaction merges it): decoded already.
+  rememberDecoded(put, groups);
+  return put;
 }
 
 /**

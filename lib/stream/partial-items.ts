@@ -148,8 +148,7 @@ export function encodePartial(
  * result (merging copies what it takes).
  */
 export function decodeGroups(r: Pick<PartialRecord, "pk" | "sk" | "b">): Groups {
-  // Keyed by content: tests (and several local stacks in one process) reuse keys across tables.
-  const key = `${r.pk}|${r.sk}|${createHash("sha1").update(r.b).digest("base64")}`;
+  const key = memoKey(r);
   const hit = decoded.get(key);
   if (hit) {
     decoded.delete(key);
@@ -157,6 +156,35 @@ export function decodeGroups(r: Pick<PartialRecord, "pk" | "sk" | "b">): Groups 
     return hit;
   }
   const groups = unpackGroups(r.b);
+  unpacked++;
+  remember(key, groups);
+  return groups;
+}
+
+/**
+ * Registers `groups` as what the record `r` decodes to, when they are the very groups just encoded
+ * into it (`encodePartial` writes every group exactly: decoding gives them back). The aggregator's
+ * next slice extends that record, and its compaction merges it: both then find it decoded, where
+ * each would inflate and parse the whole delta again. The caller gives `groups` up: from now on
+ * nobody may mutate them, as with any result of `decodeGroups`.
+ */
+export function rememberDecoded(r: Pick<PartialRecord, "pk" | "sk" | "b">, groups: Groups): void {
+  remember(memoKey(r), groups);
+}
+
+/** Records `decodeGroups` had to inflate and parse, in this process (the memo's misses). */
+export const recordsUnpacked = (): number => unpacked;
+
+// Keyed by content: tests (and several local stacks in one process) reuse keys across tables.
+const memoKey = (r: Pick<PartialRecord, "pk" | "sk" | "b">) =>
+  `${r.pk}|${r.sk}|${createHash("sha1").update(r.b).digest("base64")}`;
+
+function remember(key: string, groups: Groups): void {
+  const old = decoded.get(key);
+  if (old) {
+    decoded.delete(key);
+    decodedGroups -= old.size;
+  }
   decoded.set(key, groups);
   decodedGroups += groups.size;
   while (decodedGroups > MAX_DECODED_GROUPS && decoded.size > 1) {
@@ -164,13 +192,13 @@ export function decodeGroups(r: Pick<PartialRecord, "pk" | "sk" | "b">): Groups 
     decoded.delete(oldest);
     decodedGroups -= value.size;
   }
-  return groups;
 }
 
 /** Groups kept decoded per process (a few tens of MB at most). */
 const MAX_DECODED_GROUPS = 100_000;
 const decoded = new Map<string, Groups>();
 let decodedGroups = 0;
+let unpacked = 0;
 
 /**
  * The records that count for a window, per partition: the compacted chunks with the highest

@@ -3,7 +3,8 @@ import { FenceConflictError } from "../../lib/adapters/window-store.ts";
 import type { AcceptedEvent } from "../../lib/contract/event.ts";
 import { aggregateBatch, OpenDeltas, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
 import type { SourcedEvent } from "../../lib/stream/fold.ts";
-import type { PartialRecord } from "../../lib/stream/partial-items.ts";
+import { encodeGroup, type Groups, unpackGroups } from "../../lib/stream/partial.ts";
+import { decodeGroups, type PartialRecord, recordsUnpacked } from "../../lib/stream/partial-items.ts";
 import { BUILT_IN_RULES } from "../../lib/stream/rules.ts";
 import { eventsByTypeCount } from "./support/events-by-type.ts";
 import { MemoryWindowStore } from "./support/memory-window-store.ts";
@@ -123,6 +124,30 @@ describe("small deltas grow in place", () => {
     for (let i = 0; i < 10; i++) await once(slice(i * 5, 5));
     expect(await plain.count()).toBe(50);
     expect(plain.store.typeDeltas()).toHaveLength(10);
+  });
+
+  it("a slice extends its open delta without inflating and parsing it again", async () => {
+    const { store, environment, count } = setup();
+    const run = environment();
+    // Users repeat across slices, as they do under load: the per-user rule's groups grow and merge.
+    const users = (from: number, n: number): SourcedEvent[] =>
+      slice(from, n).map((r) => ({
+        ...r,
+        event: { ...r.event, user_id: `u-${r.offset % 7}`, properties: { amount: r.offset } },
+      }));
+    await run(users(0, 5));
+    const before = recordsUnpacked();
+    let extensions = 0;
+    for (let i = 1; i < 10; i++) extensions += (await run(users(i * 5, 5))).extensions;
+    // Before: each extension decoded the delta the previous slice had just encoded (27 here).
+    expect(extensions).toBeGreaterThanOrEqual(9);
+    expect(recordsUnpacked() - before).toBe(0);
+    expect(await count()).toBe(50);
+    // What the memo holds for each stored delta is what its bytes decode to.
+    const canonical = (groups: Groups) => [...groups].map(([key, p]) => encodeGroup(key, p)).sort();
+    const deltas = [...store.items.values()].filter((r) => r.kind === "d");
+    expect(deltas.length).toBeGreaterThanOrEqual(3);
+    for (const r of deltas) expect(canonical(decodeGroups(r))).toEqual(canonical(unpackGroups(r.b)));
   });
 
   it("a rewriter's extension held on its way cannot undo the slices its claimant wrote since", async () => {
