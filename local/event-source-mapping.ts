@@ -88,6 +88,19 @@ export class LocalEventSourceMapping {
   readonly #producer: Producer;
   #running = false;
   #restarts = 0;
+  /**
+   * Restarts since the last successful delivery: the backoff step. Reset once a consumer has
+   * joined and delivered, so that a crash after a healthy period waits 500 ms again, not 5 s.
+   */
+  #backoff = 0;
+  /**
+   * The current consumer once it crashed and its restart is scheduled: one restart at a time.
+   * A crash fails every partition's delivery at once (a rebalance refuses each in-flight commit),
+   * and each failure reports it; a restart per report would disconnect the consumer the previous
+   * restart had just started (another rebalance, more refused commits), and two firing together
+   * would leave a consumer in the group that no one delivers for.
+   */
+  #restartPending: Consumer | undefined;
   readonly #windowMs: number;
   /** Per partition (`<topic>-<partition>`), what the current consumer fetched and no invocation took yet. */
   readonly #buffers = new Map<string, PartitionBuffer>();
@@ -157,14 +170,13 @@ export class LocalEventSourceMapping {
       const { error, restart } = event.payload;
       // A retriable error (e.g. the group coordinator still loading on a fresh broker): kafkajs
       // rejoins by itself, nothing was lost, so it is noted without the alarm word.
-      this.#options.log?.(
-        restart
-          ? `[esm ${spec.id}] consumer rejoining after a retriable error: ${error.name}: ${error.message}`
-          : `[esm ${spec.id}] consumer crashed for good, starting a new one: ${error.name}: ${error.message}`,
-      );
-      if (restart || !this.#running || consumer !== this.#consumer) return;
-      this.#restarts++;
-      void this.#restartAfter(Math.min(5_000, 250 * 2 ** Math.min(this.#restarts, 5)));
+      if (restart) {
+        this.#options.log?.(
+          `[esm ${spec.id}] consumer rejoining after a retriable error: ${error.name}: ${error.message}`,
+        );
+        return;
+      }
+      this.#crashed(consumer, error);
     });
     await consumer.connect();
     await consumer.subscribe({
@@ -188,7 +200,7 @@ export class LocalEventSourceMapping {
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently,
       eachBatch: async ({ batch, heartbeat, isRunning, isStale, resolveOffset }) => {
-        const active = () => this.#running && consumer === this.#consumer && isRunning() && !isStale();
+        const active = () => this.#isCurrent(consumer) && isRunning() && !isStale();
         if (!active() || batch.messages.length === 0) return;
         const buffer = this.#bufferOf(consumer, batch.topic, batch.partition);
         const arrived = Date.now();
@@ -221,14 +233,52 @@ export class LocalEventSourceMapping {
     await joined;
   }
 
-  async #restartAfter(delayMs: number): Promise<void> {
+  /** The consumer the mapping delivers for: the current one, unless it crashed. */
+  #isCurrent(consumer: Consumer): boolean {
+    return this.#running && consumer === this.#consumer && this.#restartPending !== consumer;
+  }
+
+  /**
+   * A consumer crashed for good (kafkajs stopped it, or a delivery's commit was refused): a new
+   * one is started after a backoff, once, whoever reports the crash and however often.
+   */
+  #crashed(consumer: Consumer, error: unknown): void {
+    const { spec } = this.#options;
+    const reason = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    if (!this.#running || consumer !== this.#consumer) {
+      // A consumer already replaced (or a mapping stopping): nothing to restart.
+      this.#options.log?.(`[esm ${spec.id}] a replaced consumer failed: ${reason}`);
+      return;
+    }
+    if (this.#restartPending === consumer) {
+      this.#options.log?.(`[esm ${spec.id}] consumer crashed, restart already pending: ${reason}`);
+      return;
+    }
+    this.#options.log?.(`[esm ${spec.id}] consumer crashed for good, starting a new one: ${reason}`);
+    this.#restartPending = consumer;
+    this.#dropBuffers(consumer);
+    // Until it is replaced, kafkajs keeps the crashed consumer fetching, and nothing takes its
+    // records any more (`#isCurrent`): stop its fetches rather than let them spin.
+    try {
+      consumer.pause([{ topic: this.#options.topic }]);
+    } catch {
+      // Not running yet (it crashed while joining): nothing to pause.
+    }
+    this.#restarts++;
+    this.#backoff++;
+    void this.#restartAfter(consumer, Math.min(5_000, 250 * 2 ** Math.min(this.#backoff, 5)));
+  }
+
+  /** Replaces `crashed` (not whichever consumer is current by then) with a new consumer. */
+  async #restartAfter(crashed: Consumer, delayMs: number): Promise<void> {
     await sleep(delayMs);
-    if (!this.#running) return;
-    const crashed = this.#consumer;
+    if (!this.#running || this.#consumer !== crashed) return;
     this.#dropBuffers(crashed);
     await bounded(crashed.disconnect());
+    if (!this.#running) return;
     const next = this.#createConsumer();
     this.#consumer = next;
+    this.#restartPending = undefined;
     try {
       await this.#run(next);
     } catch (error) {
@@ -236,10 +286,7 @@ export class LocalEventSourceMapping {
       this.#options.log?.(
         `[esm ${this.#options.spec.id}] consumer restart failed: ${error instanceof Error ? error.message : String(error)}`,
       );
-      if (this.#running && next === this.#consumer) {
-        this.#restarts++;
-        void this.#restartAfter(5_000);
-      }
+      this.#crashed(next, error);
     }
   }
 
@@ -311,6 +358,8 @@ export class LocalEventSourceMapping {
       this.#deliveries.set(buffer.key, settled);
       try {
         if (!(await delivery)) return;
+        // Delivered and committed by the current consumer: healthy again, the backoff starts over.
+        if (this.#isCurrent(buffer.consumer)) this.#backoff = 0;
       } catch (error) {
         // What kafkajs does when a batch's handler throws (a commit refused, an on-failure topic
         // that cannot be written): the consumer crashes, and the mapping starts a new one.
@@ -320,17 +369,6 @@ export class LocalEventSourceMapping {
         if (this.#deliveries.get(buffer.key) === settled) this.#deliveries.delete(buffer.key);
       }
     }
-  }
-
-  #crashed(consumer: Consumer, error: unknown): void {
-    const { spec } = this.#options;
-    this.#options.log?.(
-      `[esm ${spec.id}] consumer crashed for good, starting a new one: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
-    );
-    if (!this.#running || consumer !== this.#consumer) return;
-    this.#dropBuffers(consumer);
-    this.#restarts++;
-    void this.#restartAfter(Math.min(5_000, 250 * 2 ** Math.min(this.#restarts, 5)));
   }
 
   /** Delivers one batch until it succeeds or goes to the on-failure topic; false if interrupted. */

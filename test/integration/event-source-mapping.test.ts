@@ -1,5 +1,5 @@
 import type { MSKEvent } from "aws-lambda";
-import { type Admin, Kafka, logLevel } from "kafkajs";
+import { type Admin, type Consumer, type ConsumerConfig, Kafka, logLevel } from "kafkajs";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { LocalEventSourceMapping } from "../../local/event-source-mapping.ts";
 import { waitFor } from "./support.ts";
@@ -366,5 +366,246 @@ describe("local event-source mapping", () => {
     await first.stop();
     await second.stop();
     expect([...delivered].sort((a, b) => a - b)).toEqual(Array.from({ length: 450 }, (_, i) => i));
+  });
+  /**
+   * A mapping on a fresh topic of `partitions` partitions, with its kafkajs consumers in view (the
+   * broker is the real one): when each was made and when the mapping disconnected it. `hold()`
+   * makes the next invocations on every partition wait until the returned release is called.
+   */
+  async function observedMapping(name: string, partitions: number) {
+    const id = `${Date.now()}-${name}`;
+    const t = { topic: `esm-test-${id}`, dlq: `esm-test-dlq-${id}`, group: `esm-test-group-${id}` };
+    await admin.createTopics({
+      waitForLeaders: true,
+      topics: [
+        { topic: t.topic, numPartitions: partitions, replicationFactor: 1 },
+        { topic: t.dlq, numPartitions: 1, replicationFactor: 1 },
+      ],
+    });
+    // Idempotent: a send retried on a fresh broker must not add records that nothing expects.
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    let produced = 0;
+    const produce = async (perPartition: number) => {
+      const from = produced;
+      produced += partitions * perPartition;
+      await producer.send({
+        topic: t.topic,
+        acks: -1,
+        messages: Array.from({ length: partitions * perPartition }, (_, i) => ({
+          partition: (from + i) % partitions,
+          value: JSON.stringify({ n: from + i }),
+        })),
+      });
+    };
+    const consumers: { consumer: Consumer; madeAt: number; disconnectedAt?: number }[] = [];
+    const observed = new Proxy(kafka, {
+      get: (target, prop) =>
+        prop === "consumer"
+          ? (config: ConsumerConfig) => {
+              const consumer = target.consumer(config);
+              const entry: (typeof consumers)[number] = { consumer, madeAt: Date.now() };
+              const disconnect = consumer.disconnect;
+              consumer.disconnect = () => {
+                entry.disconnectedAt ??= Date.now();
+                return disconnect();
+              };
+              consumers.push(entry);
+              return consumer;
+            }
+          : Reflect.get(target, prop),
+    });
+    let held: Promise<void> | undefined;
+    const waiting = new Set<number>();
+    const delivered = new Set<number>();
+    const lines: { at: number; line: string }[] = [];
+    const m = new LocalEventSourceMapping({
+      spec: {
+        id: name,
+        consumerGroup: t.group,
+        batchSize: 10,
+        maximumBatchingWindowSeconds: 0,
+        startingPosition: "TRIM_HORIZON",
+        maximumRetryAttempts: 3,
+        reportBatchItemFailures: true,
+      },
+      kafka: observed,
+      topic: t.topic,
+      onFailureTopic: t.dlq,
+      functionName: "test-fn",
+      invoke: async (e) => {
+        const partition = Object.values(e.records).flat()[0]?.partition ?? -1;
+        waiting.add(partition);
+        await held;
+        waiting.delete(partition);
+        for (const v of values(e)) delivered.add(v.n);
+      },
+      retryDelayMs: () => 20,
+      log: (line) => lines.push({ at: Date.now(), line }),
+    });
+    running.push(m);
+    const hold = () => {
+      let release = () => {};
+      held = new Promise<void>((r) => {
+        release = r;
+      });
+      return () => {
+        held = undefined;
+        release();
+      };
+    };
+    const total = async () => {
+      const [entry] = await admin.fetchOffsets({ groupId: t.group, topics: [t.topic] });
+      return (entry?.partitions ?? []).reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
+    };
+    // The group's committed offsets at the end of every partition.
+    const allCommitted = async (timeoutMs: number) => {
+      const ends = await admin.fetchTopicOffsets(t.topic);
+      const end = ends.reduce((n, p) => n + Number(p.high), 0);
+      await waitFor(async () => ((await total()) === end ? true : undefined), { timeoutMs });
+    };
+    const crashLines = () => lines.filter((l) => l.line.includes("crashed"));
+    return {
+      t,
+      m,
+      consumers,
+      delivered,
+      waiting,
+      hold,
+      produce,
+      allCommitted,
+      crashLines,
+      produced: () => produced,
+      close: () => producer.disconnect(),
+    };
+  }
+
+  /**
+   * Makes the group refuse every in-flight commit of `consumer`, as a real rebalance does: a
+   * member that stops answering (its handler is busy, and a kafkajs consumer does not heartbeat
+   * while its handler runs) joins, then another member joins. The mapping's consumer rejoins, and
+   * its JoinGroup waits for the silent member (10 s, the rebalance timeout). The invocations held
+   * by `release` end meanwhile, and their commits, of the generation that is ending, are all
+   * refused with "Specified group generation id is not valid" once the group moves on.
+   */
+  async function refuseInFlightCommits(
+    group: string,
+    topic: string,
+    consumer: Consumer,
+    release: () => void,
+  ) {
+    const timeouts = { sessionTimeout: 10_000, rebalanceTimeout: 10_000, heartbeatInterval: 1_000 };
+    let unblock = () => {};
+    const busy = new Promise<void>((r) => {
+      unblock = r;
+    });
+    const silent = kafka.consumer({ groupId: group, ...timeouts });
+    await silent.connect();
+    await silent.subscribe({ topic, fromBeginning: true });
+    // run() returns once the consumer is in the group.
+    await silent.run({ autoCommit: false, eachBatch: () => busy });
+    const rejoining = new Promise<void>((r) => {
+      const off = consumer.on(consumer.events.REBALANCING, () => {
+        off();
+        r();
+      });
+    });
+    const joiner = kafka.consumer({ groupId: group, ...timeouts });
+    await joiner.connect();
+    await joiner.subscribe({ topic, fromBeginning: true });
+    // Not awaited yet: it returns after the rebalance, which waits for the silent member.
+    const joined = joiner.run({ autoCommit: false, eachBatch: () => busy });
+    await Promise.race([
+      rejoining,
+      new Promise((_, reject) => {
+        setTimeout(() => reject(new Error("the mapping's consumer did not rejoin")), 20_000).unref();
+      }),
+    ]);
+    await new Promise((r) => setTimeout(r, 500));
+    release();
+    await joined;
+    unblock();
+    await joiner.disconnect();
+    await silent.disconnect();
+  }
+
+  // Seen in a real run: seven "consumer crashed for good ... Specified group generation id is not
+  // valid" lines at startup, then the group's lag stood still with no further log line. Each
+  // partition's refused commit reported the crash, and each report scheduled a restart of its own
+  // (0.5, 1, 2, 4, 5, 5 s): each disconnected the consumer the previous one had just started
+  // (another rebalance, more refused commits), and two firing together left a consumer in the
+  // group that the mapping no longer delivered for, holding partitions.
+  it("restarts once for a burst of refused commits across partitions, then delivers and commits everything", async () => {
+    const partitions = 6;
+    const s = await observedMapping("Burst", partitions);
+    await s.produce(40);
+    const release = s.hold();
+    await s.m.start();
+    await waitFor(async () => (s.waiting.size === partitions ? true : undefined), { timeoutMs: 20_000 });
+    const [first] = s.consumers;
+    if (!first) throw new Error("the mapping made no consumer");
+    await refuseInFlightCommits(s.t.group, s.t.topic, first.consumer, release);
+    const caughtUp = await s.allCommitted(60_000).then(
+      () => true,
+      () => false,
+    );
+    // Longer than any restart the burst could have scheduled; then more records, on every partition.
+    await new Promise((r) => setTimeout(r, 8_000));
+    await s.produce(10);
+    const caughtUpAgain = await s.allCommitted(30_000).then(
+      () => true,
+      () => false,
+    );
+    await s.close();
+    const [group] = (await admin.describeGroups([s.t.group])).groups;
+    await s.m.stop();
+
+    // The burst: every in-flight commit refused, each reported.
+    expect(s.crashLines().length).toBeGreaterThanOrEqual(partitions);
+    expect(s.crashLines()[0]?.line).toContain("Specified group generation id is not valid");
+    // One restart: the crashed consumer and one more, the only member left in the group, and
+    // every partition's committed offset at its end, after the burst and after more records.
+    expect({
+      restarts: s.m.restarts,
+      consumers: s.consumers.length,
+      members: group?.members.length,
+      caughtUp,
+      caughtUpAgain,
+    }).toEqual({ restarts: 1, consumers: 2, members: 1, caughtUp: true, caughtUpAgain: true });
+    expect([...s.delivered].sort((a, b) => a - b)).toEqual(Array.from({ length: s.produced() }, (_, i) => i));
+  });
+
+  it("restarts after the shortest backoff again once the new consumer has delivered", async () => {
+    // One partition: one refused commit per crash, no burst.
+    const partitions = 1;
+    const s = await observedMapping("Backoff", partitions);
+    // From the crash report to the crashed consumer's disconnect: the restart's backoff.
+    const crash = async () => {
+      await s.produce(20);
+      const release = s.hold();
+      await waitFor(async () => (s.waiting.size === partitions ? true : undefined), { timeoutMs: 20_000 });
+      const current = s.consumers.at(-1);
+      if (!current) throw new Error("the mapping made no consumer");
+      const crashes = s.crashLines().length;
+      await refuseInFlightCommits(s.t.group, s.t.topic, current.consumer, release);
+      await waitFor(async () => (current.disconnectedAt ? true : undefined), { timeoutMs: 10_000 });
+      return (current.disconnectedAt ?? Number.NaN) - (s.crashLines()[crashes]?.at ?? Number.NaN);
+    };
+    await s.m.start();
+    const firstDelay = await crash();
+    await s.allCommitted(30_000);
+    const secondDelay = await crash();
+    await s.allCommitted(30_000);
+    await s.close();
+    await s.m.stop();
+
+    // 500 ms both times: the new consumer delivered in between, so the second crash is not taken
+    // for the second of a row (1 s).
+    const delays = `backoffs ${firstDelay} ms, ${secondDelay} ms`;
+    expect(firstDelay, delays).toBeGreaterThanOrEqual(450);
+    expect(firstDelay, delays).toBeLessThan(900);
+    expect(secondDelay, delays).toBeGreaterThanOrEqual(450);
+    expect(secondDelay, delays).toBeLessThan(900);
+    expect(s.m.restarts).toBe(2);
   });
 });
