@@ -230,6 +230,11 @@ const getStats = (query: string) => {
   statsRequests++;
   return fetch(`${stack.url}/stats?${query}`);
 };
+/** What GET /stats counts of a probe's event type (the last hour, 5-minute windows). */
+const probeCount = async (type: string): Promise<number> => {
+  const stats = (await (await getStats(`event_type=${type}&interval=5m`)).json()) as { count?: number };
+  return stats.count ?? 0;
+};
 
 /** Events of the given types counted in GET /stats over the last hour. */
 async function counted(types: readonly string[]): Promise<number> {
@@ -352,7 +357,13 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
   })();
   const prober = (async () => {
     while (loading) {
-      const type = `${runTag}_probe_${probes}`;
+      // A type of its own per probe and phase: a type counted already (before session 13 each
+      // phase numbered its probes from 0 again, so a later phase's probes reused the earlier
+      // ones' types) is "visible" at the first poll, and its freshness would be one GET.
+      const type = `${runTag}_${tag}_probe_${probes}`;
+      const countedBefore = await probeCount(type);
+      if (countedBefore !== 0)
+        throw new Error(`probe type ${type} is counted (${countedBefore}) before its probe was sent`);
       const res = await fetch(`${stack.url}/events`, {
         method: "POST",
         headers: { "content-type": "application/json" },
@@ -363,11 +374,9 @@ async function phase(name: string, tag: string, loadSeconds: number, rate: numbe
       const acceptedAt = performance.now();
       for (;;) {
         const t0 = performance.now();
-        const stats = (await (await getStats(`event_type=${type}&interval=5m`)).json()) as {
-          count?: number;
-        };
+        const count = await probeCount(type);
         statsLatency.push(performance.now() - t0);
-        if ((stats.count ?? 0) >= 1) {
+        if (count >= 1) {
           freshness.push(performance.now() - acceptedAt);
           break;
         }
