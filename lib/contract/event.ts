@@ -289,15 +289,15 @@ function isEnvelope(body: unknown): body is { events: unknown[] } {
   return keys.length === 1 && keys[0] === "events" && Array.isArray((body as { events: unknown }).events);
 }
 
-/**
- * Reads an event back from Kafka or the archive. These were validated at ingest, so this only
- * checks what consumers rely on (cheap: it runs for every record of every batch).
- */
 /** The latest instant a JavaScript `Date` holds (ECMA-262: 8.64e15 ms, year 275760). */
 const MAX_DATE_MS = 8.64e15;
 const isEpochMs = (v: unknown): v is number =>
   Number.isInteger(v) && (v as number) > 0 && (v as number) <= MAX_DATE_MS;
 
+/**
+ * Reads an event back from Kafka or the archive. These were validated at ingest, so this only
+ * checks what consumers rely on (cheap: it runs for every record of every batch).
+ */
 export function parseStoredEvent(
   json: string,
 ): { ok: true; event: AcceptedEvent } | { ok: false; reason: string } {
