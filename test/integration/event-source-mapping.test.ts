@@ -37,7 +37,7 @@ describe("local event-source mapping", () => {
         { topic: dlq, numPartitions: 1, replicationFactor: 1 },
       ],
     });
-    const producer = kafka.producer();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     await producer.send({
       topic,
@@ -274,7 +274,7 @@ describe("local event-source mapping", () => {
       { maximumBatchingWindowSeconds: 1 },
     );
     await m.start();
-    const producer = kafka.producer();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const firstAt = Date.now();
     for (let i = 0; i < 3; i++) {
@@ -292,7 +292,7 @@ describe("local event-source mapping", () => {
 
   it("invokes at once after a long invocation when the next batch's window has already elapsed", async () => {
     const t = await freshTopics(1);
-    const producer = kafka.producer();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const calls: { started: number; ended: number; offsets: number[] }[] = [];
     const m = mapping(
@@ -332,7 +332,7 @@ describe("local event-source mapping", () => {
         { topic: t.dlq, numPartitions: 1, replicationFactor: 1 },
       ],
     });
-    const producer = kafka.producer();
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
     await producer.connect();
     const produce = (from: number, count: number) =>
       producer.send({
