@@ -33,13 +33,18 @@ export function partitionOf(eventType: string, timestampMs: number): ArchivePart
   return { eventType, dt, hour };
 }
 
-const HOUR_MS = 3_600_000;
+/** An hour partition's length, and the unit of `hourIndexOf`. */
+export const HOUR_MS = 3_600_000;
+
+/** Which hour partition an instant falls in (hours since the epoch, UTC). */
+export const hourIndexOf = (timestampMs: number): number => Math.floor(timestampMs / HOUR_MS);
+
 /** The last hour formatted: a batch's events share a few hours, and formatting a date is not free. */
 let lastHour: { readonly index: number; readonly dt: string; readonly hour: string } | undefined;
 
 /** The UTC day and hour of an instant, as the partition names them. */
 function hourOf(timestampMs: number): { readonly dt: string; readonly hour: string } {
-  const index = Math.floor(timestampMs / HOUR_MS);
+  const index = hourIndexOf(timestampMs);
   if (lastHour?.index !== index) {
     const iso = new Date(index * HOUR_MS).toISOString();
     lastHour = { index, dt: iso.slice(0, 10), hour: iso.slice(11, 13) };
@@ -95,7 +100,7 @@ const LAST_MODIFIED_SLACK_MS = 2_000;
 export function newestTimestampBound(key: string, lastModifiedMs: number | undefined): number {
   const m = /\/dt=(\d{4}-\d{2}-\d{2})\/hour=(\d{2})\/[^/]+-\d+-\d{19}(-ahead)?\.ndjson\.gz$/.exec(key);
   if (!m || lastModifiedMs === undefined) return Number.POSITIVE_INFINITY;
-  const hourEnd = Date.parse(`${m[1]}T${m[2]}:00:00Z`) + 3_600_000 - 1;
+  const hourEnd = Date.parse(`${m[1]}T${m[2]}:00:00Z`) + HOUR_MS - 1;
   const ahead = m[3] !== undefined ? MAX_FUTURE_SKEW_MS : AHEAD_OF_RECEIPT_MS;
   return Math.min(hourEnd, lastModifiedMs + LAST_MODIFIED_SLACK_MS + ahead);
 }
@@ -103,8 +108,7 @@ export function newestTimestampBound(key: string, lastModifiedMs: number | undef
 /** Every `(dt, hour)` between two instants, inclusive, in UTC. */
 export function hoursBetween(fromMs: number, toMs: number): { dt: string; hour: string }[] {
   const out: { dt: string; hour: string }[] = [];
-  const HOUR = 3_600_000;
-  for (let t = Math.floor(fromMs / HOUR) * HOUR; t <= toMs; t += HOUR) {
+  for (let t = hourIndexOf(fromMs) * HOUR_MS; t <= toMs; t += HOUR_MS) {
     const iso = new Date(t).toISOString();
     out.push({ dt: iso.slice(0, 10), hour: iso.slice(11, 13) });
   }

@@ -1,5 +1,11 @@
 import type { ArchiveStore, StoredArchiveObject } from "../adapters/archive-store.ts";
-import { archiveObjectKey, blockStart, isAheadOfReceipt, partitionOf } from "../archive/layout.ts";
+import {
+  archiveObjectKey,
+  blockStart,
+  hourIndexOf,
+  isAheadOfReceipt,
+  partitionOf,
+} from "../archive/layout.ts";
 import { parseStoredEvent } from "../contract/event.ts";
 
 export interface SourcedRecord {
@@ -118,7 +124,7 @@ export async function archiveBatch(
       ofBlock.clear();
     }
     const ahead = isAheadOfReceipt(event);
-    const local = `${event.event_type}\u0000${Math.floor(event.timestamp / 3_600_000)}${ahead ? "+" : ""}`;
+    const local = `${event.event_type}\u0000${hourIndexOf(event.timestamp)}${ahead ? "+" : ""}`;
     let pending = ofBlock.get(local);
     if (!pending) {
       const key = archiveObjectKey(prefix, partitionOf(event.event_type, event.timestamp), r, ahead);
