@@ -1,19 +1,11 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { S3Client } from "@aws-sdk/client-s3";
 import type { MSKEvent } from "aws-lambda";
-import { Kafka, type KafkaMessage, logLevel } from "kafkajs";
+import type { KafkaMessage } from "kafkajs";
 import { partitionOfKey } from "../lib/adapters/kafka-partitioner.ts";
-import { localS3Options } from "../lib/adapters/s3-client.ts";
 import { parseIngestBody } from "../lib/contract/event.ts";
 import { topics } from "../lib/topology.ts";
-import { bootstrap, localNames } from "../local/bootstrap.ts";
 import { mskEvent } from "../local/event-source-mapping.ts";
-import { startServices } from "../local/services/index.ts";
-import { functionEnvironment } from "../local/stack.ts";
 import { benchEvent, userIdsOf } from "./load-events.ts";
+import { withOwnServices } from "./own-services.ts";
 
 /**
  * `npx tsx bench/consumer-handler.ts <archive|aggregate> [seconds] [records a batch]`: one
@@ -32,21 +24,7 @@ if (fn !== "archive" && fn !== "aggregate")
   throw new Error("usage: consumer-handler.ts <archive|aggregate> …");
 const seconds = Number(process.argv[3] ?? 10);
 const batchSize = Number(process.argv[4] ?? (fn === "archive" ? 10_000 : 2_000));
-const dataDir = mkdtempSync(join(tmpdir(), "tidemark-consumer-bench-"));
-const services = await startServices({ dataDir, fresh: true, log: () => {} });
-try {
-  const names = localNames(`bench-${fn}`);
-  const env = functionEnvironment(services.endpoints, names);
-  Object.assign(process.env, env);
-  const dynamodb = new DynamoDBClient({
-    region: env.AWS_REGION,
-    endpoint: services.endpoints.dynamodbEndpoint,
-  });
-  const s3 = new S3Client({ region: env.AWS_REGION, ...localS3Options(services.endpoints.s3Endpoint) });
-  const kafka = new Kafka({ brokers: services.endpoints.kafkaBrokers, logLevel: logLevel.NOTHING });
-  await bootstrap({ kafka, dynamodb, s3, names });
-  dynamodb.destroy();
-  s3.destroy();
+await withOwnServices(`bench-${fn}`, async () => {
   const { handler } = (await import(`../functions/${fn}.ts`)) as {
     handler: (event: MSKEvent) => Promise<unknown>;
   };
@@ -103,7 +81,4 @@ try {
   console.log(
     `${fn} handler, ${batchSize.toLocaleString("en")} records a batch: ${Math.round(events / (handlerMs / 1000)).toLocaleString("en")} events/s in the handler; CPU ${(cpuMicros / events).toFixed(2)} µs per event (${events.toLocaleString("en")} events)`,
   );
-} finally {
-  await services.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-}
+});

@@ -1,14 +1,6 @@
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import type { APIGatewayProxyEvent, Context } from "aws-lambda";
-import { Kafka, logLevel } from "kafkajs";
-import { syncTopics } from "../lib/adapters/kafka-topics.ts";
-import { topics } from "../lib/topology.ts";
-import { localNames } from "../local/bootstrap.ts";
-import { startServices } from "../local/services/index.ts";
-import { functionEnvironment } from "../local/stack.ts";
 import { benchEvent, userIdsOf } from "./load-events.ts";
+import { withOwnServices } from "./own-services.ts";
 
 /**
  * `npx tsx bench/ingest-handler.ts [seconds] [concurrency] [events a request]`: the ingest
@@ -22,23 +14,7 @@ import { benchEvent, userIdsOf } from "./load-events.ts";
 const seconds = Number(process.argv[2] ?? 10);
 const concurrency = Number(process.argv[3] ?? 8);
 const batch = Number(process.argv[4] ?? 1000);
-// Data of its own, removed after: the bench's events must not reach `npm start`'s topic and stats.
-const dataDir = mkdtempSync(join(tmpdir(), "tidemark-ingest-bench-"));
-const services = await startServices({ dataDir, fresh: true, log: () => {} });
-try {
-  Object.assign(process.env, functionEnvironment(services.endpoints, localNames("bench-ingest")));
-  const kafka = new Kafka({ brokers: services.endpoints.kafkaBrokers, logLevel: logLevel.NOTHING });
-  const admin = kafka.admin();
-  await admin.connect();
-  await syncTopics(admin, [
-    {
-      name: topics.eventsRaw.name,
-      partitions: topics.eventsRaw.partitions,
-      retentionMs: topics.eventsRaw.retentionHours * 3_600_000,
-      maxMessageBytes: topics.eventsRaw.maxMessageBytes,
-    },
-  ]);
-  await admin.disconnect();
+await withOwnServices("bench-ingest", async () => {
   const { handler } = await import("../functions/ingest.ts");
   const userId = userIdsOf("short");
   const bodies = Array.from({ length: 16 }, (_, b) =>
@@ -82,7 +58,4 @@ try {
   console.log(
     `ingest handler: ${Math.round(events / wall).toLocaleString("en")} events/s; CPU ${((cpu.user + cpu.system) / events).toFixed(2)} µs per event (${((cpu.user + cpu.system) / 1e6 / wall).toFixed(2)} cores)`,
   );
-} finally {
-  await services.stop();
-  rmSync(dataDir, { recursive: true, force: true });
-}
+});
