@@ -1,8 +1,8 @@
 import { chunkByBytes } from "../adapters/kafka-batches.ts";
 import type { WindowStore } from "../adapters/window-store.ts";
 import { type Granularity, type WindowRef, windowKey } from "../stream/fold.ts";
-import { encodeGroup, type Groups } from "../stream/partial.ts";
-import { decodeGroups, mergeRecordGroups } from "../stream/partial-items.ts";
+import type { PackedGroups } from "../stream/partial.ts";
+import { mergeRecordGroups, packedGroupsOf } from "../stream/partial-items.ts";
 import { statsMessagesFor } from "./stats-messages.ts";
 
 export interface ChangedWindow {
@@ -22,15 +22,15 @@ export interface ChangedWindow {
  * images again. Bounded by the groups held.
  */
 export class SeenDeltas {
-  readonly #byKey = new Map<string, Groups>();
+  readonly #byKey = new Map<string, PackedGroups>();
   #groups = 0;
   constructor(private readonly maxGroups = 200_000) {}
 
-  get(key: string): Groups | undefined {
+  get(key: string): PackedGroups | undefined {
     return this.#byKey.get(key);
   }
 
-  remember(images: ReadonlyMap<string, Groups>): void {
+  remember(images: ReadonlyMap<string, PackedGroups>): void {
     for (const [key, groups] of images) {
       const before = this.#byKey.get(key);
       if (before) {
@@ -48,14 +48,15 @@ export class SeenDeltas {
   }
 }
 
-/** The groups of `groups` whose value differs from `before` (all of them without it). */
-function changedGroups(groups: Groups, before: Groups | undefined): Iterable<string> {
+/**
+ * The groups of `groups` whose value differs from `before` (all of them without it), compared by
+ * their stored encodings: an extended per-user delta holds thousands of groups of which a slice
+ * changed a few, and neither image is decoded to find them.
+ */
+function changedGroups(groups: PackedGroups, before: PackedGroups | undefined): Iterable<string> {
   if (!before) return groups.keys();
   const changed: string[] = [];
-  for (const [group, partial] of groups) {
-    const old = before.get(group);
-    if (old === undefined || encodeGroup(group, old) !== encodeGroup(group, partial)) changed.push(group);
-  }
+  for (const group of groups.keys()) if (!groups.sameGroup(group, before)) changed.push(group);
   return changed;
 }
 
@@ -69,9 +70,9 @@ function changedGroups(groups: Groups, before: Groups | undefined): Iterable<str
 export function changedWindowsOf(
   images: readonly (Record<string, unknown> | undefined)[],
   seen?: SeenDeltas,
-): ChangedWindow[] & { latest: Map<string, Groups> } {
+): ChangedWindow[] & { latest: Map<string, PackedGroups> } {
   const out = new Map<string, ChangedWindow>();
-  const latest = new Map<string, Groups>();
+  const latest = new Map<string, PackedGroups>();
   for (const image of images) {
     if (image?.kind !== "d" || image.g !== "m") continue;
     if (typeof image.rule !== "string" || !(image.b instanceof Uint8Array)) continue;
@@ -87,8 +88,8 @@ export function changedWindowsOf(
       window = { ref, groups: new Set(), writtenAt: 0 };
       out.set(key, window);
     }
-    // Memoized by key and content: the read that follows finds this very item decoded.
-    const groups = decodeGroups({ pk: image.pk, sk: image.sk, b: image.b });
+    // Memoized by key and content: the read that follows finds this very item unpacked.
+    const groups = packedGroupsOf({ pk: image.pk, sk: image.sk, b: image.b });
     const itemKey = `${image.pk}|${image.sk}`;
     const before = seen ? (latest.get(itemKey) ?? seen.get(itemKey)) : undefined;
     for (const group of changedGroups(groups, before)) window.groups.add(group);

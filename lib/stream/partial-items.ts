@@ -1,6 +1,13 @@
 import { createHash } from "node:crypto";
 import { GRANULARITY_MS, type Granularity, TTL_SECONDS, type WindowRef, windowStartOf } from "./fold.ts";
-import { encodeGroup, type Groups, mergeGroups, packGroups, unpackGroups } from "./partial.ts";
+import {
+  encodeGroup,
+  type GroupPartial,
+  type Groups,
+  mergeGroups,
+  PackedGroups,
+  packGroups,
+} from "./partial.ts";
 
 /**
  * How partial aggregates are laid out as stored items (DynamoDB locally and in AWS; the memory
@@ -141,25 +148,27 @@ export function encodePartial(
 }
 
 /**
- * Decoded groups of a record, memoized by its key and content (hashing is far cheaper than
- * inflating and parsing): committed records rarely change, so readers
- * that see the same windows again — the stats publisher on every write, GET /stats on every poll —
- * inflate and parse each record once. Bounded by the groups held. Callers must not mutate the
- * result (merging copies what it takes).
+ * A record's groups, memoized by its key and content (hashing is far cheaper than inflating and
+ * parsing): committed records rarely change, so readers that see the same windows again — the
+ * stats publisher on every write, GET /stats on every poll — inflate and parse each record once,
+ * and decode each group they use once (`PackedGroups`). Bounded by the groups held.
  */
-export function decodeGroups(r: Pick<PartialRecord, "pk" | "sk" | "b">): Groups {
+export function packedGroupsOf(r: Pick<PartialRecord, "pk" | "sk" | "b">): PackedGroups {
   const key = memoKey(r);
-  const hit = decoded.get(key);
+  const hit = memo.get(key);
   if (hit) {
-    decoded.delete(key);
-    decoded.set(key, hit);
+    memo.delete(key);
+    memo.set(key, hit);
     return hit;
   }
-  const groups = unpackGroups(r.b);
+  const packed = PackedGroups.unpack(r.b);
   unpacked++;
-  remember(key, groups);
-  return groups;
+  remember(key, packed);
+  return packed;
 }
+
+/** Every group of a record, decoded (memoized: `packedGroupsOf`). Callers must not mutate the result. */
+export const decodeGroups = (r: Pick<PartialRecord, "pk" | "sk" | "b">): Groups => packedGroupsOf(r).all();
 
 /**
  * Registers `groups` as what the record `r` decodes to, when they are the very groups just encoded
@@ -169,35 +178,35 @@ export function decodeGroups(r: Pick<PartialRecord, "pk" | "sk" | "b">): Groups 
  * nobody may mutate them, as with any result of `decodeGroups`.
  */
 export function rememberDecoded(r: Pick<PartialRecord, "pk" | "sk" | "b">, groups: Groups): void {
-  remember(memoKey(r), groups);
+  remember(memoKey(r), PackedGroups.ofDecoded(groups));
 }
 
-/** Records `decodeGroups` had to inflate and parse, in this process (the memo's misses). */
+/** Records `packedGroupsOf` had to inflate and parse, in this process (the memo's misses). */
 export const recordsUnpacked = (): number => unpacked;
 
 // Keyed by content: tests (and several local stacks in one process) reuse keys across tables.
 const memoKey = (r: Pick<PartialRecord, "pk" | "sk" | "b">) =>
   `${r.pk}|${r.sk}|${createHash("sha1").update(r.b).digest("base64")}`;
 
-function remember(key: string, groups: Groups): void {
-  const old = decoded.get(key);
+function remember(key: string, packed: PackedGroups): void {
+  const old = memo.get(key);
   if (old) {
-    decoded.delete(key);
-    decodedGroups -= old.size;
+    memo.delete(key);
+    memoGroups -= old.size;
   }
-  decoded.set(key, groups);
-  decodedGroups += groups.size;
-  while (decodedGroups > MAX_DECODED_GROUPS && decoded.size > 1) {
-    const [oldest, value] = decoded.entries().next().value as [string, Groups];
-    decoded.delete(oldest);
-    decodedGroups -= value.size;
+  memo.set(key, packed);
+  memoGroups += packed.size;
+  while (memoGroups > MAX_MEMO_GROUPS && memo.size > 1) {
+    const [oldest, value] = memo.entries().next().value as [string, PackedGroups];
+    memo.delete(oldest);
+    memoGroups -= value.size;
   }
 }
 
-/** Groups kept decoded per process (a few tens of MB at most). */
-const MAX_DECODED_GROUPS = 100_000;
-const decoded = new Map<string, Groups>();
-let decodedGroups = 0;
+/** Groups kept per process (a few tens of MB at most). */
+const MAX_MEMO_GROUPS = 100_000;
+const memo = new Map<string, PackedGroups>();
+let memoGroups = 0;
 let unpacked = 0;
 
 /**
@@ -241,17 +250,7 @@ export function mergeRecordGroups(
   const out: Groups = new Map();
   for (const r of effectiveRecords(records)) {
     if (r.ws !== windowStart) continue;
-    const groups = decodeGroups(r);
-    const picked: Groups = new Map();
-    if (wanted.size < groups.size) {
-      for (const key of wanted) {
-        const p = groups.get(key);
-        if (p) picked.set(key, p);
-      }
-    } else {
-      for (const [key, p] of groups) if (wanted.has(key)) picked.set(key, p);
-    }
-    mergeGroups(out, picked);
+    mergeGroups(out, pickGroups(packedGroupsOf(r), wanted));
   }
   return out;
 }
@@ -273,17 +272,20 @@ export function mergeRecords(
       groups = new Map();
       out.set(r.ws, groups);
     }
-    const decoded = decodeGroups(r);
-    mergeGroups(groups, only ? pickGroups(decoded, only) : decoded);
+    const packed = packedGroupsOf(r);
+    mergeGroups(groups, only ? pickGroups(packed, only) : packed.all());
   }
   return out;
 }
 
-function pickGroups(groups: Groups, keys: ReadonlySet<string>): Groups {
+/** Just `keys` of a record's groups: only those are decoded. */
+function pickGroups(packed: PackedGroups, keys: ReadonlySet<string>): Groups {
   const picked: Groups = new Map();
-  for (const key of keys) {
-    const p = groups.get(key);
-    if (p) picked.set(key, p);
-  }
+  if (keys.size < packed.size) {
+    for (const key of keys) {
+      const p = packed.get(key);
+      if (p) picked.set(key, p);
+    }
+  } else for (const key of packed.keys()) if (keys.has(key)) picked.set(key, packed.get(key) as GroupPartial);
   return picked;
 }

@@ -162,21 +162,132 @@ export function packGroups(fragments: readonly string[]): Uint8Array {
   return deflateRawSync(Buffer.from(`[${fragments.join(",")}]`), { level: 1 });
 }
 
+/** Groups a stored item holds, decoded as each is first used (`PackedGroups`). */
 export function unpackGroups(blob: Uint8Array): Groups {
-  const groups: Groups = new Map();
-  const list = JSON.parse(inflateRawSync(blob).toString("utf8")) as EncodedGroup[];
-  for (const [key, c, v, h, f, ft] of list) {
-    const p: GroupPartial = { c };
-    if (v) p.v = decStats(v);
-    if (h)
-      p.h = HyperLogLog.isText(h)
-        ? HyperLogLog.fromText(h)
-        : HyperLogLog.deserialize(new Uint8Array(Buffer.from(h, "base64")));
-    if (f) p.f = new Map(f.map(([name, ...s]) => [name, decStats(s)]));
-    if (ft) p.ft = true;
-    const existing = groups.get(key);
-    if (existing) mergePartial(existing, p);
-    else groups.set(key, p);
+  return PackedGroups.unpack(blob).all();
+}
+
+/** Groups decoded in this process (sketches built): what lazy decoding saves is counted here. */
+let groupsDecoded = 0;
+export const groupsDecodedSoFar = (): number => groupsDecoded;
+
+function decodeGroup([, c, v, h, f, ft]: EncodedGroup): GroupPartial {
+  groupsDecoded++;
+  const p: GroupPartial = { c };
+  if (v) p.v = decStats(v);
+  if (h)
+    p.h = HyperLogLog.isText(h)
+      ? HyperLogLog.fromText(h)
+      : HyperLogLog.deserialize(new Uint8Array(Buffer.from(h, "base64")));
+  if (f) p.f = new Map(f.map(([name, ...s]) => [name, decStats(s)]));
+  if (ft) p.ft = true;
+  return p;
+}
+
+/** Structural equality of two JSON values as `JSON.parse` gives them (arrays, strings, numbers). */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+  return true;
+}
+
+/**
+ * One stored item's groups, each decoded on first use. Inflating and parsing an item is cheap;
+ * building every group's sketch and stats is not, and most readers want a few groups of a window
+ * that holds hundreds or thousands: GET /stats for one event type reads one group of
+ * `events_by_type`, and the stats publisher the groups a write changed (found by comparing
+ * encodings, without decoding either side). Decoded groups are kept; callers must not mutate
+ * them (merging copies what it takes).
+ */
+export class PackedGroups {
+  /** Each group's encoding, in stored order (the first, if a key is listed more than once). */
+  readonly #encoded: Map<string, EncodedGroup>;
+  /** Further encodings of a key listed more than once (merged when decoded; items written so are rare). */
+  readonly #repeated: Map<string, EncodedGroup[]> | undefined;
+  readonly #decoded = new Map<string, GroupPartial>();
+  #all: Groups | undefined;
+  /** Whether `#encoded` holds every group (unpacked from a blob), not none (`ofDecoded`). */
+  readonly #unpacked: boolean;
+
+  private constructor(
+    encoded: Map<string, EncodedGroup>,
+    repeated?: Map<string, EncodedGroup[]>,
+    all?: Groups,
+  ) {
+    this.#encoded = encoded;
+    this.#repeated = repeated;
+    this.#all = all;
+    this.#unpacked = all === undefined;
   }
-  return groups;
+
+  /** Inflates and parses a blob of `packGroups`; no group is decoded yet. */
+  static unpack(blob: Uint8Array): PackedGroups {
+    const encoded = new Map<string, EncodedGroup>();
+    let repeated: Map<string, EncodedGroup[]> | undefined;
+    for (const group of JSON.parse(inflateRawSync(blob).toString("utf8")) as EncodedGroup[]) {
+      const key = group[0];
+      if (!encoded.has(key)) encoded.set(key, group);
+      else {
+        repeated ??= new Map();
+        const more = repeated.get(key) ?? [];
+        more.push(group);
+        repeated.set(key, more);
+      }
+    }
+    return new PackedGroups(encoded, repeated);
+  }
+
+  /** Groups already decoded (the very groups just encoded into an item). */
+  static ofDecoded(groups: Groups): PackedGroups {
+    return new PackedGroups(new Map(), undefined, groups);
+  }
+
+  get size(): number {
+    return this.#all?.size ?? this.#encoded.size;
+  }
+
+  keys(): Iterable<string> {
+    return this.#all?.keys() ?? this.#encoded.keys();
+  }
+
+  /** One group, decoded (once). */
+  get(key: string): GroupPartial | undefined {
+    if (this.#all) return this.#all.get(key);
+    const hit = this.#decoded.get(key);
+    if (hit) return hit;
+    const first = this.#encoded.get(key);
+    if (!first) return undefined;
+    const p = decodeGroup(first);
+    for (const more of this.#repeated?.get(key) ?? []) mergePartial(p, decodeGroup(more));
+    this.#decoded.set(key, p);
+    return p;
+  }
+
+  /** Every group, decoded, in stored order. */
+  all(): Groups {
+    if (this.#all) return this.#all;
+    const all: Groups = new Map();
+    for (const key of this.#encoded.keys()) all.set(key, this.get(key) as GroupPartial);
+    this.#all = all;
+    this.#decoded.clear();
+    return all;
+  }
+
+  /**
+   * Whether `key` holds the same value here and in `other`: compared by encoding, so neither side
+   * is decoded when both came from stored items. A group encoded twice differently (an older
+   * format, a key listed twice) counts as changed, which at worst republishes an unchanged value.
+   */
+  sameGroup(key: string, other: PackedGroups): boolean {
+    if (this.#unpacked && other.#unpacked && !this.#repeated?.has(key) && !other.#repeated?.has(key)) {
+      const mine = this.#encoded.get(key);
+      const theirs = other.#encoded.get(key);
+      return mine === undefined || theirs === undefined ? mine === theirs : sameJson(mine, theirs);
+    }
+    const a = this.get(key);
+    const b = other.get(key);
+    if (a === undefined || b === undefined) return a === b;
+    return encodeGroup(key, a) === encodeGroup(key, b);
+  }
 }

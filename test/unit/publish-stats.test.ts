@@ -1,6 +1,7 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { changedWindowsOf, SeenDeltas } from "../../lib/pipeline/publish-stats.ts";
 import { foldRecords, type SourcedEvent } from "../../lib/stream/fold.ts";
+import { HyperLogLog } from "../../lib/stream/hll.ts";
 import {
   encodePartial,
   mergeRecordGroups,
@@ -13,7 +14,7 @@ import { BUILT_IN_RULES } from "../../lib/stream/rules.ts";
 const minute = Date.UTC(2026, 10, 24, 10, 30);
 
 /** Delta records of a few batches over two partitions, as the aggregator writes them. */
-function deltaRecords(): PartialRecord[] {
+function deltaRecords(minute = Date.UTC(2026, 10, 24, 10, 30)): PartialRecord[] {
   const out: PartialRecord[] = [];
   let n = 0;
   for (let batch = 0; batch < 6; batch++) {
@@ -107,5 +108,58 @@ describe("stats publisher", () => {
     expect(twice.groups).toEqual(["click", "view"]);
     // Without what was published before (a cold start), every group of the image.
     expect(changed([extended]).groups).toEqual(["buy", "click", "view"]);
+  });
+
+  /** Sketches built from stored text while `read` runs: what decoding a group costs. */
+  const sketchesDecodedBy = (read: () => void): number => {
+    const fromText = vi.spyOn(HyperLogLog, "fromText");
+    try {
+      read();
+      return fromText.mock.calls.length;
+    } finally {
+      fromText.mockRestore();
+    }
+  };
+
+  it("decodes only the groups a reader wants, not every group of the window's items", () => {
+    // A minute of its own: no record of it was decoded (and memoized) by another test.
+    const start = Date.UTC(2026, 10, 24, 11, 0);
+    const window = deltaRecords(start).filter((r) => r.rule === "active_sessions_per_user");
+    expect(window.length).toBeGreaterThan(1);
+    const oneUser = new Set(["user-7"]);
+    // One group of each of the window's items, where a per-user window holds 700.
+    expect(sketchesDecodedBy(() => mergeRecordGroups(window, start, oneUser))).toBeLessThanOrEqual(
+      window.length,
+    );
+    expect(sketchesDecodedBy(() => mergeRecords(window, oneUser))).toBe(0); // decoded once, kept
+    const whole = mergeRecords(window).get(start);
+    expect(figures(mergeRecordGroups(window, start, oneUser).get("user-7") ?? { c: 0 })).toEqual(
+      figures(whole?.get("user-7") ?? { c: -1 }),
+    );
+  });
+
+  it("finds the groups an extended delta changed without decoding either image", () => {
+    const start = Date.UTC(2026, 10, 24, 11, 1);
+    const ref = { ruleKey: "active_sessions_per_user", granularity: "m" as const, windowStart: start };
+    const users = (n: number, extra: Record<string, number>) =>
+      new Map(
+        [...Array.from({ length: n }, (_, i) => [`user-${i}`, 1] as const), ...Object.entries(extra)].map(
+          ([user, sessions]) => {
+            const h = new HyperLogLog();
+            for (let s = 0; s < sessions; s++) h.add(`${user}-session-${s}`);
+            return [user, { c: sessions, h }];
+          },
+        ),
+      );
+    const image = (groups: ReturnType<typeof users>, through: number) => {
+      const [record] = encodePartial(ref, 0, "d", 500, groups, start, true, through);
+      return { ...record } as Record<string, unknown>;
+    };
+    const seen = new SeenDeltas();
+    seen.remember(changedWindowsOf([image(users(500, {}), 509)], seen).latest);
+    const extended = image(users(500, { "user-3": 2, "user-900": 1 }), 519);
+    let windows: ReturnType<typeof changedWindowsOf> = Object.assign([], { latest: new Map() });
+    expect(sketchesDecodedBy(() => (windows = changedWindowsOf([extended], seen)))).toBe(0);
+    expect([...(windows[0]?.groups ?? [])].sort()).toEqual(["user-3", "user-900"]);
   });
 });
