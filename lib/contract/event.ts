@@ -289,8 +289,12 @@ function isEnvelope(body: unknown): body is { events: unknown[] } {
   return keys.length === 1 && keys[0] === "events" && Array.isArray((body as { events: unknown }).events);
 }
 
-/** The latest instant a JavaScript `Date` holds (ECMA-262: 8.64e15 ms, year 275760). */
-const MAX_DATE_MS = 8.64e15;
+/**
+ * The last millisecond of year 9999. A `Date` holds more (to 8.64e15 ms, year 275760), but
+ * `toISOString` writes later years as `+YYYYYY`, which no `dt=YYYY-MM-DD` archive partition names,
+ * and the window of an event at 8.64e15 ends past it (`window_end` of a stats message is formatted).
+ */
+const MAX_DATE_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
 const isEpochMs = (v: unknown): v is number =>
   Number.isInteger(v) && (v as number) > 0 && (v as number) <= MAX_DATE_MS;
 

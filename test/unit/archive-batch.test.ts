@@ -137,6 +137,32 @@ describe("archive batches", () => {
     expect(outcome.written).toBe(3);
   });
 
+  it("names objects with four-digit years: the last hour of year 9999 is archived, later dates are dead-lettered", async () => {
+    // toISOString writes years beyond 9999 as "+010000-01-01T…": sliced to the key, that was
+    // dt=+010000-01/hour=01 (the day taken for the hour), a partition no reader or Athena's
+    // yyyy-MM-dd projection can name.
+    const store = new MemoryStore();
+    const at = [Date.UTC(9999, 11, 31, 23, 59, 59, 999), Date.UTC(10000, 0, 1), 8.64e15];
+    const batch = at.map((timestamp, offset) => ({
+      topic: "events.raw",
+      partition: 0,
+      offset,
+      value: JSON.stringify({
+        event_id: `y${offset}`,
+        user_id: "u",
+        event_type: "click",
+        timestamp,
+        received_at: timestamp,
+      }),
+    }));
+    const outcome = await archiveBatch(batch, store, "events/");
+    expect([...store.objects.keys()]).toEqual([
+      "events/event_type=click/dt=9999-12-31/hour=23/events.raw-0-0000000000000000000.ndjson.gz",
+    ]);
+    expect(outcome.rejected.map((r) => r.record.offset)).toEqual([1, 2]);
+    expect(outcome.rejected[0]?.reason).toMatch(/timestamp/);
+  });
+
   it("names each object after its event's own hour, across an hour's and a day's edge", async () => {
     const store = new MemoryStore();
     const at = [
