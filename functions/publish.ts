@@ -1,10 +1,9 @@
-import type { AttributeValue } from "@aws-sdk/client-dynamodb";
-import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { DynamoDBStreamEvent } from "aws-lambda";
 import { z } from "zod";
 import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
 import { javaCompatiblePartitioner } from "../lib/adapters/kafka-partitioner.ts";
+import { unmarshallStreamImage } from "../lib/adapters/stream-image.ts";
 import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, kafkaEnv, readConfig } from "../lib/config.ts";
 import { lazy } from "../lib/lazy.ts";
@@ -41,9 +40,7 @@ const seen = new SeenDeltas();
 
 export const handler = async (event: DynamoDBStreamEvent): Promise<{ batchItemFailures: [] }> => {
   const windows = changedWindowsOf(
-    event.Records.map((r) =>
-      r.dynamodb?.NewImage ? unmarshall(r.dynamodb.NewImage as Record<string, AttributeValue>) : undefined,
-    ),
+    event.Records.map((r) => (r.dynamodb?.NewImage ? unmarshallStreamImage(r.dynamodb.NewImage) : undefined)),
     seen,
   );
   if (windows.length === 0) return { batchItemFailures: [] };

@@ -1,3 +1,4 @@
+import type { AttributeValue as SdkAttributeValue } from "@aws-sdk/client-dynamodb";
 import {
   DescribeStreamCommand,
   type DynamoDBStreamsClient,
@@ -6,7 +7,7 @@ import {
   ListStreamsCommand,
   type _Record as StreamRecord,
 } from "@aws-sdk/client-dynamodb-streams";
-import type { DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
+import type { DynamoDBRecord, DynamoDBStreamEvent, AttributeValue as LambdaAttributeValue } from "aws-lambda";
 import type { TableStreamMappingSpec } from "../lib/topology.ts";
 
 /**
@@ -243,13 +244,35 @@ export class LocalTableStreamMapping {
         ...(d?.ApproximateCreationDateTime
           ? { ApproximateCreationDateTime: Math.floor(d.ApproximateCreationDateTime.getTime() / 1000) }
           : {}),
-        Keys: d?.Keys as never,
-        NewImage: d?.NewImage as never,
-        OldImage: d?.OldImage as never,
+        ...(d?.Keys ? { Keys: toLambdaImage(d.Keys) } : {}),
+        ...(d?.NewImage ? { NewImage: toLambdaImage(d.NewImage) } : {}),
+        ...(d?.OldImage ? { OldImage: toLambdaImage(d.OldImage) } : {}),
         SequenceNumber: d?.SequenceNumber,
         SizeBytes: d?.SizeBytes,
         StreamViewType: d?.StreamViewType,
       },
     };
   }
+}
+
+/**
+ * An image as Lambda hands it to the function: Lambda's event is JSON, so binary attributes (`B`,
+ * `BS`, also inside `M` and `L`) are base64 text, not the bytes the Streams SDK client decoded
+ * them to. Passing the bytes on made the stats publisher work here and publish nothing in AWS.
+ */
+export function toLambdaImage(
+  image: Record<string, SdkAttributeValue>,
+): Record<string, LambdaAttributeValue> {
+  const out: Record<string, LambdaAttributeValue> = {};
+  for (const [name, value] of Object.entries(image)) out[name] = toLambdaValue(value);
+  return out;
+}
+
+function toLambdaValue(value: SdkAttributeValue): LambdaAttributeValue {
+  if (value.B !== undefined) return { B: Buffer.from(value.B).toString("base64") };
+  if (value.BS !== undefined) return { BS: value.BS.map((b) => Buffer.from(b).toString("base64")) };
+  if (value.M !== undefined) return { M: toLambdaImage(value.M) };
+  if (value.L !== undefined) return { L: value.L.map(toLambdaValue) };
+  // S, N, SS, NS, BOOL and NULL have the same shape in the SDK and in Lambda's JSON.
+  return value as LambdaAttributeValue;
 }

@@ -75,8 +75,19 @@ export function changedWindowsOf(
   const latest = new Map<string, PackedGroups>();
   for (const image of images) {
     if (image?.kind !== "d" || image.g !== "m") continue;
-    if (typeof image.rule !== "string" || !(image.b instanceof Uint8Array)) continue;
-    if (typeof image.pk !== "string" || typeof image.sk !== "string") continue;
+    // Every delta the aggregator writes has these: one without is misread (e.g. binary attributes
+    // still base64), and skipping it would silently publish nothing. Throwing retries the batch,
+    // then sends it to the mapping's on-failure destination.
+    if (
+      typeof image.rule !== "string" ||
+      !(image.b instanceof Uint8Array) ||
+      typeof image.pk !== "string" ||
+      typeof image.sk !== "string"
+    ) {
+      throw new TypeError(
+        `stream image of delta ${String(image.pk)} ${String(image.sk)} lacks rule, key or packed groups (b: ${typeof image.b})`,
+      );
+    }
     const ref: WindowRef = {
       ruleKey: image.rule,
       granularity: image.g as Granularity,
