@@ -91,8 +91,12 @@ export const windowSkRange = (from: number, to: number, partition?: number) =>
 export const expiresAt = (g: Granularity, windowStart: number) =>
   Math.floor((windowStart + GRANULARITY_MS[g]) / 1000) + TTL_SECONDS[g];
 
-/** Approximate stored size (attribute names and values), as DynamoDB bills it. */
-export const recordBytes = (r: PartialRecord) => r.pk.length + r.sk.length + r.rule.length + r.b.length + 90;
+/**
+ * Approximate stored size (attribute names and values), as DynamoDB bills it: strings in UTF-8
+ * bytes, as DynamoDB counts them (a rule key need not be ASCII).
+ */
+export const recordBytes = (r: PartialRecord) =>
+  Buffer.byteLength(r.pk) + Buffer.byteLength(r.sk) + Buffer.byteLength(r.rule) + r.b.length + 90;
 
 /** Encodes a window's groups into one or more records. */
 export function encodePartial(
@@ -110,14 +114,17 @@ export function encodePartial(
   let bytes = 0;
   for (const [key, partial] of groups) {
     const fragment = encodeGroup(key, partial);
-    if (bytes + fragment.length > CHUNK_RAW_BYTES && current.fragments.length > 0) {
+    // UTF-8 bytes, what is deflated and stored: a group of non-ASCII text is up to 3 bytes per
+    // UTF-16 unit, and a chunk cut by units could deflate to more than DynamoDB's 400 KB item.
+    const fragmentBytes = Buffer.byteLength(fragment);
+    if (bytes + fragmentBytes > CHUNK_RAW_BYTES && current.fragments.length > 0) {
       chunks.push(current);
       current = { fragments: [], events: 0 };
       bytes = 0;
     }
     current.fragments.push(fragment);
     current.events += partial.c;
-    bytes += fragment.length + 1;
+    bytes += fragmentBytes + 1;
   }
   chunks.push(current);
   const pk = bucketPk(ref.ruleKey, ref.granularity, bucketOf(ref.granularity, ref.windowStart));
