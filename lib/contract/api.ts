@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { CURSOR_PATTERN } from "../archive/events-sql.ts";
 import { type ApiError, badRequest } from "./errors.ts";
-import { EVENT_TYPE_PATTERN, StoredEventSchema } from "./event.ts";
+import { EVENT_TYPE_PATTERN, READABLE_PROPERTY_NAME, StoredEventSchema } from "./event.ts";
 
 /** Schemas of every API surface besides the event itself; the OpenAPI document is built from them. */
 
@@ -125,7 +125,10 @@ export const StatsQuerySchema = z
     interval: z.enum(STATS_INTERVALS).default("5m"),
     field: z
       .string()
-      .regex(/^properties\.[A-Za-z0-9_]{1,64}$/, "must be properties.<name>")
+      .regex(
+        new RegExp(`^properties\\.${READABLE_PROPERTY_NAME.source.slice(1)}`),
+        "must be properties.<name>",
+      )
       .optional()
       .describe("numeric field for sum/avg/min/max"),
     group_by: z.string().max(256).optional().describe("comma-separated dotted paths"),

@@ -10,6 +10,13 @@ export const EVENT_TYPE_PATTERN = /^[a-z][a-z0-9_.:-]{0,63}$/;
 export const MAX_EVENT_BYTES = 32 * 1024;
 export const MAX_EVENTS_PER_REQUEST = 10_000;
 export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
+/**
+ * A property name GET /stats can ask about (`field=properties.<name>`): what `events_by_type`
+ * keeps statistics of. Other names are accepted in events and archived, but no reader could ask
+ * for them, and a name may be as long as an event (32 KiB): tracked, 64 of them made one group
+ * of one item megabytes, past DynamoDB's 400 KB item limit.
+ */
+export const READABLE_PROPERTY_NAME = /^[A-Za-z0-9_]{1,64}$/;
 
 const jsonObject = z.record(z.string(), z.unknown());
 

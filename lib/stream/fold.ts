@@ -1,6 +1,6 @@
 import type { AcceptedEvent } from "../contract/event.ts";
 import { HyperLogLog } from "./hll.ts";
-import { addValue, type GroupPartial, type Groups, MAX_FIELDS, newStats } from "./partial.ts";
+import { addValue, type GroupPartial, type Groups, MAX_FIELDS, newStats, tracksProperty } from "./partial.ts";
 import { type AggregationRule, groupKey, matches, numericValue, storageKey, valueAt } from "./rules.ts";
 
 /**
@@ -134,6 +134,8 @@ function foldProperties(partial: GroupPartial, properties: Readonly<Record<strin
     if (typeof v !== "number" || !Number.isFinite(v)) continue;
     const stats = partial.f.get(name);
     if (stats) addValue(stats, v);
+    // Checked for new names only: every name kept passed it.
+    else if (!tracksProperty(name)) continue;
     else if (partial.f.size < MAX_FIELDS) partial.f.set(name, newStats(v));
     else partial.ft = true;
   }

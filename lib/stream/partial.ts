@@ -1,4 +1,5 @@
 import { deflateRawSync, inflateRawSync } from "node:zlib";
+import { READABLE_PROPERTY_NAME } from "../contract/event.ts";
 import { addExact, copySum, exactValue, mergeExact, partialsOf, type SumState } from "./exact-sum.ts";
 import { HyperLogLog } from "./hll.ts";
 
@@ -38,6 +39,14 @@ export type Groups = Map<string, GroupPartial>;
 /** Numeric properties tracked per group of a detailed rule; beyond, `ft` says the list is partial. */
 export const MAX_FIELDS = 64;
 
+/**
+ * Whether a detailed rule keeps statistics of a property of this name: only names GET /stats can
+ * ask for (READABLE_PROPERTY_NAME, at most 64 ASCII characters), so that a group's properties
+ * stay a few KB whatever names events carry. Other names are skipped without marking the list
+ * partial (`ft`): no reader can ask for them, and `field_partial` speaks of readable names.
+ */
+export const tracksProperty = (name: string): boolean => READABLE_PROPERTY_NAME.test(name);
+
 export const newStats = (v: number): NumberStats => ({ n: 1, s: v, e: 0, lo: null, o: 0, mn: v, mx: v });
 
 export function addValue(acc: NumberStats, v: number): void {
@@ -71,6 +80,8 @@ export function mergePartial(into: GroupPartial, other: GroupPartial): void {
     for (const [name, s] of other.f) {
       const mine = into.f.get(name);
       if (mine) mergeStats(mine, s);
+      // Items written before the bound may hold other names: they are not carried on.
+      else if (!tracksProperty(name)) continue;
       else if (into.f.size < MAX_FIELDS) into.f.set(name, copyStats(s));
       else into.ft = true;
     }
