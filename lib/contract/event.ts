@@ -18,7 +18,55 @@ export const MAX_FUTURE_SKEW_MS = 5 * 60_000;
  */
 export const READABLE_PROPERTY_NAME = /^[A-Za-z0-9_]{1,64}$/;
 
-const jsonObject = z.record(z.string(), z.unknown());
+/**
+ * Levels of objects and arrays a `properties` or `metadata` value may nest, itself the first.
+ * Deeper values were accepted until serializing the event overflowed the stack (a 500, some
+ * 5,000 levels down in 32 KiB), and nothing that reads events needs more.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** A problem of a JSON value of an event: where (relative to the value), and what. */
+export interface JsonProblem {
+  readonly path: readonly (string | number)[];
+  readonly message: string;
+}
+
+/** Named at the field itself: a path 65 levels long would say less than the message. */
+const TOO_DEEP: JsonProblem = {
+  path: [],
+  message: `nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep (at most ${MAX_JSON_DEPTH})`,
+};
+
+/**
+ * What is wrong with a JSON value of an event, if anything. Recursion stops below MAX_JSON_DEPTH,
+ * so the check itself cannot overflow the stack.
+ */
+export function jsonValueProblem(value: unknown, depth = 1): JsonProblem | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  if (depth > MAX_JSON_DEPTH) return TOO_DEEP;
+  // Only objects and arrays recurse: the ingest hot path runs this on every event.
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (item === null || typeof item !== "object") continue;
+      const problem = jsonValueProblem(item, depth + 1);
+      if (problem) return problem === TOO_DEEP ? problem : { ...problem, path: [i, ...problem.path] };
+    }
+    return undefined;
+  }
+  for (const key in value) {
+    const item = (value as Record<string, unknown>)[key];
+    if (item === null || typeof item !== "object") continue;
+    const problem = jsonValueProblem(item, depth + 1);
+    if (problem) return problem === TOO_DEEP ? problem : { ...problem, path: [key, ...problem.path] };
+  }
+  return undefined;
+}
+
+const jsonObject = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
+  const problem = jsonValueProblem(value);
+  if (problem) ctx.addIssue({ code: "custom", message: problem.message, path: [...problem.path] });
+});
 
 const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
 
@@ -124,6 +172,7 @@ export function acceptedByHand(item: unknown): EventInput | undefined {
   if (!optionalString(e.event_id, 1, 128) || !optionalString(e.session_id, 0, 128)) return undefined;
   if (!optionalString(e.page_url, 0, 2048)) return undefined;
   if (!plainRecord(e.properties) || !plainRecord(e.metadata)) return undefined;
+  if (jsonValueProblem(e.properties) || jsonValueProblem(e.metadata)) return undefined;
   return e as EventInput;
 }
 
