@@ -25,6 +25,19 @@ export const READABLE_PROPERTY_NAME = /^[A-Za-z0-9_]{1,64}$/;
  */
 export const MAX_JSON_DEPTH = 64;
 
+/**
+ * A UTF-16 surrogate outside a pair (JSON lets `"\ud800"` through, and JavaScript strings hold it).
+ * With the `u` flag a pair is one code point, so only lone surrogates match. Such a string is no
+ * Unicode text: it cannot be written as UTF-8, and the archive's NDJSON holding its escape made
+ * DuckDB refuse the whole object ("no low surrogate in string"), so GET /events failed for every
+ * event of that hour.
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+export const isUnicodeText = (s: string): boolean => !LONE_SURROGATE.test(s);
+const NOT_UNICODE =
+  "is not valid Unicode text: it holds a lone UTF-16 surrogate (\\ud800–\\udfff not in a pair)";
+const unicodeText = () => z.string().refine(isUnicodeText, NOT_UNICODE);
+
 /** A problem of a JSON value of an event: where (relative to the value), and what. */
 export interface JsonProblem {
   readonly path: readonly (string | number)[];
@@ -37,31 +50,50 @@ const TOO_DEEP: JsonProblem = {
   message: `nests objects and arrays more than ${MAX_JSON_DEPTH} levels deep (at most ${MAX_JSON_DEPTH})`,
 };
 
+const NOT_UNICODE_VALUE: JsonProblem = { path: [], message: NOT_UNICODE };
+/** Named at the object that holds it: the name itself cannot be shown as text. */
+const NOT_UNICODE_NAME: JsonProblem = {
+  path: [],
+  message: "has a property name that is not valid Unicode text: it holds a lone UTF-16 surrogate",
+};
+
 /**
- * What is wrong with a JSON value of an event, if anything. Recursion stops below MAX_JSON_DEPTH,
- * so the check itself cannot overflow the stack.
+ * What is wrong with a JSON value of an event, if anything: nesting deeper than MAX_JSON_DEPTH,
+ * or (with `text`) a string or property name that is not Unicode text. Recursion stops below
+ * MAX_JSON_DEPTH, so the check itself cannot overflow the stack. `text` false skips strings, for
+ * a body that cannot hold a lone surrogate (`mayHoldLoneSurrogates`).
  */
-export function jsonValueProblem(value: unknown, depth = 1): JsonProblem | undefined {
+export function jsonValueProblem(value: unknown, text = true, depth = 1): JsonProblem | undefined {
+  if (typeof value === "string") return text && LONE_SURROGATE.test(value) ? NOT_UNICODE_VALUE : undefined;
   if (value === null || typeof value !== "object") return undefined;
   if (depth > MAX_JSON_DEPTH) return TOO_DEEP;
-  // Only objects and arrays recurse: the ingest hot path runs this on every event.
+  // Only objects, arrays and strings are visited: the ingest hot path runs this on every event.
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
-      if (item === null || typeof item !== "object") continue;
-      const problem = jsonValueProblem(item, depth + 1);
+      if (item === null || (typeof item !== "object" && typeof item !== "string")) continue;
+      const problem = jsonValueProblem(item, text, depth + 1);
       if (problem) return problem === TOO_DEEP ? problem : { ...problem, path: [i, ...problem.path] };
     }
     return undefined;
   }
   for (const key in value) {
+    if (text && LONE_SURROGATE.test(key)) return NOT_UNICODE_NAME;
     const item = (value as Record<string, unknown>)[key];
-    if (item === null || typeof item !== "object") continue;
-    const problem = jsonValueProblem(item, depth + 1);
+    if (item === null || (typeof item !== "object" && typeof item !== "string")) continue;
+    const problem = jsonValueProblem(item, text, depth + 1);
     if (problem) return problem === TOO_DEEP ? problem : { ...problem, path: [key, ...problem.path] };
   }
   return undefined;
 }
+
+/**
+ * Whether a request body can hold a string with a lone surrogate once parsed: only through a
+ * `\u` escape, or one already in the text (a one-byte string, any ASCII body, holds none: V8
+ * answers that without a scan). Bodies that cannot skip checking every string of every event.
+ */
+export const mayHoldLoneSurrogates = (body: string): boolean =>
+  body.includes("\\u") || LONE_SURROGATE.test(body);
 
 const jsonObject = z.record(z.string(), z.unknown()).superRefine((value, ctx) => {
   const problem = jsonValueProblem(value);
@@ -72,9 +104,9 @@ const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-
 
 export const EventInputSchema = z
   .strictObject({
-    event_id: z.string().min(1).max(128).optional().describe("dedupe key; generated (UUIDv7) when absent"),
-    user_id: z.string().min(1).max(128),
-    session_id: z.string().max(128).optional(),
+    event_id: unicodeText().min(1).max(128).optional().describe("dedupe key; generated (UUIDv7) when absent"),
+    user_id: unicodeText().min(1).max(128),
+    session_id: unicodeText().max(128).optional(),
     event_type: z
       .string()
       .regex(EVENT_TYPE_PATTERN, "must match ^[a-z][a-z0-9_.:-]{0,63}$ (e.g. page_view, purchase_completed)"),
@@ -84,7 +116,7 @@ export const EventInputSchema = z
         z.number().positive().finite(),
       ])
       .describe("ISO-8601 with zone, or UNIX epoch seconds or milliseconds"),
-    page_url: z.string().max(2048).optional(),
+    page_url: unicodeText().max(2048).optional(),
     properties: jsonObject.optional().describe("business data: amount, currency, product_id, country…"),
     metadata: jsonObject.optional().describe("context: ip_address, user_agent, platform…"),
   })
@@ -155,9 +187,11 @@ const plainRecord = (value: unknown) =>
  * undefined when in any doubt (then the schema decides, and words the problems). At 100,000
  * events a second zod's parse and its copies of every event were about a sixth of the ingest
  * function's CPU. `test/unit/event-fast-path.test.ts` checks, over generated inputs near every
- * rule's edge, that whatever this accepts the schema accepts with the same data.
+ * rule's edge, that whatever this accepts the schema accepts with the same data. `text` false skips
+ * the check of every string for lone surrogates, for a body that cannot hold one
+ * (`mayHoldLoneSurrogates`).
  */
-export function acceptedByHand(item: unknown): EventInput | undefined {
+export function acceptedByHand(item: unknown, text = true): EventInput | undefined {
   // A plain object (not an array, not null), every key a field of the contract (so no `__proto__`).
   if (item === null || typeof item !== "object" || Object.getPrototypeOf(item) !== Object.prototype)
     return undefined;
@@ -172,7 +206,12 @@ export function acceptedByHand(item: unknown): EventInput | undefined {
   if (!optionalString(e.event_id, 1, 128) || !optionalString(e.session_id, 0, 128)) return undefined;
   if (!optionalString(e.page_url, 0, 2048)) return undefined;
   if (!plainRecord(e.properties) || !plainRecord(e.metadata)) return undefined;
-  if (jsonValueProblem(e.properties) || jsonValueProblem(e.metadata)) return undefined;
+  if (jsonValueProblem(e.properties, text) || jsonValueProblem(e.metadata, text)) return undefined;
+  if (
+    text &&
+    [user_id, e.event_id, e.session_id, e.page_url].some((s) => typeof s === "string" && !isUnicodeText(s))
+  )
+    return undefined;
   return e as EventInput;
 }
 
@@ -271,8 +310,9 @@ export function parseIngestBody(rawBody: string | undefined, options: ParseOptio
   const problems: Problem[] = [];
   const events: AcceptedEvent[] = [];
   const serialized: string[] = [];
+  const text = mayHoldLoneSurrogates(rawBody);
   for (let index = 0; index < items.length; index++) {
-    let input = acceptedByHand(items[index]);
+    let input = acceptedByHand(items[index], text);
     if (input === undefined) {
       const parsed = EventInputSchema.safeParse(items[index]);
       if (!parsed.success) {
