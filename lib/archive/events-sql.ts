@@ -87,9 +87,11 @@ function isoDate(ms: number): string {
 /**
  * Opaque cursor: the last row's keyset position as `<timestamp>.<base64url event_id>`. Every
  * string of that shape (CURSOR_PATTERN, which the API schema declares) is a valid position, so
- * a schema-valid cursor is never refused.
+ * a schema-valid cursor is never refused. The id is base64url of its UTF-8 bytes, and an id of the
+ * contract (at most 128 UTF-16 units) is at most 384 bytes (3 per unit; a pair of units is 4), so
+ * 512 characters: with 200, the cursor of an id of non-ASCII text was refused by the API itself.
  */
-export const CURSOR_PATTERN = /^\d{1,16}\.[A-Za-z0-9_-]{0,200}$/;
+export const CURSOR_PATTERN = /^\d{1,16}\.[A-Za-z0-9_-]{0,512}$/;
 
 export function encodeCursor(position: { timestamp: number; eventId: string }): string {
   return `${position.timestamp}.${Buffer.from(position.eventId, "utf8").toString("base64url")}`;
