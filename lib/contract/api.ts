@@ -1,7 +1,13 @@
 import { z } from "zod";
 import { CURSOR_PATTERN } from "../archive/events-sql.ts";
 import { type ApiError, badRequest } from "./errors.ts";
-import { EVENT_TYPE_PATTERN, READABLE_PROPERTY_NAME, StoredEventSchema } from "./event.ts";
+import {
+  EVENT_TYPE_PATTERN,
+  isCalendarDate,
+  NOT_A_CALENDAR_DATE,
+  READABLE_PROPERTY_NAME,
+  StoredEventSchema,
+} from "./event.ts";
 
 /** Schemas of every API surface besides the event itself; the OpenAPI document is built from them. */
 
@@ -24,6 +30,8 @@ export function parseDuration(text: string): number | undefined {
 /** An instant in a query: ISO-8601 or epoch milliseconds. */
 function instant(text: string): number | undefined {
   if (/^\d+$/.test(text)) return Number(text);
+  // Date.parse would roll a day the month lacks into the next month.
+  if (!isCalendarDate(text)) return undefined;
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? undefined : ms;
 }
@@ -37,6 +45,7 @@ const INSTANT_PATTERN =
 const instantParam = z
   .string()
   .regex(INSTANT_PATTERN, "must be epoch milliseconds, an ISO-8601 date, or a date-time with a zone")
+  .refine(isCalendarDate, NOT_A_CALENDAR_DATE)
   .describe("ISO-8601 date or date-time with zone, or epoch milliseconds");
 
 export const EventsQuerySchema = z

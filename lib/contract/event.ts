@@ -102,6 +102,26 @@ const jsonObject = z.record(z.string(), z.unknown()).superRefine((value, ctx) =>
 
 const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
 
+const LEADING_DATE = /^(\d{4})-(\d{2})-(\d{2})/;
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] as const;
+/**
+ * Whether the date a text starts with (`YYYY-MM-DD`, proleptic Gregorian) exists; true for a text
+ * without one (epoch digits). `Date.parse` takes day 01–31 of any month and rolls it over:
+ * 2026-02-29 was read as 2026-03-01 and 2026-04-31 as 2026-05-01.
+ */
+export function isCalendarDate(text: string): boolean {
+  const m = LEADING_DATE.exec(text);
+  if (!m) return true;
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  if (month < 1 || month > 12 || day < 1) return false;
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return day <= (month === 2 && leap ? 29 : (DAYS_IN_MONTH[month - 1] as number));
+}
+export const NOT_A_CALENDAR_DATE =
+  "is not a calendar date: its month has no such day (e.g. 2026-02-29, 2026-04-31)";
+
 export const EventInputSchema = z
   .strictObject({
     event_id: unicodeText().min(1).max(128).optional().describe("dedupe key; generated (UUIDv7) when absent"),
@@ -112,7 +132,10 @@ export const EventInputSchema = z
       .regex(EVENT_TYPE_PATTERN, "must match ^[a-z][a-z0-9_.:-]{0,63}$ (e.g. page_view, purchase_completed)"),
     timestamp: z
       .union([
-        z.string().regex(ISO_WITH_ZONE, "must be ISO-8601 with a zone (e.g. 2026-11-22T10:00:00Z)"),
+        z
+          .string()
+          .regex(ISO_WITH_ZONE, "must be ISO-8601 with a zone (e.g. 2026-11-22T10:00:00Z)")
+          .refine(isCalendarDate, NOT_A_CALENDAR_DATE),
         z.number().positive().finite(),
       ])
       .describe("ISO-8601 with zone, or UNIX epoch seconds or milliseconds"),
@@ -148,6 +171,7 @@ const SECONDS_THRESHOLD = 1e11;
 
 export function normalizeTimestamp(value: string | number): number | undefined {
   if (typeof value === "number") return Math.round(value < SECONDS_THRESHOLD ? value * 1000 : value);
+  if (!isCalendarDate(value)) return undefined;
   const ms = Date.parse(value);
   return Number.isNaN(ms) ? undefined : ms;
 }
@@ -202,7 +226,8 @@ export function acceptedByHand(item: unknown, text = true): EventInput | undefin
   if (typeof event_type !== "string" || !EVENT_TYPE_PATTERN.test(event_type)) return undefined;
   if (typeof timestamp === "number") {
     if (!(timestamp > 0 && Number.isFinite(timestamp))) return undefined;
-  } else if (typeof timestamp !== "string" || !ISO_WITH_ZONE.test(timestamp)) return undefined;
+  } else if (typeof timestamp !== "string" || !ISO_WITH_ZONE.test(timestamp) || !isCalendarDate(timestamp))
+    return undefined;
   if (!optionalString(e.event_id, 1, 128) || !optionalString(e.session_id, 0, 128)) return undefined;
   if (!optionalString(e.page_url, 0, 2048)) return undefined;
   if (!plainRecord(e.properties) || !plainRecord(e.metadata)) return undefined;
