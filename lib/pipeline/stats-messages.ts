@@ -1,6 +1,7 @@
 import { GRANULARITY_MS, type Granularity } from "../stream/fold.ts";
 import type { Groups } from "../stream/partial.ts";
 import { type Figures, figures, isOtherGroup } from "../stream/read.ts";
+import { groupText } from "../stream/rules.ts";
 
 /**
  * The message on `analytics.stats` (docs/stats-topic.md): the merged value of one window of one
@@ -44,7 +45,8 @@ export function statsMessagesFor(
       schema: "tidemark.stats.v1",
       window_id: windowId(window.ruleKey, group, window.granularity, window.windowStart),
       rule_id: ruleIdOf(window.ruleKey),
-      group,
+      // The value as sent (a key may carry an escape: lib/stream/rules.ts, `groupKey`).
+      group: groupText(group),
       granularity: window.granularity,
       window_start: new Date(window.windowStart).toISOString(),
       window_end: new Date(window.windowStart + GRANULARITY_MS[window.granularity]).toISOString(),

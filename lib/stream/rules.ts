@@ -1,4 +1,5 @@
 import type { AcceptedEvent } from "../contract/event.ts";
+import { OTHER_GROUP } from "./partial.ts";
 
 /**
  * Aggregation rules: which events (event_type filter), what to compute (metric over a field),
@@ -159,19 +160,39 @@ const groupValue = (v: unknown): string =>
   v === undefined || v === null ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
 
 /**
- * The group of an event under a rule: the value itself for one group-by path, a JSON array of
- * the values for several (absent values are empty strings). Any character, NUL included, is safe.
+ * NULs then "other": OTHER_GROUP (where a full window counts further groups), and the values that
+ * would spell it or an escaped value once a NUL is added or taken off.
+ */
+const OTHER_SPELLING = /^\0+other$/;
+
+/**
+ * A one-path group key is the value itself, so a value spelled like OTHER_GROUP would be that
+ * group (merged into the overflow, shown as `{other: "true"}`). Such values, and every value of
+ * NULs then "other", get one more leading NUL: distinct from OTHER_GROUP and from each other,
+ * while every other value is stored as it always was. `groupText` takes the NUL off again.
+ */
+const escapeGroupValue = (v: string): string =>
+  v.charCodeAt(0) === 0 && OTHER_SPELLING.test(v) ? `\0${v}` : v;
+
+/** A one-path group key back to its value (`escapeGroupValue` undone); other keys as they are. */
+export const groupText = (key: string): string =>
+  key.length > OTHER_GROUP.length && key.charCodeAt(0) === 0 && OTHER_SPELLING.test(key) ? key.slice(1) : key;
+
+/**
+ * The group of an event under a rule: the value itself for one group-by path (escaped where it
+ * would spell OTHER_GROUP), a JSON array of the values for several (absent values are empty
+ * strings; a JSON array never spells OTHER_GROUP). Any character, NUL included, is safe.
  */
 export function groupKey(rule: AggregationRule, event: AcceptedEvent): string {
   const paths = rule.group_by;
   if (paths.length === 0) return "";
-  if (paths.length === 1) return groupValue(valueAt(event, paths[0] as string));
+  if (paths.length === 1) return escapeGroupValue(groupValue(valueAt(event, paths[0] as string)));
   return JSON.stringify(paths.map((path) => groupValue(valueAt(event, path))));
 }
 
 export function splitGroupKey(rule: Pick<AggregationRule, "group_by">, key: string): Record<string, string> {
   const out: Record<string, string> = Object.create(null);
-  if (rule.group_by.length === 1) out[rule.group_by[0] as string] = key;
+  if (rule.group_by.length === 1) out[rule.group_by[0] as string] = groupText(key);
   else if (rule.group_by.length > 1) {
     const values = JSON.parse(key) as string[];
     rule.group_by.forEach((path, i) => {
