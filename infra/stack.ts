@@ -264,7 +264,10 @@ export class TidemarkStack extends Stack {
           "projection.event_type.type": "injected",
           "projection.dt.type": "date",
           "projection.dt.format": "yyyy-MM-dd",
-          "projection.dt.range": "2024-01-01,NOW",
+          // Events may be stamped up to 5 minutes ahead (brief, section 2), so near midnight UTC the
+          // archive holds tomorrow's dt already: a range ending at NOW would hide those events from
+          // GET /events until the date arrives (Athena projects no dt after the range's end).
+          "projection.dt.range": "2024-01-01,NOW+1DAYS",
           "projection.dt.interval": "1",
           "projection.dt.interval.unit": "DAYS",
           "projection.hour.type": "integer",

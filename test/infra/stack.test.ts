@@ -4,6 +4,7 @@ import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildTidemark } from "../../infra/build.ts";
 import { stages } from "../../infra/stages.ts";
+import { MAX_FUTURE_SKEW_MS } from "../../lib/contract/event.ts";
 import {
   buckets,
   eventSourceMappings,
@@ -22,6 +23,13 @@ import {
 const pascalCase = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 
 type Resources = Record<string, { Type: string; Properties?: Record<string, unknown> }>;
+type GlueTableInput = {
+  Parameters: Record<string, string>;
+  StorageDescriptor: {
+    Columns: { Name: string; Type: string }[];
+    SerdeInfo: { SerializationLibrary: string; Parameters?: Record<string, string> };
+  };
+};
 
 describe("CDK stack (dev)", () => {
   let template: Template;
@@ -37,6 +45,11 @@ describe("CDK stack (dev)", () => {
   }, 180_000);
 
   const ofType = (type: string) => Object.entries(resources).filter(([, r]) => r.Type === type);
+  const glueTableInput = () => {
+    const [found] = ofType("AWS::Glue::Table");
+    if (!found) throw new Error("no Glue table");
+    return found[1].Properties?.TableInput as GlueTableInput;
+  };
 
   it("passes cdk-nag AwsSolutions with no unsuppressed error or warning", () => {
     expect(annotations.findError("*", Match.stringLikeRegexp("AwsSolutions-.*"))).toEqual([]);
@@ -724,6 +737,20 @@ describe("CDK stack (dev)", () => {
         BytesScannedCutoffPerQuery: 1024 ** 3,
       }),
     });
+  });
+
+  it("projects dt far enough ahead for the newest timestamp the contract accepts (5 min ahead, next UTC day near midnight)", () => {
+    const end = (glueTableInput().Parameters["projection.dt.range"] ?? "").split(",")[1]?.trim() ?? "";
+    // Athena's relative dates: NOW, or NOW±N<unit> (Athena docs, "Supported types for partition projection").
+    const m = /^NOW(?:([+-])(\d+)(DAYS|HOURS|MINUTES))?$/.exec(end);
+    expect(m, `projection.dt.range ends with '${end}'`).not.toBeNull();
+    const unitMs = { DAYS: 86_400_000, HOURS: 3_600_000, MINUTES: 60_000 } as const;
+    const aheadMs = m?.[1] ? (m[1] === "+" ? 1 : -1) * Number(m[2]) * unitMs[m[3] as keyof typeof unitMs] : 0;
+    // An event stamped at 23:58 UTC + 5 min is archived under tomorrow's dt, which the range must hold.
+    const now = Date.UTC(2026, 11, 31, 23, 58);
+    const day = (ms: number) => new Date(ms).toISOString().slice(0, 10);
+    expect(day(now + aheadMs) >= day(now + MAX_FUTURE_SKEW_MS)).toBe(true);
+    expect(aheadMs).toBeGreaterThanOrEqual(MAX_FUTURE_SKEW_MS);
   });
 
   it("alarms on errors, throttles, offset lag and dead letters, and has a dashboard", () => {
