@@ -535,6 +535,11 @@ export class TidemarkStack extends Stack {
       retention: stage.logRetention,
       removalPolicy: stage.removalPolicy,
     });
+    const methodMonitoring = {
+      metricsEnabled: true,
+      loggingLevel: MethodLoggingLevel.ERROR,
+      dataTraceEnabled: false,
+    } as const;
     const restApi = new RestApi(this, "Api", {
       // API Gateway's metrics (the dashboard's API widget) are keyed by API name alone; CDK's
       // default, the construct id "Api", is shared by every stage in the account and by any other
@@ -548,16 +553,18 @@ export class TidemarkStack extends Stack {
         throttlingRateLimit: apiSettings.throttleRateLimit,
         throttlingBurstLimit: apiSettings.throttleBurstLimit,
         // POST /events admits what ingest's reserved environments serve; the rest gets the gateway's
-        // 429 rather than a Lambda throttle (503, INTEGRATION_FAILURE below).
+        // 429 rather than a Lambda throttle (503, INTEGRATION_FAILURE below). A method's settings
+        // entry replaces the stage-wide one for that method, and what it leaves out is off (no
+        // execution logs, no detailed metrics): it repeats the stage's logging and metrics.
         methodOptions: {
           "/events/POST": {
+            ...methodMonitoring,
             throttlingRateLimit: ingestThrottle(ingestConcurrency).rateLimit,
             throttlingBurstLimit: ingestThrottle(ingestConcurrency).burstLimit,
           },
         },
         tracingEnabled: true,
-        metricsEnabled: true,
-        loggingLevel: MethodLoggingLevel.ERROR,
+        ...methodMonitoring,
         accessLogDestination: new LogGroupLogDestination(accessLogGroup),
         accessLogFormat: AccessLogFormat.jsonWithStandardFields(),
       },

@@ -82,6 +82,24 @@ describe("CDK stack (dev)", () => {
     template.resourceCountIs("AWS::ApiGateway::ApiKey", 1);
   });
 
+  it("keeps the stage's error logging and metrics on POST /events, whose own throttle is a separate method setting", () => {
+    // A method's settings entry replaces the stage-wide one for that method: what it leaves out is
+    // off, not inherited (API Gateway's defaults: logging OFF, detailed metrics disabled).
+    const [, stage] = ofType("AWS::ApiGateway::Stage")[0] ?? [];
+    const settings = (stage?.Properties?.MethodSettings ?? []) as Record<string, unknown>[];
+    const stageWide = settings.find((s) => s.ResourcePath === "/*" && s.HttpMethod === "*");
+    expect(stageWide).toMatchObject({ LoggingLevel: "ERROR", MetricsEnabled: true });
+    const postEvents = settings.find((s) => s.ResourcePath === "/~1events" && s.HttpMethod === "POST");
+    expect(postEvents).toBeDefined();
+    for (const s of settings) {
+      expect(s, `${String(s.ResourcePath)} ${String(s.HttpMethod)}`).toMatchObject({
+        LoggingLevel: stageWide?.LoggingLevel,
+        MetricsEnabled: stageWide?.MetricsEnabled,
+        DataTraceEnabled: stageWide?.DataTraceEnabled,
+      });
+    }
+  });
+
   it("declares the live-stats WebSocket API: routes, throttled and logged stage, @connections grants", () => {
     template.hasResourceProperties("AWS::ApiGatewayV2::Api", {
       ProtocolType: "WEBSOCKET",
