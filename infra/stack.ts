@@ -286,7 +286,12 @@ export class TidemarkStack extends Stack {
           outputFormat: "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
           serdeInfo: {
             serializationLibrary: "org.openx.data.jsonserde.JsonSerDe",
-            parameters: { "ignore.malformed.json": "false" },
+            // Keys as written: with the default (case.insensitive TRUE) the SerDe lowercases every
+            // key of a line, nested ones too, and an event whose properties differ only in case
+            // ("Amount", "amount"; the contract allows them) fails every query reading it with
+            // "JSONException: Duplicate key" (Athena docs, "OpenX JSON SerDe"). The columns below
+            // are the stored events' keys, all lowercase already.
+            parameters: { "ignore.malformed.json": "false", "case.insensitive": "false" },
           },
           columns: [
             { name: "event_id", type: "string" },

@@ -771,6 +771,17 @@ describe("CDK stack (dev)", () => {
     expect(aheadMs).toBeGreaterThanOrEqual(MAX_FUTURE_SKEW_MS);
   });
 
+  it("reads archived JSON keys as written: property keys differing only in case do not fail Athena", () => {
+    // The OpenX SerDe's default (case.insensitive TRUE) lowercases every key of a line, nested ones
+    // too, so `properties: {"Amount": 1, "amount": 2}` (the contract allows it) fails the query
+    // with "JSONException: Duplicate key" (Athena docs, "OpenX JSON SerDe").
+    const { SerdeInfo, Columns } = glueTableInput().StorageDescriptor;
+    expect(SerdeInfo.SerializationLibrary).toBe("org.openx.data.jsonserde.JsonSerDe");
+    expect(SerdeInfo.Parameters?.["case.insensitive"]).toBe("false");
+    // Case-sensitive matching finds a column only under its exact key: the stored keys are lowercase.
+    for (const c of Columns) expect(c.Name).toMatch(/^[a-z0-9_]+$/);
+  });
+
   it("alarms on errors, throttles, offset lag and dead letters, and has a dashboard", () => {
     const alarms = ofType("AWS::CloudWatch::Alarm").map(([, r]) => r.Properties ?? {});
     const metricNames = new Set(
