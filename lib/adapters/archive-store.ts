@@ -57,17 +57,30 @@ export class S3ArchiveStore implements ArchiveStore {
 
   async put(key: string, object: ArchiveObject, condition: WriteCondition): Promise<string | "conflict"> {
     const body = await gzipAsync(`${object.lines.join("\n")}\n`, { level: 4 });
+    const header: [string, string] =
+      "ifMatch" in condition ? ["if-match", condition.ifMatch] : ["if-none-match", "*"];
+    const command = new PutObjectCommand({
+      Bucket: this.bucket,
+      Key: key,
+      Body: body,
+      ContentType: "application/x-ndjson",
+      Metadata: { [MAX_OFFSET_METADATA]: String(object.maxOffset) },
+      ...("ifMatch" in condition ? { IfMatch: condition.ifMatch } : { IfNoneMatch: "*" }),
+    });
+    // The condition goes on the request itself, before signing: in AWS the S3 client is the Lambda
+    // runtime's (infra/bundling.ts), whose version Lambda does not promise, and a serializer that
+    // predates PutObject's IfMatch/IfNoneMatch drops them silently, turning the write into an
+    // overwrite that loses what a concurrent or replayed batch wrote.
+    command.middlewareStack.add(
+      (next) => (args) => {
+        const request = args.request as { headers?: Record<string, string> };
+        if (request.headers) request.headers[header[0]] = header[1];
+        return next(args);
+      },
+      { step: "build", name: "tidemarkArchiveWriteCondition" },
+    );
     try {
-      const res = await this.s3.send(
-        new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: key,
-          Body: body,
-          ContentType: "application/x-ndjson",
-          Metadata: { [MAX_OFFSET_METADATA]: String(object.maxOffset) },
-          ...("ifMatch" in condition ? { IfMatch: condition.ifMatch } : { IfNoneMatch: "*" }),
-        }),
-      );
+      const res = await this.s3.send(command);
       return res.ETag ?? "";
     } catch (error) {
       // 412: the object is not the version we built on. 409: a concurrent conditional write won.
