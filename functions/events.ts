@@ -1,9 +1,13 @@
 import { z } from "zod";
-import type { EventsQueryEngine } from "../lib/adapters/events-query.ts";
+import {
+  EVENTS_QUERY_BUDGET_MS,
+  type EventsQueryEngine,
+  QueryTimeoutError,
+} from "../lib/adapters/events-query.ts";
 import { decodeCursor, encodeCursor, pageWithinBytes } from "../lib/archive/events-sql.ts";
 import { awsEndpointsEnv, readConfig } from "../lib/config.ts";
 import { parseEventsQuery } from "../lib/contract/api.ts";
-import { badRequest } from "../lib/contract/errors.ts";
+import { badRequest, serviceUnavailable } from "../lib/contract/errors.ts";
 import { lazy } from "../lib/lazy.ts";
 import { api, buckets } from "../lib/topology.ts";
 import { apiHandler, errorResponse, json, queryOf } from "./shared/http.ts";
@@ -56,6 +60,8 @@ const engine = lazy(async (): Promise<EventsQueryEngine> => {
 if (config.EVENTS_QUERY_ENGINE === "duckdb") engine().catch(() => undefined);
 
 export const handler = apiHandler(async (event) => {
+  // The budget counts from here: loading the engine and listing the archive take from it too.
+  const deadline = Date.now() + EVENTS_QUERY_BUDGET_MS;
   const parsed = parseEventsQuery(queryOf(event), Date.now());
   if (!parsed.ok) return errorResponse(parsed.error);
   const q = parsed.value;
@@ -63,14 +69,30 @@ export const handler = apiHandler(async (event) => {
   if (q.cursor !== undefined && !after) {
     return errorResponse(badRequest("cursor is not valid; pass next_cursor from a previous page unchanged"));
   }
-  const rows = await (await engine()).query({
-    ...(q.user_id !== undefined ? { userId: q.user_id } : {}),
-    ...(q.event_type !== undefined ? { eventType: q.event_type } : {}),
-    from: q.from,
-    to: q.to,
-    limit: q.limit + 1,
-    ...(after ? { after } : {}),
-  });
+  let rows: Awaited<ReturnType<EventsQueryEngine["query"]>>;
+  try {
+    rows = await (await engine()).query(
+      {
+        ...(q.user_id !== undefined ? { userId: q.user_id } : {}),
+        ...(q.event_type !== undefined ? { eventType: q.event_type } : {}),
+        from: q.from,
+        to: q.to,
+        limit: q.limit + 1,
+        ...(after ? { after } : {}),
+      },
+      { deadline },
+    );
+  } catch (error) {
+    // The handler's own answer before API Gateway's 29 s limit would end the request with a bare 504.
+    if (error instanceof QueryTimeoutError)
+      return errorResponse(
+        serviceUnavailable(
+          `the archive query did not finish within ${EVENTS_QUERY_BUDGET_MS / 1000} s; retry, or narrow from/to or add event_type`,
+        ),
+        { "retry-after": "5" },
+      );
+    throw error;
+  }
   // A full page of large events could pass Lambda's response quota: the page is cut by bytes
   // too, and the cursor continues after its last row.
   const { page, more } = pageWithinBytes(rows, q.limit, api.payload.maxResponseBodyBytes);

@@ -3,17 +3,23 @@ import {
   GetQueryExecutionCommand,
   GetQueryResultsCommand,
   StartQueryExecutionCommand,
+  StopQueryExecutionCommand,
 } from "@aws-sdk/client-athena";
 import { buildEventsSql, EVENT_COLUMNS, type EventsSqlQuery, type SqlValue } from "../archive/events-sql.ts";
-import type { ArchivedEventRow, EventsQueryEngine } from "./events-query.ts";
+import {
+  type ArchivedEventRow,
+  EVENTS_QUERY_BUDGET_MS,
+  type EventsQueryEngine,
+  type EventsQueryOptions,
+  QueryTimeoutError,
+} from "./events-query.ts";
 
-export class QueryTimeoutError extends Error {
-  override name = "QueryTimeoutError";
-}
+export { QueryTimeoutError };
 
 /**
  * GET /events in AWS: the shared SQL against the Glue table through an Athena workgroup, with
- * execution parameters, polled until it finishes or the deadline (under API Gateway's 29 s).
+ * execution parameters, polled until it finishes or the request's deadline (under API Gateway's
+ * 29 s), which covers the whole request: the archive listing, the start, the polls, the results.
  */
 export class AthenaEventsEngine implements EventsQueryEngine {
   constructor(
@@ -24,14 +30,19 @@ export class AthenaEventsEngine implements EventsQueryEngine {
       table: string;
       /** Lists the archive's event types for queries without one (partition projection needs them). */
       eventTypes: () => Promise<string[]>;
+      /** The budget when the caller gives no deadline. @default EVENTS_QUERY_BUDGET_MS */
       deadlineMs?: number;
     },
   ) {}
 
-  async query(q: EventsSqlQuery): Promise<ArchivedEventRow[]> {
+  async query(q: EventsSqlQuery, queryOptions: EventsQueryOptions = {}): Promise<ArchivedEventRow[]> {
+    const deadline =
+      queryOptions.deadline ?? Date.now() + (this.options.deadlineMs ?? EVENTS_QUERY_BUDGET_MS);
     const withTypes = q.eventType === undefined ? { ...q, eventTypes: await this.options.eventTypes() } : q;
     // An empty archive has no event type to name, and Athena needs one (injected projection).
     if (withTypes.eventType === undefined && withTypes.eventTypes?.length === 0) return [];
+    if (Date.now() >= deadline)
+      throw new QueryTimeoutError("the archive's event types were listed after the deadline");
     const { sql, params } = buildEventsSql(`"${this.options.database}"."${this.options.table}"`, withTypes);
     const started = await this.athena.send(
       new StartQueryExecutionCommand({
@@ -43,7 +54,19 @@ export class AthenaEventsEngine implements EventsQueryEngine {
     );
     const id = started.QueryExecutionId;
     if (!id) throw new Error("Athena returned no query execution id");
-    const deadline = Date.now() + (this.options.deadlineMs ?? 25_000);
+    try {
+      return await this.#await(id, deadline);
+    } catch (error) {
+      // Given up on: stop it, so that it scans (and bills) no further. Best effort.
+      if (error instanceof QueryTimeoutError)
+        await this.athena
+          .send(new StopQueryExecutionCommand({ QueryExecutionId: id }))
+          .catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async #await(id: string, deadline: number): Promise<ArchivedEventRow[]> {
     let delay = 100;
     for (;;) {
       const state = (await this.athena.send(new GetQueryExecutionCommand({ QueryExecutionId: id })))
@@ -61,6 +84,8 @@ export class AthenaEventsEngine implements EventsQueryEngine {
     let token: string | undefined;
     let header = true;
     do {
+      if (Date.now() >= deadline)
+        throw new QueryTimeoutError(`Athena query ${id}: results still unread at the deadline`);
       const page = await this.athena.send(
         new GetQueryResultsCommand({ QueryExecutionId: id, NextToken: token }),
       );

@@ -13,7 +13,27 @@ export interface ArchivedEventRow {
   received_at: number;
 }
 
+/**
+ * How long GET /events may take, from the handler's start: API Gateway ends a REST integration
+ * at 29 s with its own 504, so the handler gives up first and answers itself, with time left
+ * to stop the query and reply.
+ */
+export const EVENTS_QUERY_BUDGET_MS = 25_000;
+
+/** The archive query did not finish by the request's deadline. */
+export class QueryTimeoutError extends Error {
+  override name = "QueryTimeoutError";
+}
+
+export interface EventsQueryOptions {
+  /**
+   * Epoch ms by which the query gives up with QueryTimeoutError, everything included (listing
+   * the archive, starting, polling, reading results). @default the budget from the call
+   */
+  readonly deadline?: number;
+}
+
 /** The read port of the archive: DuckDB locally, Athena in AWS, the same SQL for both. */
 export interface EventsQueryEngine {
-  query(q: EventsSqlQuery): Promise<ArchivedEventRow[]>;
+  query(q: EventsSqlQuery, options?: EventsQueryOptions): Promise<ArchivedEventRow[]>;
 }

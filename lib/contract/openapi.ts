@@ -95,7 +95,14 @@ function operations(): Record<string, Record<string, Json>> {
         operationId: "listEvents",
         summary: "Historical events from the archive, newest first",
         parameters: queryParameters(EventsQuerySchema),
-        responses: { "200": ok("a page of events", EventsPageSchema), ...common },
+        responses: {
+          "200": ok("a page of events", EventsPageSchema),
+          ...common,
+          "503": errorResponse(
+            "the archive query did not finish in the request's time (in AWS, 25 s); retry, or narrow the range",
+            retryAfter,
+          ),
+        },
       },
     },
     "/stats": {
