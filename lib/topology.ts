@@ -332,6 +332,7 @@ export const functions = {
     assets: [
       "./web/dashboard.html",
       "./web/dashboard.js",
+      "./web/chart-axis.js",
       "./web/dashboard.css",
       "uplot/dist/uPlot.esm.js",
       "uplot/dist/uPlot.min.css",

@@ -1,5 +1,6 @@
 // The Tidemark dashboard: plain DOM counters and lists, a uPlot chart, data from GET /stats and
 // GET /rules, refreshed within a second of each live-stats WebSocket update and every 30 s.
+import { countAxisSize, countLabels } from "./chart-axis.js";
 import uPlot from "./uPlot.esm.js";
 
 const MINUTE = 60_000;
@@ -85,7 +86,7 @@ function drawChart() {
         width: el.clientWidth || 300,
         height: 260,
         series: [{}, ...types.map((t, i) => ({ label: t, stroke: COLORS[i % COLORS.length], width: 2 }))],
-        axes: [{}, { size: 50 }],
+        axes: [{}, { size: countAxisSize, values: countLabels }],
         scales: { y: { range: (_u, _min, max) => [0, Math.max(1, max * 1.1)] } },
       },
       data,
