@@ -1,5 +1,10 @@
 import { z } from "zod";
-import { BrokerUnavailableError, KafkaEventPublisher } from "../lib/adapters/event-publisher.ts";
+import {
+  BrokerUnavailableError,
+  beforeDeadline,
+  INGEST_PUBLISH_BUDGET_MS,
+  KafkaEventPublisher,
+} from "../lib/adapters/event-publisher.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
 import { kafkaEnv, kafkaProducerEnv, readConfig, retentionEnv } from "../lib/config.ts";
 import { serviceUnavailable } from "../lib/contract/errors.ts";
@@ -26,6 +31,8 @@ const publisher = lazy(
 );
 
 export const handler = apiHandler(async (event) => {
+  // The budget counts from here: parsing a large batch and a cold start's connection take from it.
+  const deadline = Date.now() + INGEST_PUBLISH_BUDGET_MS;
   const parsed = parseIngestBody(bodyText(event), { now: Date.now(), retentionMs });
   if (!parsed.ok) return errorResponse(parsed.error);
   const { events, serialized } = parsed;
@@ -35,7 +42,8 @@ export const handler = apiHandler(async (event) => {
     timestamp: e.received_at,
   }));
   try {
-    await (await publisher()).publish(messages);
+    const ready = await beforeDeadline(publisher(), deadline, "connecting to Kafka");
+    await ready.publish(messages, { deadline });
   } catch (error) {
     if (!(error instanceof BrokerUnavailableError)) throw error;
     logger.warn("broker unavailable", { error: error.message, events: events.length });

@@ -5,9 +5,38 @@ import { javaCompatiblePartitioner } from "./kafka-partitioner.ts";
 
 /** The ingest side's port: publish serialized events so that Kafka acknowledged every one. */
 export interface EventPublisher {
-  /** Resolves only once Kafka acknowledged every message (acks from all in-sync replicas). */
-  publish(messages: readonly PublishMessage[]): Promise<void>;
+  /**
+   * Resolves only once Kafka acknowledged every message (acks from all in-sync replicas); rejects
+   * with BrokerUnavailableError when they were not acknowledged by `deadline` (epoch ms).
+   */
+  publish(messages: readonly PublishMessage[], options?: PublishOptions): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface PublishOptions {
+  /** Epoch ms after which the caller gives up waiting for the acknowledgement. @default none */
+  readonly deadline?: number;
+}
+
+/**
+ * How long POST /events may wait for Kafka, from the handler's start. API Gateway ends a REST
+ * integration at 29 s with its own 504 (no Retry-After), and ingest's Lambda timeout is 29 s too;
+ * kafkajs alone can take longer on a slow or unreachable broker (a 10 s request timeout, retried
+ * twice, after up to 3 s to connect and 10 s to authenticate). Giving up first lets the handler
+ * answer 503 with Retry-After, as for any broker failure.
+ */
+export const INGEST_PUBLISH_BUDGET_MS = 25_000;
+
+/** `promise`, or BrokerUnavailableError once `deadline` (epoch ms) passed without it settling. */
+export function beforeDeadline<T>(promise: Promise<T>, deadline: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new BrokerUnavailableError(`${what} did not finish by the request's deadline`)),
+      Math.max(0, deadline - Date.now()),
+    );
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
 }
 
 export interface PublishMessage {
@@ -71,11 +100,38 @@ export class KafkaEventPublisher implements EventPublisher {
     this.#compression = COMPRESSION[options.compression ?? "none"];
   }
 
-  publish(messages: readonly PublishMessage[]): Promise<void> {
+  publish(messages: readonly PublishMessage[], options: PublishOptions = {}): Promise<void> {
     if (messages.length === 0) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       const bytes = messages.reduce((n, m) => n + messageBytes(m), 0);
-      this.#queue.push({ messages, bytes, resolve, reject });
+      let timer: NodeJS.Timeout | undefined;
+      const pending: Pending = {
+        messages,
+        bytes,
+        resolve: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      if (options.deadline !== undefined) {
+        timer = setTimeout(
+          () => {
+            // Still queued behind a request that hangs: it never leaves, the client's retry sends
+            // it. Already in flight: its outcome is unknown, and a retry is safe (event_id).
+            const queued = this.#queue.indexOf(pending);
+            if (queued >= 0) this.#queue.splice(queued, 1);
+            reject(
+              new BrokerUnavailableError("Kafka did not acknowledge the events by the request's deadline"),
+            );
+          },
+          Math.max(0, options.deadline - Date.now()),
+        );
+      }
+      this.#queue.push(pending);
       if (!this.#flushing) void this.#flush();
     });
   }
