@@ -369,6 +369,10 @@ async function readSessions(
   const events = sessions.reduce((n, s) => n + s.events, 0);
   const minutes: number[] = [];
   for (let m = Math.floor(from / MINUTE_MS) * MINUTE_MS; m < to; m += MINUTE_MS) minutes.push(m);
+  // Sessions started per minute, counted once (a day of minutes times 100,000 sessions was 144
+  // million comparisons when each minute filtered the whole list).
+  const startedIn = new Map<number, number>();
+  for (const s of sessions) startedIn.set(s.start, (startedIn.get(s.start) ?? 0) + 1);
   return {
     rule_id: rule.rule_id,
     from: new Date(from).toISOString(),
@@ -381,7 +385,7 @@ async function readSessions(
     series: minutes.map((m) => ({
       minute: new Date(m).toISOString(),
       seconds: 60,
-      count: sessions.filter((s) => s.start === m).length,
+      count: startedIn.get(m) ?? 0,
     })),
     groups: [...perKey]
       .sort((a, b) => b[1] - a[1])

@@ -71,7 +71,14 @@ describe("session windows through GET /stats?rule_id=user_sessions", () => {
       sessions: number;
       open_sessions: number;
       count: number;
+      series: { minute: string; count: number }[];
     };
     expect(stats).toMatchObject({ sessions: 2, open_sessions: 1, count: 5 });
+    // The series counts sessions by the minute they started: minutes 0 and 50, none elsewhere.
+    expect(stats.series).toHaveLength(60);
+    expect(stats.series.filter((p) => p.count > 0)).toEqual([
+      { minute: new Date(t0).toISOString(), seconds: 60, count: 1 },
+      { minute: new Date(t0 + 50 * MINUTE_MS).toISOString(), seconds: 60, count: 1 },
+    ]);
   });
 });
