@@ -58,20 +58,32 @@ const NOT_UNICODE_NAME: JsonProblem = {
 };
 
 /**
+ * A number JSON.parse read as ±Infinity (`1e999`, a 400-digit integer): JSON cannot write it, so
+ * the event would be published and archived with `null` in its place (the value lost).
+ */
+const BEYOND_RANGE: JsonProblem = {
+  path: [],
+  message: "is a number beyond the range of a double (at most ±1.7976931348623157e308)",
+};
+
+/**
  * What is wrong with a JSON value of an event, if anything: nesting deeper than MAX_JSON_DEPTH,
- * or (with `text`) a string or property name that is not Unicode text. Recursion stops below
+ * a number beyond a double's range (BEYOND_RANGE), or (with `text`) a string or property name
+ * that is not Unicode text. Recursion stops below
  * MAX_JSON_DEPTH, so the check itself cannot overflow the stack. `text` false skips strings, for
  * a body that cannot hold a lone surrogate (`mayHoldLoneSurrogates`).
  */
 export function jsonValueProblem(value: unknown, text = true, depth = 1): JsonProblem | undefined {
   if (typeof value === "string") return text && LONE_SURROGATE.test(value) ? NOT_UNICODE_VALUE : undefined;
+  if (typeof value === "number") return Number.isFinite(value) ? undefined : BEYOND_RANGE;
   if (value === null || typeof value !== "object") return undefined;
   if (depth > MAX_JSON_DEPTH) return TOO_DEEP;
-  // Only objects, arrays and strings are visited: the ingest hot path runs this on every event.
+  // Finite numbers, booleans and null are skipped inline: the ingest hot path runs this on every event.
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
-      if (item === null || (typeof item !== "object" && typeof item !== "string")) continue;
+      if (item === null || (typeof item !== "object" && typeof item !== "string" && !isInfinite(item)))
+        continue;
       const problem = jsonValueProblem(item, text, depth + 1);
       if (problem) return problem === TOO_DEEP ? problem : { ...problem, path: [i, ...problem.path] };
     }
@@ -80,12 +92,16 @@ export function jsonValueProblem(value: unknown, text = true, depth = 1): JsonPr
   for (const key in value) {
     if (text && LONE_SURROGATE.test(key)) return NOT_UNICODE_NAME;
     const item = (value as Record<string, unknown>)[key];
-    if (item === null || (typeof item !== "object" && typeof item !== "string")) continue;
+    if (item === null || (typeof item !== "object" && typeof item !== "string" && !isInfinite(item)))
+      continue;
     const problem = jsonValueProblem(item, text, depth + 1);
     if (problem) return problem === TOO_DEEP ? problem : { ...problem, path: [key, ...problem.path] };
   }
   return undefined;
 }
+
+/** JSON.parse gives no NaN: a number that is not finite is ±Infinity. */
+const isInfinite = (v: unknown): boolean => typeof v === "number" && !Number.isFinite(v);
 
 /**
  * Whether a request body can hold a string with a lone surrogate once parsed: only through a
