@@ -210,11 +210,17 @@ export function parseStatsQuery(query: Record<string, string | undefined>, now: 
   };
 }
 
+const SUM_OUT_OF_RANGE = z
+  .boolean()
+  .optional()
+  .describe("the sum is beyond a double's range (±1.8e308), which JSON cannot write: sum is left out");
+
 const SeriesPointSchema = z.object({
   minute: z.string().describe("start of the window"),
   seconds: z.number().optional().describe("size of the window: 60, or 3600 for an hourly roll-up"),
   count: z.number(),
   sum: z.number().optional(),
+  sum_out_of_range: SUM_OUT_OF_RANGE,
   min: z.number().optional(),
   max: z.number().optional(),
   unique_users: z.number().optional(),
@@ -230,6 +236,7 @@ export const StatsResponseSchema = z
     count: z.number(),
     unique_users: z.number().optional(),
     sum: z.number().optional(),
+    sum_out_of_range: SUM_OUT_OF_RANGE,
     avg: z.number().optional(),
     min: z.number().optional(),
     max: z.number().optional(),
@@ -241,6 +248,7 @@ export const StatsResponseSchema = z
           group: z.record(z.string(), z.string()),
           count: z.number(),
           sum: z.number().optional(),
+          sum_out_of_range: SUM_OUT_OF_RANGE,
           avg: z.number().optional(),
           min: z.number().optional(),
           max: z.number().optional(),

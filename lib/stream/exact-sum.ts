@@ -165,6 +165,19 @@ export function exactValue(acc: SumState): number {
   return hi + 0;
 }
 
+/**
+ * The exact sum divided by `n` (> 0), rounded. It is finite whenever the values were (a mean lies
+ * within their min..max), also when the sum itself rounds beyond ±MAX_VALUE: the average of 1e308
+ * and 1e308 is 1e308, where `exactValue(acc) / n` gave Infinity (`null` in JSON).
+ */
+export function exactMean(acc: SumState, n: number): number {
+  const sum = exactValue(acc);
+  if (Number.isFinite(sum) || !Number.isFinite(acc.s)) return sum / n;
+  // Only sums beyond ±MAX_VALUE get here. The quotient's truncation (below 2^-1074) is far
+  // below the result's ulp at such magnitudes.
+  return roundScaled(scaledSum(acc) / BigInt(n));
+}
+
 // --- the carried case: exact integers in units of 2^-1074 ---------------------------------------
 //
 // Only sums whose partials crossed ±2^1022 (≈ 4.5e307) get here, so BigInt's cost is off the

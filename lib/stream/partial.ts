@@ -1,6 +1,14 @@
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { READABLE_PROPERTY_NAME } from "../contract/event.ts";
-import { addExact, copySum, exactValue, mergeExact, partialsOf, type SumState } from "./exact-sum.ts";
+import {
+  addExact,
+  copySum,
+  exactMean,
+  exactValue,
+  mergeExact,
+  partialsOf,
+  type SumState,
+} from "./exact-sum.ts";
 import { HyperLogLog } from "./hll.ts";
 
 /**
@@ -63,8 +71,10 @@ export function mergeStats(into: NumberStats, other: NumberStats): void {
   if (other.mx > into.mx) into.mx = other.mx;
 }
 
-/** The sum, correctly rounded. */
+/** The sum, correctly rounded (±Infinity beyond ±MAX_VALUE). */
 export const statsSum = (s: NumberStats): number => exactValue(s);
+/** The average of the values, from the exact sum (finite even when the sum is not). */
+export const statsMean = (s: NumberStats): number => exactMean(s, s.n);
 const copyStats = copySum<NumberStats>;
 
 /** Merges `other` into `into` (sketches are unions; nothing of `other` is aliased). */

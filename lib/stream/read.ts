@@ -1,4 +1,4 @@
-import { type GroupPartial, type Groups, mergeGroups, OTHER_GROUP, statsSum } from "./partial.ts";
+import { type GroupPartial, type Groups, mergeGroups, OTHER_GROUP, statsMean, statsSum } from "./partial.ts";
 
 /**
  * The read side: the merged partials of every source partition (and of several windows, for
@@ -18,6 +18,11 @@ export interface Figures {
   count: number;
   unique_users?: number;
   sum?: number;
+  /**
+   * The sum rounds beyond ±MAX_VALUE (≈ ±1.8e308), which JSON cannot write (it would be `null`):
+   * `sum` is left out; avg, min and max stand (avg's sign is the sum's).
+   */
+  sum_out_of_range?: true;
   avg?: number;
   min?: number;
   max?: number;
@@ -40,8 +45,11 @@ export function figures(p: GroupPartial | undefined, property?: string): Figures
   if (p?.h) out.unique_users = p.h.estimate();
   if (stats && stats.n > 0) {
     const sum = statsSum(stats);
-    out.sum = sum;
-    out.avg = sum / stats.n;
+    if (Number.isFinite(sum)) out.sum = sum;
+    else out.sum_out_of_range = true;
+    const avg = statsMean(stats);
+    // Infinite only for partials written before exact sums, whose sum had overflowed.
+    if (Number.isFinite(avg)) out.avg = avg;
     out.min = stats.mn;
     out.max = stats.mx;
     out.values = stats.n;

@@ -124,6 +124,14 @@ export class ExactSum {
   get value(): number {
     return roundScaled(this.total) + 0;
   }
+  /**
+   * The average: the correctly rounded sum divided by n (one more rounding); when the sum rounds
+   * beyond ±MAX_VALUE, the exact sum divided by n (truncated far below an ulp), rounded.
+   */
+  get mean(): number {
+    const sum = this.value;
+    return Number.isFinite(sum) ? sum / this.n : roundScaled(this.total / BigInt(this.n));
+  }
 }
 
 // --- the built-in rules, written out --------------------------------------------------------------
