@@ -320,6 +320,16 @@ export const RuleSchema = z
   })
   .meta({ id: "Rule" });
 
+/**
+ * Rules a table may hold. Every active rule is folded for every event of its type and writes
+ * delta items of its own for every window of every batch, so the active ones multiply the
+ * aggregator's work and DynamoDB writes (the built-ins add 7); GET /rules returns every stored
+ * rule in one response, which must stay far below Lambda's 6 MB quota (a rule is at most about
+ * 1 KB). Checked before the write: concurrent creates may pass the bound by their number.
+ */
+export const MAX_ACTIVE_RULES = 100;
+export const MAX_RULES = 1_000;
+
 /** A rule as the API returns it: read-only fields besides the input's. */
 export const RuleViewSchema = RuleSchema.extend({
   version: z

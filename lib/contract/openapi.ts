@@ -5,6 +5,8 @@ import {
   EventsQuerySchema,
   HealthSchema,
   IngestAcceptedSchema,
+  MAX_ACTIVE_RULES,
+  MAX_RULES,
   RuleSchema,
   RuleViewSchema,
   StatsQuerySchema,
@@ -133,7 +135,9 @@ function operations(): Record<string, Record<string, Json>> {
         responses: {
           "201": ok("created", RuleViewSchema),
           ...common,
-          "409": errorResponse("rule_id exists"),
+          "409": errorResponse(
+            `rule_id exists, or the rule limit is reached (code rule_limit: ${MAX_ACTIVE_RULES} active, ${MAX_RULES} stored)`,
+          ),
         },
       },
     },
@@ -155,7 +159,12 @@ function operations(): Record<string, Record<string, Json>> {
             },
           },
         },
-        responses: { "200": ok("updated", RuleViewSchema), "404": errorResponse("no such rule"), ...common },
+        responses: {
+          "200": ok("updated", RuleViewSchema),
+          "404": errorResponse("no such rule"),
+          ...common,
+          "409": errorResponse("enabling the rule would pass the limit of active rules (code rule_limit)"),
+        },
       },
       delete: {
         operationId: "disableRule",

@@ -1,10 +1,12 @@
 import type { z } from "zod";
 import { RuleExistsError, RuleNotFoundError, type RulesStore } from "../adapters/rules-store.ts";
-import { RuleSchema } from "../contract/api.ts";
+import { MAX_ACTIVE_RULES, MAX_RULES, RuleSchema } from "../contract/api.ts";
 import { type ApiError, badRequest, conflict, notFound } from "../contract/errors.ts";
 import { type AggregationRule, BUILT_IN_RULES, LATE_EVENTS_RULE } from "../stream/rules.ts";
 
 type Result<T> = { ok: true; value: T } | { ok: false; error: ApiError };
+
+const ruleLimit = (message: string): ApiError => ({ status: 409, code: "rule_limit", message });
 
 const reserved = new Set([...BUILT_IN_RULES.map((r) => r.rule_id), LATE_EVENTS_RULE.rule_id]);
 
@@ -53,6 +55,14 @@ export function validateRule(body: unknown, pathRuleId?: string): Result<Aggrega
   };
 }
 
+/** The error when `stored` already holds MAX_ACTIVE_RULES active rules. */
+function activeLimit(stored: readonly AggregationRule[]): ApiError | undefined {
+  if (stored.filter((r) => r.active).length < MAX_ACTIVE_RULES) return undefined;
+  return ruleLimit(
+    `at most ${MAX_ACTIVE_RULES} rules can be active; disable one (DELETE /rules/{rule_id}) or create this one with active: false`,
+  );
+}
+
 /**
  * A rule's version: unchanged when only its name, window or active flag change (the window says
  * how stored windows are read, not what is stored); bumped when what is stored changes (event
@@ -86,6 +96,18 @@ export class RulesService {
     if (!rule.ok) return rule;
     if (reserved.has(rule.value.rule_id))
       return { ok: false, error: conflict(`${rule.value.rule_id} is a built-in rule`) };
+    const stored = await this.store.list();
+    if (stored.length >= MAX_RULES && !stored.some((r) => r.rule_id === rule.value.rule_id))
+      return {
+        ok: false,
+        error: ruleLimit(
+          `at most ${MAX_RULES} rules can be stored; change an existing one (PUT /rules/{rule_id}) instead`,
+        ),
+      };
+    if (rule.value.active) {
+      const full = activeLimit(stored);
+      if (full) return { ok: false, error: full };
+    }
     try {
       await this.store.create(rule.value);
       return rule;
@@ -103,6 +125,10 @@ export class RulesService {
     if (!rule.ok) return rule;
     const existing = await this.store.get(ruleId);
     if (!existing) return { ok: false, error: notFound(`no rule ${ruleId}`) };
+    if (rule.value.active && !existing.active) {
+      const full = activeLimit(await this.store.list());
+      if (full) return { ok: false, error: full };
+    }
     const versioned: AggregationRule = { ...rule.value, version: nextVersion(existing, rule.value) };
     try {
       await this.store.replace(versioned);
