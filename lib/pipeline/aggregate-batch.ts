@@ -10,7 +10,7 @@ import {
   windowKey,
   windowStartOf,
 } from "../stream/fold.ts";
-import { type Groups, mergeGroups } from "../stream/partial.ts";
+import { type Groups, keyCharsOf, mergeGroups } from "../stream/partial.ts";
 import {
   bucketOf,
   bucketPk,
@@ -18,6 +18,7 @@ import {
   deltaSk,
   effectiveRecords,
   encodePartial,
+  MAX_GROUP_KEY_CHARS_PER_WINDOW,
   MAX_GROUPS_PER_WINDOW,
   type PartialRecord,
   rememberDecoded,
@@ -318,6 +319,10 @@ function sliceOf(
   }
   const deltas = foldRecords(onTime, deps.rules);
   foldRecords(late, [LATE_EVENTS_RULE], deltas);
+  for (const [key, delta] of deltas) {
+    const groups = withinWindowCap(delta.groups);
+    if (groups !== delta.groups) deltas.set(key, { ...delta, groups });
+  }
   const first = records[0]?.offset ?? 0;
   const last = records.at(-1)?.offset ?? fence.lastOffset;
   const now = (deps.now ?? Date.now)();
@@ -379,6 +384,20 @@ function sliceOf(
 }
 
 /**
+ * A slice's groups of one window held to the window's bounds: one batch of long group values
+ * (page URLs, whole objects) can pass them alone, and its delta would be written whole before any
+ * compaction applied them. The same records give the same groups, so a slice written again
+ * (claims, resends) keeps and overflows the same ones.
+ */
+function withinWindowCap(groups: Groups): Groups {
+  if (groups.size <= MAX_GROUPS_PER_WINDOW && keyCharsOf(groups) <= MAX_GROUP_KEY_CHARS_PER_WINDOW)
+    return groups;
+  const capped: Groups = new Map();
+  mergeGroups(capped, groups, MAX_GROUPS_PER_WINDOW, MAX_GROUP_KEY_CHARS_PER_WINDOW);
+  return capped;
+}
+
+/**
  * `previous` (a delta of one window of the partition) with `delta`'s groups added: the same key,
  * holding groups through `through`; undefined if it no longer fits one item.
  */
@@ -389,8 +408,8 @@ function extendedDelta(
   now: number,
 ): PartialRecord | undefined {
   const groups: Groups = new Map();
-  mergeGroups(groups, decodeGroups(previous), MAX_GROUPS_PER_WINDOW);
-  mergeGroups(groups, delta.groups, MAX_GROUPS_PER_WINDOW);
+  mergeGroups(groups, decodeGroups(previous), MAX_GROUPS_PER_WINDOW, MAX_GROUP_KEY_CHARS_PER_WINDOW);
+  mergeGroups(groups, delta.groups, MAX_GROUPS_PER_WINDOW, MAX_GROUP_KEY_CHARS_PER_WINDOW);
   const [put, ...more] = encodePartial(
     delta.ref,
     previous.p,
@@ -602,14 +621,17 @@ async function compactWindow(
   const absorbed = deltas.slice(0, take);
   const remaining = deltas.length - absorbed.length;
   const groups: Groups = new Map();
-  for (const r of [...compacted, ...absorbed]) mergeGroups(groups, decodeGroups(r), MAX_GROUPS_PER_WINDOW);
+  for (const r of [...compacted, ...absorbed])
+    mergeGroups(groups, decodeGroups(r), MAX_GROUPS_PER_WINDOW, MAX_GROUP_KEY_CHARS_PER_WINDOW);
   const through = absorbed.at(-1)?.offset ?? compacted[0]?.offset ?? -1;
   const puts = absorbed.length > 0 ? encodePartial(ref, partition, "c", through, groups, now) : [];
   // The hour's roll-up gains exactly what this compaction absorbs from the minute, in the same
   // transaction: a delta of the hour at the fence's offset (higher than any delta of the hour
   // this partition wrote before, so the hour's own compactions order it after them).
   const rolled: Groups = new Map();
-  for (const r of absorbed) if (r.u === 1) mergeGroups(rolled, decodeGroups(r), MAX_GROUPS_PER_WINDOW);
+  for (const r of absorbed)
+    if (r.u === 1)
+      mergeGroups(rolled, decodeGroups(r), MAX_GROUPS_PER_WINDOW, MAX_GROUP_KEY_CHARS_PER_WINDOW);
   const hour = hourOf(ref);
   const rollup = rolled.size > 0 ? encodePartial(hour, partition, "d", fence.lastOffset, rolled, now) : [];
   const putKeys = new Set(puts.map((p) => p.sk));

@@ -69,6 +69,14 @@ export interface PartialRecord {
 export const CHUNK_RAW_BYTES = 256 * 1024;
 /** Groups kept per window and source partition; beyond, they are counted under OTHER_GROUP. */
 export const MAX_GROUPS_PER_WINDOW = 100_000;
+/**
+ * Characters of group keys kept per window and source partition; beyond, groups are counted under
+ * OTHER_GROUP. The group count alone did not bound a window: 100,000 distinct 2,000-character page
+ * URLs are 200 MB a partition and minute (hundreds of 400 KB items per compaction, gigabytes for a
+ * 15-minute GET /stats). 2 Mi characters keep 100,000 keys of up to 20 characters (58,000 UUIDs)
+ * and about a thousand of the longest URLs.
+ */
+export const MAX_GROUP_KEY_CHARS_PER_WINDOW = 2 * 1024 * 1024;
 
 const BUCKET_MS: Record<Granularity, number> = { m: 3_600_000, h: 86_400_000 };
 export const bucketOf = (g: Granularity, windowStart: number) =>

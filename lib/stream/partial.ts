@@ -99,11 +99,26 @@ export function mergePartial(into: GroupPartial, other: GroupPartial): void {
   if (other.ft) into.ft = true;
 }
 
-export function mergeGroups(into: Groups, other: Groups, maxGroups = Number.POSITIVE_INFINITY): void {
+/**
+ * Adds `other`'s groups to `into`. A group `into` lacks goes to OTHER_GROUP (counted, never
+ * dropped) once `into` holds `maxGroups` groups, or when its key would take the characters of
+ * `into`'s keys past `maxKeyChars`.
+ */
+export function mergeGroups(
+  into: Groups,
+  other: Groups,
+  maxGroups = Number.POSITIVE_INFINITY,
+  maxKeyChars = Number.POSITIVE_INFINITY,
+): void {
+  let keyChars = maxKeyChars === Number.POSITIVE_INFINITY ? 0 : keyCharsOf(into);
   for (const [key, p] of other) {
     let mine = into.get(key);
     if (!mine) {
-      const target = into.size >= maxGroups ? OTHER_GROUP : key;
+      let target = OTHER_GROUP;
+      if (into.size < maxGroups && keyChars + key.length <= maxKeyChars) {
+        target = key;
+        keyChars += key.length;
+      }
       mine = into.get(target);
       if (!mine) {
         mine = { c: 0 };
@@ -112,6 +127,13 @@ export function mergeGroups(into: Groups, other: Groups, maxGroups = Number.POSI
     }
     mergePartial(mine, p);
   }
+}
+
+/** The characters (UTF-16 code units) of a window's group keys: what its items hold most of. */
+export function keyCharsOf(groups: Groups): number {
+  let chars = 0;
+  for (const key of groups.keys()) chars += key.length;
+  return chars;
 }
 
 /** Where groups beyond a window's cap go (counted, never dropped). */
