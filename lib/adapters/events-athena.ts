@@ -97,7 +97,9 @@ export class AthenaEventsEngine implements EventsQueryEngine {
         const out: Record<string, unknown> = {};
         EVENT_COLUMNS.forEach((c, i) => {
           const v = row.Data?.[i]?.VarCharValue;
-          if (v === undefined || v === "") return;
+          // A NULL (a field the event does not have) comes without a value; "" is a value of the
+          // text columns (an empty session_id or page_url is valid), never of the others.
+          if (v === undefined || (v === "" && !TEXT_COLUMNS.has(c))) return;
           if (c === "timestamp" || c === "received_at") out[c] = Number(v);
           else if (c === "properties" || c === "metadata") out[c] = JSON.parse(v);
           else out[c] = v;
@@ -109,6 +111,14 @@ export class AthenaEventsEngine implements EventsQueryEngine {
     return rows;
   }
 }
+
+const TEXT_COLUMNS: ReadonlySet<string> = new Set([
+  "event_id",
+  "user_id",
+  "session_id",
+  "event_type",
+  "page_url",
+]);
 
 /** Athena execution parameters are SQL literals. */
 function athenaLiteral(v: SqlValue): string {
