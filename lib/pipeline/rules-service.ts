@@ -2,6 +2,7 @@ import type { z } from "zod";
 import { RuleExistsError, RuleNotFoundError, type RulesStore } from "../adapters/rules-store.ts";
 import { MAX_ACTIVE_RULES, MAX_RULES, RuleSchema } from "../contract/api.ts";
 import { type ApiError, badRequest, conflict, notFound } from "../contract/errors.ts";
+import { parseRuleWindow, ReadPlanError } from "../stream/read-plan.ts";
 import { type AggregationRule, BUILT_IN_RULES, LATE_EVENTS_RULE } from "../stream/rules.ts";
 
 type Result<T> = { ok: true; value: T } | { ok: false; error: ApiError };
@@ -37,6 +38,17 @@ export function validateRule(body: unknown, pathRuleId?: string): Result<Aggrega
   if (r.window.type === "sliding" && (!r.window.size || !r.window.slide))
     problems.push("window: sliding needs size and slide");
   if (r.window.type === "tumbling" && !r.window.size) problems.push("window: tumbling needs size");
+  // What the schema cannot say of a window (a slide longer than the size, a size beyond the
+  // roll-ups' retention) is otherwise found only when GET /stats reads the rule: it was stored
+  // and counted, and every read of it answered 400.
+  if (problems.length === 0) {
+    try {
+      parseRuleWindow(r.window);
+    } catch (error) {
+      if (!(error instanceof ReadPlanError)) throw error;
+      problems.push(error.message.startsWith("window") ? error.message : `window: ${error.message}`);
+    }
+  }
   if (r.window.type === "session" && r.group_by.length === 0) r.group_by = ["user_id"];
   if (problems.length > 0)
     return { ok: false, error: badRequest(problems.join("; "), { problems }, "invalid_rule") };
