@@ -31,13 +31,16 @@ export function validateRule(body: unknown, pathRuleId?: string): Result<Aggrega
     };
   }
   const r: z.infer<typeof RuleSchema> = parsed.data;
-  const problems: string[] = [];
-  if (pathRuleId && r.rule_id !== pathRuleId) problems.push("rule_id: must match the path");
+  // The same {field, message} entries as the schema's problems: a client reads one shape for
+  // invalid_rule, whichever check found the problem.
+  const problems: { field: string; message: string }[] = [];
+  const problem = (field: string, message: string) => problems.push({ field, message });
+  if (pathRuleId && r.rule_id !== pathRuleId) problem("rule_id", "must match the path");
   if (["sum", "avg", "min", "max"].includes(r.metric) && !r.field)
-    problems.push(`field: required for metric ${r.metric}`);
+    problem("field", `required for metric ${r.metric}`);
   if (r.window.type === "sliding" && (!r.window.size || !r.window.slide))
-    problems.push("window: sliding needs size and slide");
-  if (r.window.type === "tumbling" && !r.window.size) problems.push("window: tumbling needs size");
+    problem("window", "sliding needs size and slide");
+  if (r.window.type === "tumbling" && !r.window.size) problem("window", "tumbling needs size");
   // What the schema cannot say of a window (a slide longer than the size, a size beyond the
   // roll-ups' retention) is otherwise found only when GET /stats reads the rule: it was stored
   // and counted, and every read of it answered 400.
@@ -46,12 +49,20 @@ export function validateRule(body: unknown, pathRuleId?: string): Result<Aggrega
       parseRuleWindow(r.window);
     } catch (error) {
       if (!(error instanceof ReadPlanError)) throw error;
-      problems.push(error.message.startsWith("window") ? error.message : `window: ${error.message}`);
+      const named = /^(window\.[a-z]+) (.+)$/.exec(error.message);
+      problem(named?.[1] ?? "window", named?.[2] ?? error.message);
     }
   }
   if (r.window.type === "session" && r.group_by.length === 0) r.group_by = ["user_id"];
   if (problems.length > 0)
-    return { ok: false, error: badRequest(problems.join("; "), { problems }, "invalid_rule") };
+    return {
+      ok: false,
+      error: badRequest(
+        problems.map((p) => `${p.field}: ${p.message}`).join("; "),
+        { problems },
+        "invalid_rule",
+      ),
+    };
   return {
     ok: true,
     value: {

@@ -44,7 +44,7 @@ describe("a rule's window", () => {
     expect(created.ok).toBe(false);
     if (created.ok) return;
     expect(created.error).toMatchObject({ status: 400, code: "invalid_rule" });
-    expect(created.error.message).toContain("window.slide must not exceed window.size");
+    expect(created.error.message).toMatch(/window\.slide:? must not exceed window\.size/);
     expect(store.rules.size).toBe(0);
   });
 
@@ -77,4 +77,39 @@ describe("a rule's window", () => {
     expect(accepted).toBeGreaterThan(windows.length / 2);
     expect(accepted).toBeLessThan(windows.length);
   });
+});
+
+/**
+ * A 400 invalid_rule listed its problems in two shapes: `{field, message}` objects when the
+ * schema found them (`"window.size": must be 1m..`), but bare strings when a later check did
+ * (`"field: required for metric sum"`), so a client reading `details.problems[i].field` got
+ * undefined for a sum rule without a field. Every problem is now `{field, message}`.
+ */
+describe("the problems of an invalid rule", () => {
+  const cases: [string, unknown, string | undefined, string][] = [
+    ["schema: a size no duration", rule({ type: "tumbling", size: "7x" }), undefined, "window.size"],
+    ["sum without a field", { ...rule({ type: "tumbling", size: "1m" }), metric: "sum" }, undefined, "field"],
+    ["a rule_id other than the path's", rule({ type: "tumbling", size: "1m" }), "other", "rule_id"],
+    [
+      "a slide longer than the size",
+      rule({ type: "sliding", size: "5m", slide: "10m" }),
+      undefined,
+      "window.slide",
+    ],
+  ];
+  for (const [name, body, pathRuleId, field] of cases) {
+    it(`are {field, message} objects: ${name}`, () => {
+      const result = validateRule(body, pathRuleId);
+      expect(result.ok).toBe(false);
+      if (result.ok) return;
+      expect(result.error).toMatchObject({ status: 400, code: "invalid_rule" });
+      const details = result.error.details as { problems: unknown[] };
+      expect(details.problems.length).toBeGreaterThan(0);
+      for (const p of details.problems) {
+        expect(p).toEqual({ field: expect.any(String), message: expect.any(String) });
+      }
+      expect(details.problems).toContainEqual(expect.objectContaining({ field }));
+      expect(result.error.message).toContain(`${field}: `);
+    });
+  }
 });
