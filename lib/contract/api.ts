@@ -131,7 +131,10 @@ export const STATS_INTERVALS = ["1m", "5m", "15m", "30m", "1h", "6h", "24h"] as 
 export const StatsQuerySchema = z
   .object({
     event_type: z.string().regex(EVENT_TYPE_PATTERN).optional(),
-    interval: z.enum(STATS_INTERVALS).default("5m"),
+    interval: z
+      .enum(STATS_INTERVALS)
+      .default("5m")
+      .describe("event_type reads: the last interval (default 5m); not with from/to"),
     field: z
       .string()
       .regex(
@@ -142,8 +145,12 @@ export const StatsQuerySchema = z
       .describe("numeric field for sum/avg/min/max"),
     group_by: z.string().max(256).optional().describe("comma-separated dotted paths"),
     rule_id: z.string().min(1).max(128).optional(),
-    from: instantParam.optional(),
-    to: instantParam.optional(),
+    from: instantParam
+      .optional()
+      .describe(
+        "start of the range [from, to) (default: to − 1 h); ISO-8601 date or date-time with zone, or epoch ms",
+      ),
+    to: instantParam.optional().describe("end of the range, exclusive (default: now)"),
   })
   .meta({ id: "StatsQuery" });
 
@@ -153,6 +160,9 @@ export type StatsQuery =
       readonly event_type: string;
       readonly interval: string;
       readonly intervalMs: number;
+      /** Both present: the range `[from, to)` is read instead of the last interval. */
+      readonly from?: number;
+      readonly to?: number;
       readonly field?: string;
       readonly group_by: string[];
     }
@@ -166,13 +176,16 @@ export type StatsQuery =
 
 export const MAX_RULE_RANGE_MS = 7 * 24 * 60 * MINUTE;
 
+/** Parameters that choose what an event type read shows; a rule has its own (its event type, field, group_by). */
+const EVENT_TYPE_ONLY = ["event_type", "interval", "field", "group_by"] as const;
+
 export function parseStatsQuery(query: Record<string, string | undefined>, now: number): Parsed<StatsQuery> {
   const parsed = StatsQuerySchema.safeParse(query);
   if (!parsed.success) return { ok: false, error: zodProblem(parsed.error) };
   const q = parsed.data;
-  if (q.rule_id !== undefined) {
-    if (q.from === undefined && q.to === undefined)
-      return { ok: true, value: { kind: "rule", rule_id: q.rule_id } };
+  // A parameter that does not apply is refused rather than ignored: ignored, it answered another
+  // question than the one asked (the last 5 minutes for from/to, the rule's own window for interval).
+  const range = (): Parsed<{ from: number; to: number }> => {
     const to = q.to === undefined ? now : instant(q.to);
     const from = q.from === undefined ? (to ?? now) - 60 * MINUTE : instant(q.from);
     if (to === undefined || from === undefined || from >= to) {
@@ -184,7 +197,25 @@ export function parseStatsQuery(query: Record<string, string | undefined>, now: 
     if (to - from > MAX_RULE_RANGE_MS) {
       return { ok: false, error: badRequest("the range is limited to 7 days", undefined, "range_too_large") };
     }
-    return { ok: true, value: { kind: "rule", rule_id: q.rule_id, from, to } };
+    return { ok: true, value: { from, to } };
+  };
+  const ranged = q.from !== undefined || q.to !== undefined;
+  if (q.rule_id !== undefined) {
+    const foreign = EVENT_TYPE_ONLY.filter((name) => query[name] !== undefined);
+    if (foreign.length > 0) {
+      return {
+        ok: false,
+        error: badRequest(
+          `${foreign.join(", ")}: not with rule_id (a rule reads its own event type, field and group_by; ` +
+            "give from/to for a range, or nothing for the rule's own window)",
+          undefined,
+          "invalid_query",
+        ),
+      };
+    }
+    if (!ranged) return { ok: true, value: { kind: "rule", rule_id: q.rule_id } };
+    const r = range();
+    return r.ok ? { ok: true, value: { kind: "rule", rule_id: q.rule_id, ...r.value } } : r;
   }
   if (q.event_type === undefined) {
     return {
@@ -192,6 +223,18 @@ export function parseStatsQuery(query: Record<string, string | undefined>, now: 
       error: badRequest("event_type is required (or rule_id with from/to)", undefined, "invalid_query"),
     };
   }
+  if (ranged && query.interval !== undefined) {
+    return {
+      ok: false,
+      error: badRequest(
+        "interval: give interval (the last minutes) or from/to (a range), not both",
+        undefined,
+        "invalid_query",
+      ),
+    };
+  }
+  const r = ranged ? range() : undefined;
+  if (r && !r.ok) return r;
   return {
     ok: true,
     value: {
@@ -199,6 +242,7 @@ export function parseStatsQuery(query: Record<string, string | undefined>, now: 
       event_type: q.event_type,
       interval: q.interval,
       intervalMs: parseDuration(q.interval) ?? 5 * MINUTE,
+      ...(r ? r.value : {}),
       ...(q.field !== undefined ? { field: q.field } : {}),
       group_by: q.group_by
         ? q.group_by

@@ -110,7 +110,11 @@ function operations(): Record<string, Record<string, Json>> {
     "/stats": {
       get: {
         operationId: "getStats",
-        summary: "Live statistics over the last interval, or a rule's windows",
+        summary: "Live statistics of an event type over the last interval or a range, or a rule's windows",
+        description:
+          "By event type: event_type with interval (the last minutes) or from/to (a range [from, to), not both), " +
+          "plus field and group_by. By rule: rule_id, with from/to or without (the rule's own window); " +
+          "event_type, interval, field and group_by do not apply to a rule and are a 400.",
         parameters: queryParameters(StatsQuerySchema),
         responses: {
           "200": ok("statistics", StatsResponseSchema),

@@ -158,9 +158,9 @@ function planned<T>(make: () => T): T {
 }
 
 /**
- * GET /stats. By event type: the built-in `events_by_type` windows of the last interval (count,
- * unique users, sum/avg/min/max of a numeric property, rate, series), grouped through an active
- * rule of that event type with that group_by. By rule: the rule's windows over a half-open range
+ * GET /stats. By event type: the built-in `events_by_type` windows of the last interval, or of a
+ * range `[from, to)` when one is given (count, unique users, sum/avg/min/max of a numeric
+ * property, rate, series), grouped through an active rule of that event type with that group_by. By rule: the rule's windows over a half-open range
  * `[from, to)`, or — without a range — the rule's own current window (its size and slide). Reads
  * are planned by lib/stream/read-plan.ts: whole hours from hourly roll-ups, minutes at the edges,
  * and the answer's from/to say what the windows cover.
@@ -189,7 +189,12 @@ export async function readStats(
       (await fences()).unrolledHours.get(ruleKey) ?? NO_HOURS;
   if (query.kind === "rule") return readRule(store, rules, query, now, closedOf, unrolledOf);
 
-  const plan = planned(() => planInterval({ intervalMs: query.intervalMs, now }));
+  const ranged = query.from !== undefined && query.to !== undefined;
+  const plan = planned(() =>
+    query.from !== undefined && query.to !== undefined
+      ? planRange({ from: query.from, to: query.to, now })
+      : planInterval({ intervalMs: query.intervalMs, now }),
+  );
   const base = rules.find((r) => r.rule_id === "events_by_type");
   if (!base) throw new Error("built-in rule events_by_type is missing");
   const property = propertyOf(base, query.field);
@@ -237,9 +242,9 @@ export async function readStats(
   const f = figures(total, property);
   return {
     event_type: query.event_type,
-    interval: query.interval,
+    ...(ranged ? {} : { interval: query.interval }),
     from: new Date(plan.coveredFrom).toISOString(),
-    to: new Date(now).toISOString(),
+    to: new Date(ranged ? Math.min(plan.coveredTo, Math.max(now, plan.coveredFrom)) : now).toISOString(),
     granularity: granularityOf(plan),
     ...withoutValues(f),
     unique_users: f.unique_users ?? 0,
