@@ -348,8 +348,16 @@ export const RuleSchema = z
     name: z.string().max(256).optional(),
     event_type: z.union([z.string().regex(EVENT_TYPE_PATTERN), z.literal("*")]),
     metric: z.enum(["count", "sum", "avg", "min", "max", "unique"]),
-    field: z.string().max(128).optional(),
-    group_by: z.array(z.string().max(128)).max(3).default([]),
+    field: z
+      .string()
+      .max(128)
+      .optional()
+      .describe("an event field (user_id, session_id, page_url, …) or properties.<path> / metadata.<path>"),
+    group_by: z
+      .array(z.string().max(128))
+      .max(3)
+      .default([])
+      .describe("paths as for field: event fields, or properties.<path> / metadata.<path>"),
     window: z.object({
       type: z.enum(["tumbling", "sliding", "session"]),
       size: ruleDuration.optional(),

@@ -2,12 +2,31 @@ import type { z } from "zod";
 import { RuleExistsError, RuleNotFoundError, type RulesStore } from "../adapters/rules-store.ts";
 import { MAX_ACTIVE_RULES, MAX_RULES, RuleSchema } from "../contract/api.ts";
 import { type ApiError, badRequest, conflict, notFound } from "../contract/errors.ts";
+import { StoredEventSchema } from "../contract/event.ts";
 import { parseRuleWindow, ReadPlanError } from "../stream/read-plan.ts";
 import { type AggregationRule, BUILT_IN_RULES, LATE_EVENTS_RULE } from "../stream/rules.ts";
 
 type Result<T> = { ok: true; value: T } | { ok: false; error: ApiError };
 
 const ruleLimit = (message: string): ApiError => ({ status: 409, code: "rule_limit", message });
+
+/** Event fields that hold objects: a rule reads a path inside them (`properties.amount`). */
+const OBJECT_FIELDS = new Set(["properties", "metadata"]);
+/** Event fields a rule reads as they are (`user_id`, `page_url`, …). */
+const SCALAR_FIELDS = Object.keys(StoredEventSchema.shape).filter((k) => !OBJECT_FIELDS.has(k));
+
+/**
+ * Whether `path` can name a value of an event. Any other path (`country` for
+ * `properties.country`, `amount`) reads nothing from every event: its rule stored one group "" or
+ * no sum at all, and said nothing.
+ */
+function isEventPath(path: string): boolean {
+  const [head = "", ...rest] = path.split(".");
+  if (OBJECT_FIELDS.has(head)) return rest.length > 0 && rest.every((part) => part.length > 0);
+  return rest.length === 0 && SCALAR_FIELDS.includes(head);
+}
+
+const NOT_AN_EVENT_PATH = `is not a field of an event: use ${SCALAR_FIELDS.join(", ")}, or properties.<name> or metadata.<name>`;
 
 const reserved = new Set([...BUILT_IN_RULES.map((r) => r.rule_id), LATE_EVENTS_RULE.rule_id]);
 
@@ -38,6 +57,10 @@ export function validateRule(body: unknown, pathRuleId?: string): Result<Aggrega
   if (pathRuleId && r.rule_id !== pathRuleId) problem("rule_id", "must match the path");
   if (["sum", "avg", "min", "max"].includes(r.metric) && !r.field)
     problem("field", `required for metric ${r.metric}`);
+  if (r.field !== undefined && !isEventPath(r.field)) problem("field", `"${r.field}" ${NOT_AN_EVENT_PATH}`);
+  r.group_by.forEach((path, i) => {
+    if (!isEventPath(path)) problem(`group_by.${i}`, `"${path}" ${NOT_AN_EVENT_PATH}`);
+  });
   if (r.window.type === "sliding" && (!r.window.size || !r.window.slide))
     problem("window", "sliding needs size and slide");
   if (r.window.type === "tumbling" && !r.window.size) problem("window", "tumbling needs size");

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { RuleExistsError, RuleNotFoundError, type RulesStore } from "../../lib/adapters/rules-store.ts";
 import { RulesService, validateRule } from "../../lib/pipeline/rules-service.ts";
 import { planRuleWindow } from "../../lib/stream/read-plan.ts";
-import type { AggregationRule } from "../../lib/stream/rules.ts";
+import { type AggregationRule, BUILT_IN_RULES } from "../../lib/stream/rules.ts";
 
 class MemoryRules implements RulesStore {
   readonly rules = new Map<string, AggregationRule>();
@@ -112,4 +112,50 @@ describe("the problems of an invalid rule", () => {
       expect(result.error.message).toContain(`${field}: `);
     });
   }
+});
+
+/**
+ * POST /rules answered 201 for `group_by: ["country"]` (meant: properties.country) or
+ * `field: "amount"`: paths no event has. The rule then counted every event in one group "" (or
+ * summed nothing) and said nothing about why. A field or group_by path must now name an event
+ * field, or a path inside properties or metadata.
+ */
+describe("a rule's field and group_by paths", () => {
+  const base = { rule_id: "paths", event_type: "checkout", window: { type: "tumbling", size: "1m" } };
+
+  it("are refused when no event can have them, naming each", () => {
+    const result = validateRule({
+      ...base,
+      metric: "sum",
+      field: "amount",
+      group_by: ["country", "properties.country", "metadata."],
+    });
+    expect(result.ok).toBe(false);
+    if (result.ok) return;
+    expect(result.error).toMatchObject({ status: 400, code: "invalid_rule" });
+    const fields = (result.error.details as { problems: { field: string }[] }).problems.map((p) => p.field);
+    expect(fields).toEqual(["field", "group_by.0", "group_by.2"]);
+    expect(result.error.message).toContain('"country" is not a field of an event');
+    expect(result.error.message).toContain("properties.<name>");
+  });
+
+  it("are accepted for event fields and paths inside properties and metadata", () => {
+    for (const [metric, field, group_by] of [
+      ["sum", "properties.amount", ["properties.country", "metadata.platform"]],
+      ["max", "properties.cart.total", ["page_url"]],
+      ["unique", "session_id", ["user_id", "event_type"]],
+      ["count", undefined, ["metadata.screen.w"]],
+    ] as const) {
+      const result = validateRule({ ...base, metric, ...(field ? { field } : {}), group_by });
+      expect(result.ok, JSON.stringify(result)).toBe(true);
+    }
+  });
+
+  it("of every built-in rule are event paths", () => {
+    for (const rule of BUILT_IN_RULES) {
+      const { version: _v, reads: _r, rollup: _o, detailed: _d, time_basis: _t, ...input } = rule;
+      const result = validateRule({ ...input, rule_id: "copy" });
+      expect(result.ok, rule.rule_id).toBe(true);
+    }
+  });
 });
