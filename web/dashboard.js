@@ -26,11 +26,28 @@ $("key-form").addEventListener("submit", (e) => {
   reconnect();
 });
 
+/** A read the API refused for its key (401/403): the page says so instead of showing dashes. */
+class KeyRefused extends Error {}
+
 async function api(path) {
   const key = localStorage.getItem("tidemark-api-key");
   const res = await fetch(path, { headers: key ? { "x-api-key": key } : {} });
+  if (res.status === 401 || res.status === 403) {
+    showKeyProblem(key ? "API key refused: enter a valid one" : "API key needed: enter it here");
+    throw new KeyRefused(`${path}: ${res.status}`);
+  }
   if (!res.ok) throw new Error(`${path}: ${res.status}`);
+  showKeyProblem(undefined);
   return res.json();
+}
+
+// Without this, a missing or wrong key left every panel at "–" under a fresh "updated" time
+// (GET /health needs no key), and nothing said why.
+function showKeyProblem(text) {
+  const problem = $("key-problem");
+  problem.hidden = text === undefined;
+  problem.textContent = text ?? "";
+  keyInput.setAttribute("aria-invalid", String(text !== undefined));
 }
 
 function setText(id, value) {
@@ -262,7 +279,8 @@ async function reload(panel, live = false) {
     await panel.load(live);
     setText("updated", `updated ${new Date().toLocaleTimeString()}`);
   } catch (error) {
-    console.warn("dashboard panel failed", error);
+    // A refused key is shown in the header; one warning per panel and poll would only repeat it.
+    if (!(error instanceof KeyRefused)) console.warn("dashboard panel failed", error);
   } finally {
     panel.running = false;
     if (panel.again) {

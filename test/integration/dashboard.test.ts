@@ -141,4 +141,27 @@ describe("dashboard in a real browser", () => {
     expect(overflow).toBeLessThanOrEqual(0);
     await page.close();
   });
+
+  // Opened with a wrong key (or none) where the API wants one, the page showed "–" in every panel
+  // under a fresh "updated" time (GET /health needs no key) and said nothing about the key.
+  it("says when its API key is missing or refused, and shows data once a valid one is entered", async () => {
+    const page = await context.newPage();
+    const problem = page.locator("#key-problem");
+    await page.goto(`${stack.url}/dashboard#key=not-the-key`);
+    await expect.poll(() => problem.isVisible(), { timeout: 15_000 }).toBe(true);
+    expect(await problem.textContent()).toContain("API key refused");
+    expect(await text(page, "#events-total")).toBe("–");
+
+    await page.fill("#api-key", "");
+    await page.press("#api-key", "Enter");
+    await expect.poll(() => problem.textContent(), { timeout: 15_000 }).toContain("API key needed");
+
+    await page.fill("#api-key", API_KEY);
+    await page.press("#api-key", "Enter");
+    await expect.poll(() => problem.isVisible(), { timeout: 15_000 }).toBe(false);
+    await page.locator("#rules li").first().waitFor();
+    expect(await text(page, "#events-total")).not.toBe("–");
+    await page.locator('#connection[data-state="live"]').waitFor({ timeout: 15_000 });
+    await page.close();
+  });
 });
