@@ -1,5 +1,7 @@
 import { fork } from "node:child_process";
-import { availableParallelism } from "node:os";
+import { mkdtempSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { S3Client } from "@aws-sdk/client-s3";
@@ -148,7 +150,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   const log = options.log ?? (() => undefined);
   const ownsServices = !options.services;
   const services =
-    options.services ?? (await startServices({ log, ...(options.freshData ? { fresh: true } : {}) }));
+    options.services ??
+    (await startServices({
+      log,
+      // Fresh data in a directory of its own: the default one is npm start's.
+      ...(options.freshData ? { fresh: true, dataDir: mkdtempSync(join(tmpdir(), "tidemark-stack-")) } : {}),
+    }));
   const started: { stop(): Promise<void> }[] = [];
   try {
     const { endpoints } = services;

@@ -57,7 +57,10 @@ export interface RunningServices {
 export interface StartOptions {
   /** Where the services keep their data (default `.cache/data`). */
   readonly dataDir?: string;
-  /** Wipe the data first. */
+  /**
+   * Wipe the data first. Only with a `dataDir` of its own: the default one holds what `npm start`
+   * keeps across restarts (stats, archive, rules), which a test run must not delete.
+   */
   readonly fresh?: boolean;
   readonly log?: (line: string) => void;
   /** How long each service may take to become healthy (default 90 s). */
@@ -421,10 +424,19 @@ function startWatchdog(pids: number[]): ChildProcess {
   return watchdog;
 }
 
+/** Where `npm start` keeps the services' data across restarts. */
+export const DEFAULT_DATA_DIR = join(cacheRoot, "data");
+
 export async function startServices(options: StartOptions = {}): Promise<RunningServices> {
   const log = options.log ?? (() => undefined);
+  const dataRoot = resolve(options.dataDir ?? DEFAULT_DATA_DIR);
+  // The integration tests' setup once wiped this directory: `npm test` deleted the developer's
+  // local stats, archive and rules, and left the tests' rules in it.
+  if (options.fresh && dataRoot === resolve(DEFAULT_DATA_DIR))
+    throw new Error(
+      `startServices: fresh data needs a dataDir of its own; ${DEFAULT_DATA_DIR} holds npm start's data`,
+    );
   const { external, ...endpoints } = configuredEndpoints();
-  const dataRoot = options.dataDir ?? join(cacheRoot, "data");
   const toStart = (["kafka", "dynamodb", "s3"] as const).filter((n) => !external[n]);
   if (toStart.length > 0) installServices({ cacheRoot, log });
   mkdirSync(join(cacheRoot, "run"), { recursive: true });

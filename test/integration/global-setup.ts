@@ -1,15 +1,25 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import type { TestProject } from "vitest/node";
 import { startServices } from "../../local/services/index.ts";
 
 /**
  * Starts the real local services once for the whole integration run (Kafka, DynamoDB Local,
- * the S3 server) on fresh data, and stops them afterwards, also when tests fail.
+ * the S3 server) on fresh data, and stops them afterwards, also when tests fail. The data is a
+ * temporary directory of the run's own, removed afterwards: `.cache/data` is `npm start`'s.
  */
 export default async function setup(project: TestProject) {
-  const services = await startServices({ fresh: true, log: (line) => process.stderr.write(`${line}\n`) });
+  const dataDir = mkdtempSync(join(tmpdir(), "tidemark-test-"));
+  const services = await startServices({
+    dataDir,
+    fresh: true,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
   project.provide("endpoints", services.endpoints);
   return async () => {
     await services.stop();
+    rmSync(dataDir, { recursive: true, force: true });
   };
 }
 
