@@ -54,7 +54,7 @@ describe("GET /events on Athena: the rows it reads back", () => {
         metadata: '{"ip_address":"10.0.0.1"}',
         received_at: String(T0 - 900),
       }),
-    ).query({ from: T0 - 3_600_000, to: T0, limit: 10, event_type: "page_view" });
+    ).query({ from: T0 - 3_600_000, to: T0, limit: 10, eventType: "page_view" });
     expect(rows).toEqual([
       {
         event_id: "e1",
