@@ -122,7 +122,7 @@ describe("stream analytics", () => {
       window: { type: "tumbling", size: "1m" },
     });
     expect(invalid.status).toBe(400);
-    expect(JSON.stringify(invalid.json)).toContain("field: required for metric sum");
+    expect(JSON.stringify(invalid.json)).toContain('{"field":"field","message":"required for metric sum"}');
   });
 
   it("keeps closed windows unchanged for late events, counts them and publishes them to events.late", async () => {
