@@ -7,10 +7,34 @@ import { hoursBetween } from "../archive/layout.ts";
 import { type ListedObject, nextRound, pageIsFinal, readOrder } from "../archive/read-order.ts";
 import { lazy } from "../lazy.ts";
 import { listEventTypes } from "./archive-listing.ts";
-import type { ArchivedEventRow, EventsQueryEngine } from "./events-query.ts";
+import {
+  type ArchivedEventRow,
+  EVENTS_QUERY_BUDGET_MS,
+  type EventsQueryEngine,
+  type EventsQueryOptions,
+  QueryTimeoutError,
+} from "./events-query.ts";
 import { FileCache } from "./file-cache.ts";
 
 let engines = 0;
+
+/** S3 listings one query keeps in flight (an hour of a query by user lists every event type). */
+const LISTINGS_IN_FLIGHT = 16;
+
+/** `fn` over `items`, at most `limit` at a time, results in the items' order. */
+async function mapBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
 
 /**
  * GET /events locally: an embedded DuckDB runs the shared SQL over the archived NDJSON.gz
@@ -38,7 +62,8 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
     this.#firstRound = Math.max(1, options.firstRound ?? 8);
   }
 
-  async query(q: EventsSqlQuery): Promise<ArchivedEventRow[]> {
+  async query(q: EventsSqlQuery, options: EventsQueryOptions = {}): Promise<ArchivedEventRow[]> {
+    const deadline = options.deadline ?? Date.now() + EVENTS_QUERY_BUDGET_MS;
     const types =
       q.eventType !== undefined ? [q.eventType] : await listEventTypes(this.s3, this.bucket, this.prefix);
     if (types.length === 0) return [];
@@ -47,7 +72,7 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
     // The local copies this query reads: none is deleted before it is done.
     const held: string[] = [];
     try {
-      await this.#scan(q, types, hours, rows, held);
+      await this.#scan(q, types, hours, rows, held, deadline);
     } finally {
       await Promise.all(held.map((path) => this.#cache.release(path)));
     }
@@ -60,16 +85,27 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
     hours: ReturnType<typeof hoursBetween>,
     rows: ArchivedEventRow[],
     held: string[],
+    deadline: number,
   ): Promise<void> {
+    // Past the deadline the handler has answered 503 already; without this check a query by user
+    // alone (every event type, every hour of up to 7 days: thousands of listings) kept listing and
+    // reading long after, on the CPU the rest of the stack shares.
+    const inTime = (what: string) => {
+      if (Date.now() >= deadline)
+        throw new QueryTimeoutError(`archive query: ${what} not done by the request's deadline`);
+    };
     for (const { dt, hour } of hours) {
+      inTime(`hour ${dt} ${hour}`);
       const listed = (
-        await Promise.all(
-          types.map((t) => this.#list(`${this.prefix}event_type=${t}/dt=${dt}/hour=${hour}/`)),
-        )
+        await mapBounded(types, LISTINGS_IN_FLIGHT, (t) => {
+          inTime(`listing hour ${dt} ${hour}`);
+          return this.#list(`${this.prefix}event_type=${t}/dt=${dt}/hour=${hour}/`);
+        })
       ).flat();
       const order = readOrder(listed, q.from);
       const limit = q.limit - rows.length;
       for (let n = Math.min(order.length, this.#firstRound); n > 0; ) {
+        inTime(`hour ${dt} ${hour}`);
         const files = await Promise.all(
           order.slice(0, n).map(async (o) => {
             const path = await this.#localCopy(o);
