@@ -30,7 +30,11 @@ export const handler = async (event: WebSocketEvent): Promise<WebSocketResult> =
     await notifier.post(connectionId, JSON.stringify(frame));
     return { statusCode: 400 };
   }
-  if (!(await store.subscribe(connectionId, parsed.value, requestTimeEpoch))) return { statusCode: 410 };
+  const outcome = await store.subscribe(connectionId, parsed.value, requestTimeEpoch);
+  if (outcome === "gone") return { statusCode: 410 };
+  // A subscribe sent after this one is already in force: confirming these filters would tell the
+  // client the wrong thing, and the later message gets its own confirmation.
+  if (outcome === "superseded") return { statusCode: 200 };
   const frame: LiveFrame = {
     schema: LIVE_SCHEMA,
     type: "subscribed",

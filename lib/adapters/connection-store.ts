@@ -2,11 +2,12 @@ import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import {
   DeleteCommand,
   type DynamoDBDocumentClient,
+  GetCommand,
   PutCommand,
   ScanCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
-import type { ConnectionRecord, ConnectionStore } from "../live/fan-out.ts";
+import type { ConnectionRecord, ConnectionStore, SubscribeOutcome } from "../live/fan-out.ts";
 import type { Subscription } from "../live/subscriptions.ts";
 
 /**
@@ -34,25 +35,31 @@ export class DynamoConnectionStore implements ConnectionStore {
     );
   }
 
-  async subscribe(connectionId: string, subscription: Subscription, now: number): Promise<boolean> {
+  async subscribe(connectionId: string, subscription: Subscription, now: number): Promise<SubscribeOutcome> {
     try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.table,
           Key: { connection_id: connectionId },
           UpdateExpression: "SET subscription = :s, subscribed_at = :now",
-          // Never resurrect a connection whose $disconnect already ran.
-          ConditionExpression: "attribute_exists(connection_id)",
+          // Never resurrect a connection whose $disconnect already ran, and never let a message
+          // sent earlier replace one sent later: API Gateway invokes the route once per message,
+          // and two invocations of one connection may finish in either order.
+          ConditionExpression:
+            "attribute_exists(connection_id) AND (attribute_not_exists(subscribed_at) OR subscribed_at <= :now)",
           ExpressionAttributeValues: {
             ":s": { rule_ids: [...subscription.rule_ids], event_types: [...subscription.event_types] },
             ":now": now,
           },
         }),
       );
-      return true;
+      return "stored";
     } catch (error) {
-      if (error instanceof ConditionalCheckFailedException) return false;
-      throw error;
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      const current = await this.db.send(
+        new GetCommand({ TableName: this.table, Key: { connection_id: connectionId }, ConsistentRead: true }),
+      );
+      return current.Item ? "superseded" : "gone";
     }
   }
 

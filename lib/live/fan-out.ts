@@ -14,10 +14,17 @@ export interface ConnectionRecord {
 }
 
 /** Port: where connections and their subscriptions live (DynamoDB in both wirings). */
+export type SubscribeOutcome = "stored" | "superseded" | "gone";
+
 export interface ConnectionStore {
   add(connectionId: string, now: number): Promise<void>;
   /** Resolves false when the connection is unknown (it disconnected meanwhile). */
-  subscribe(connectionId: string, subscription: Subscription, now: number): Promise<boolean>;
+  /**
+   * Replaces the connection's filters with those of a subscribe message sent at `now`: "stored";
+   * "superseded" when a message sent later is already stored (two in flight at once may be handled
+   * in either order); "gone" when the connection no longer exists.
+   */
+  subscribe(connectionId: string, subscription: Subscription, now: number): Promise<SubscribeOutcome>;
   remove(connectionId: string): Promise<void>;
   subscribed(): Promise<ConnectionRecord[]>;
 }

@@ -2,6 +2,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
+import { DynamoConnectionStore } from "../../lib/adapters/connection-store.ts";
 import type { LocalStack } from "../../local/stack.ts";
 import { liveUrlWithKey, postJson, startPipeline, waitFor } from "./support.ts";
 
@@ -158,6 +159,27 @@ describe("live stats over WebSocket", () => {
       return item.Item ? undefined : true;
     });
     client.socket.close();
+  });
+
+  it("keeps the filters of the subscribe sent last when two are handled in the other order", async () => {
+    // API Gateway invokes the subscribe route once per message; two messages of one connection
+    // in flight at once may finish in either order. The connections table itself must decide.
+    const store = new DynamoConnectionStore(db, stack.names.tables.connections, 3600);
+    const id = `order-${Date.now()}`;
+    const sentAt = Date.now();
+    await store.add(id, sentAt);
+    const later = { rule_ids: [], event_types: ["sent_second"] };
+    const earlier = { rule_ids: [], event_types: ["sent_first"] };
+    expect(await store.subscribe(id, later, sentAt + 20)).toBe("stored");
+    expect(await store.subscribe(id, earlier, sentAt + 10)).toBe("superseded");
+    const item = await db.send(
+      new GetCommand({ TableName: stack.names.tables.connections, Key: { connection_id: id } }),
+    );
+    expect(item.Item?.subscription).toEqual(later);
+    // In order, each replaces the last; a connection that is gone stays gone.
+    expect(await store.subscribe(id, earlier, sentAt + 30)).toBe("stored");
+    await store.remove(id);
+    expect(await store.subscribe(id, later, sentAt + 40)).toBe("gone");
   });
 
   it("answers an invalid subscription with the problems, and unknown actions like API Gateway", async () => {

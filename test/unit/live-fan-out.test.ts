@@ -4,6 +4,7 @@ import {
   type ConnectionRecord,
   type ConnectionStore,
   fanOut,
+  type SubscribeOutcome,
   statsFrames,
 } from "../../lib/live/fan-out.ts";
 import {
@@ -25,8 +26,8 @@ const message = (rule_id: string, group: string): RoutedStatsMessage => ({
 class MemoryStore implements ConnectionStore {
   constructor(public connections: ConnectionRecord[]) {}
   async add() {}
-  async subscribe() {
-    return true;
+  async subscribe(): Promise<SubscribeOutcome> {
+    return "stored";
   }
   async remove(id: string) {
     this.connections = this.connections.filter((c) => c.connection_id !== id);
