@@ -53,6 +53,8 @@ export class BrokerUnavailableError extends Error {
 interface Pending {
   readonly messages: readonly PublishMessage[];
   readonly bytes: number;
+  /** Its deadline passed and its caller was answered BrokerUnavailableError: never send it. */
+  expired?: boolean;
   resolve(): void;
   reject(error: Error): void;
 }
@@ -124,6 +126,7 @@ export class KafkaEventPublisher implements EventPublisher {
             // it. Already in flight: its outcome is unknown, and a retry is safe (event_id).
             const queued = this.#queue.indexOf(pending);
             if (queued >= 0) this.#queue.splice(queued, 1);
+            pending.expired = true;
             reject(
               new BrokerUnavailableError("Kafka did not acknowledge the events by the request's deadline"),
             );
@@ -153,15 +156,20 @@ export class KafkaEventPublisher implements EventPublisher {
     this.#flushing = true;
     try {
       while (this.#queue.length > 0) {
-        const batch = this.#takeBatch();
-        const messages: Message[] = [];
-        for (const pending of batch) {
-          for (const m of pending.messages) {
-            messages.push({ key: m.key, value: m.value, timestamp: String(m.timestamp) });
-          }
-        }
+        let batch = this.#takeBatch();
         try {
           await this.#connect();
+          // A publish whose deadline passed while the connection was made was answered 503:
+          // nothing of it was sent yet, so it is dropped rather than published behind the
+          // client's back (only a request already in flight has an unknown outcome).
+          batch = batch.filter((pending) => !pending.expired);
+          if (batch.length === 0) continue;
+          const messages: Message[] = [];
+          for (const pending of batch) {
+            for (const m of pending.messages) {
+              messages.push({ key: m.key, value: m.value, timestamp: String(m.timestamp) });
+            }
+          }
           // One request unless the coalesced messages exceed the topic's max.message.bytes (a
           // single POST of 10,000 large events of one user can): then several, in order.
           await sendBounded(

@@ -16,6 +16,19 @@ import {
  */
 const sent = vi.hoisted(() => ({ count: 0 }));
 
+/** A kafkajs client whose producer takes `connectMs` to connect, then acknowledges every send at once. */
+function slowToConnectKafka(connectMs: number): Kafka {
+  const producer = {
+    connect: () => new Promise<void>((resolve) => setTimeout(resolve, connectMs)),
+    disconnect: async () => undefined,
+    send: async () => {
+      sent.count++;
+      return [];
+    },
+  };
+  return { producer: () => producer } as unknown as Kafka;
+}
+
 /** A kafkajs client whose producer connects and then never hears back. */
 function stalledKafka(): Kafka {
   const producer = {
@@ -82,6 +95,32 @@ describe("POST /events when Kafka does not acknowledge", () => {
     expect(outcomes).toHaveLength(2);
     for (const outcome of outcomes) expect(outcome).toBeInstanceOf(BrokerUnavailableError);
     // The first is in flight (its request hangs); the second, still queued, was dropped.
+    expect(sent.count).toBe(1);
+  });
+
+  it("does not send a publish whose deadline passed while the connection was being made", async () => {
+    // A cold start (or a reconnect after a failure) whose connection takes longer than the
+    // request's budget: the client is answered 503, so its events must not be published after
+    // that by the connection finally succeeding (nothing was sent yet: dropping them is possible,
+    // unlike a request already in flight).
+    const publisher = new KafkaEventPublisher(slowToConnectKafka(30_000), {
+      topic: "t",
+      maxMessageBytes: 1 << 20,
+    });
+    const message = { key: "u1", value: "{}", timestamp: now };
+    const outcomes: unknown[] = [];
+    publisher.publish([message], { deadline: now + INGEST_PUBLISH_BUDGET_MS }).then(
+      () => outcomes.push("acknowledged"),
+      (error: unknown) => outcomes.push(error),
+    );
+    await vi.advanceTimersByTimeAsync(INGEST_PUBLISH_BUDGET_MS + 1);
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0]).toBeInstanceOf(BrokerUnavailableError);
+    // The connection succeeds later: the expired publish stays unsent.
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(sent.count).toBe(0);
+    // A publish made once connected is sent and acknowledged as before.
+    await expect(publisher.publish([message], { deadline: Date.now() + 1_000 })).resolves.toBeUndefined();
     expect(sent.count).toBe(1);
   });
 });
