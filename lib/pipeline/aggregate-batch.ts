@@ -10,7 +10,7 @@ import {
   windowKey,
   windowStartOf,
 } from "../stream/fold.ts";
-import { type Groups, keyCharsOf, mergeGroups } from "../stream/partial.ts";
+import { CappedGroups, type Groups, keyCharsOf } from "../stream/partial.ts";
 import {
   bucketOf,
   bucketPk,
@@ -383,6 +383,9 @@ function sliceOf(
   };
 }
 
+/** An empty window's groups, merged under a window's bounds (groups and key characters per partition). */
+const windowGroups = () => new CappedGroups(MAX_GROUPS_PER_WINDOW, MAX_GROUP_KEY_CHARS_PER_WINDOW);
+
 /**
  * A slice's groups of one window held to the window's bounds: one batch of long group values
  * (page URLs, whole objects) can pass them alone, and its delta would be written whole before any
@@ -392,9 +395,7 @@ function sliceOf(
 function withinWindowCap(groups: Groups): Groups {
   if (groups.size <= MAX_GROUPS_PER_WINDOW && keyCharsOf(groups) <= MAX_GROUP_KEY_CHARS_PER_WINDOW)
     return groups;
-  const capped: Groups = new Map();
-  mergeGroups(capped, groups, MAX_GROUPS_PER_WINDOW, MAX_GROUP_KEY_CHARS_PER_WINDOW);
-  return capped;
+  return windowGroups().add(groups).groups;
 }
 
 /**
@@ -407,9 +408,7 @@ function extendedDelta(
   through: number,
   now: number,
 ): PartialRecord | undefined {
-  const groups: Groups = new Map();
-  mergeGroups(groups, decodeGroups(previous), MAX_GROUPS_PER_WINDOW, MAX_GROUP_KEY_CHARS_PER_WINDOW);
-  mergeGroups(groups, delta.groups, MAX_GROUPS_PER_WINDOW, MAX_GROUP_KEY_CHARS_PER_WINDOW);
+  const { groups } = windowGroups().add(decodeGroups(previous)).add(delta.groups);
   const [put, ...more] = encodePartial(
     delta.ref,
     previous.p,
@@ -620,18 +619,17 @@ async function compactWindow(
   while (take < deltas.length && take > 0 && deltas[take]?.offset === deltas[take - 1]?.offset) take--;
   const absorbed = deltas.slice(0, take);
   const remaining = deltas.length - absorbed.length;
-  const groups: Groups = new Map();
-  for (const r of [...compacted, ...absorbed])
-    mergeGroups(groups, decodeGroups(r), MAX_GROUPS_PER_WINDOW, MAX_GROUP_KEY_CHARS_PER_WINDOW);
+  const merged = windowGroups();
+  for (const r of [...compacted, ...absorbed]) merged.add(decodeGroups(r));
+  const { groups } = merged;
   const through = absorbed.at(-1)?.offset ?? compacted[0]?.offset ?? -1;
   const puts = absorbed.length > 0 ? encodePartial(ref, partition, "c", through, groups, now) : [];
   // The hour's roll-up gains exactly what this compaction absorbs from the minute, in the same
   // transaction: a delta of the hour at the fence's offset (higher than any delta of the hour
   // this partition wrote before, so the hour's own compactions order it after them).
-  const rolled: Groups = new Map();
-  for (const r of absorbed)
-    if (r.u === 1)
-      mergeGroups(rolled, decodeGroups(r), MAX_GROUPS_PER_WINDOW, MAX_GROUP_KEY_CHARS_PER_WINDOW);
+  const rolledUp = windowGroups();
+  for (const r of absorbed) if (r.u === 1) rolledUp.add(decodeGroups(r));
+  const rolled = rolledUp.groups;
   const hour = hourOf(ref);
   const rollup = rolled.size > 0 ? encodePartial(hour, partition, "d", fence.lastOffset, rolled, now) : [];
   const putKeys = new Set(puts.map((p) => p.sk));

@@ -102,7 +102,8 @@ export function mergePartial(into: GroupPartial, other: GroupPartial): void {
 /**
  * Adds `other`'s groups to `into`. A group `into` lacks goes to OTHER_GROUP (counted, never
  * dropped) once `into` holds `maxGroups` groups, or when its key would take the characters of
- * `into`'s keys past `maxKeyChars`.
+ * `into`'s keys past `maxKeyChars`. Merging several records into one window: `CappedGroups`, which
+ * counts the characters once rather than on every call.
  */
 export function mergeGroups(
   into: Groups,
@@ -110,22 +111,69 @@ export function mergeGroups(
   maxGroups = Number.POSITIVE_INFINITY,
   maxKeyChars = Number.POSITIVE_INFINITY,
 ): void {
-  let keyChars = maxKeyChars === Number.POSITIVE_INFINITY ? 0 : keyCharsOf(into);
+  mergeCapped(
+    into,
+    other,
+    maxGroups,
+    maxKeyChars,
+    maxKeyChars === Number.POSITIVE_INFINITY ? 0 : keyCharsOf(into),
+  );
+}
+
+/**
+ * `mergeGroups` given the characters of `into`'s keys (`keyCharsOf(into)`); returns them after the
+ * merge, so that a caller merging many records never walks the keys merged so far again.
+ */
+function mergeCapped(
+  into: Groups,
+  other: Groups,
+  maxGroups: number,
+  maxKeyChars: number,
+  keyCharsBefore: number,
+): number {
+  let keyChars = keyCharsBefore;
+  // OTHER_GROUP's own characters count from the next merge on (as a recount of `into` would).
+  let otherAdded = false;
   for (const [key, p] of other) {
     let mine = into.get(key);
     if (!mine) {
       let target = OTHER_GROUP;
+      let counted = false;
       if (into.size < maxGroups && keyChars + key.length <= maxKeyChars) {
         target = key;
         keyChars += key.length;
+        counted = true;
       }
       mine = into.get(target);
       if (!mine) {
         mine = { c: 0 };
         into.set(target, mine);
+        if (!counted) otherAdded = true;
       }
     }
     mergePartial(mine, p);
+  }
+  return otherAdded ? keyChars + OTHER_GROUP.length : keyChars;
+}
+
+/**
+ * The groups of one window merged from several records (a compaction's compacted chunks and
+ * deltas, a slice's delta and the one it extends) under the window's bounds (`mergeGroups`). The
+ * characters of the keys are kept as they are merged: counted again for every record, they made
+ * a compaction of a window of many groups walk all of them once per record.
+ */
+export class CappedGroups {
+  readonly groups: Groups = new Map();
+  #keyChars = 0;
+
+  constructor(
+    private readonly maxGroups: number,
+    private readonly maxKeyChars: number,
+  ) {}
+
+  add(other: Groups): this {
+    this.#keyChars = mergeCapped(this.groups, other, this.maxGroups, this.maxKeyChars, this.#keyChars);
+    return this;
   }
 }
 
