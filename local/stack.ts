@@ -1,5 +1,5 @@
 import { fork } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -64,6 +64,7 @@ export interface LocalStackOptions {
   readonly mappings?: "process" | "inline" | "none";
   /** Use already running services instead of starting them. */
   readonly services?: RunningServices;
+  /** Start the services on fresh data in a temporary directory, removed when they stop. */
   readonly freshData?: boolean;
   readonly log?: (line: string) => void;
   /**
@@ -149,13 +150,30 @@ export function functionEnvironment(
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   const log = options.log ?? (() => undefined);
   const ownsServices = !options.services;
-  const services =
-    options.services ??
-    (await startServices({
-      log,
-      // Fresh data in a directory of its own: the default one is npm start's.
-      ...(options.freshData ? { fresh: true, dataDir: mkdtempSync(join(tmpdir(), "tidemark-stack-")) } : {}),
-    }));
+  // Fresh data in a directory of its own (the default one is npm start's), removed with the
+  // services: left behind, every such stack kept its Kafka log and tables in the temp directory.
+  const freshDir =
+    options.services || !options.freshData ? undefined : mkdtempSync(join(tmpdir(), "tidemark-stack-"));
+  const removeFreshDir = () => {
+    if (freshDir) rmSync(freshDir, { recursive: true, force: true });
+  };
+  let services: RunningServices;
+  try {
+    services =
+      options.services ??
+      (await startServices({ log, ...(freshDir ? { fresh: true, dataDir: freshDir } : {}) }));
+  } catch (error) {
+    removeFreshDir();
+    throw error;
+  }
+  const stopServices = async () => {
+    if (!ownsServices) return;
+    try {
+      await services.stop();
+    } finally {
+      removeFreshDir();
+    }
+  };
   const started: { stop(): Promise<void> }[] = [];
   try {
     const { endpoints } = services;
@@ -274,12 +292,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       },
       async stop() {
         for (const s of started.reverse()) await s.stop().catch(() => undefined);
-        if (ownsServices) await services.stop();
+        await stopServices();
       },
     };
   } catch (error) {
     for (const s of started.reverse()) await s.stop().catch(() => undefined);
-    if (ownsServices) await services.stop();
+    await stopServices();
     throw error;
   }
 }
