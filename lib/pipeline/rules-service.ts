@@ -31,6 +31,11 @@ const NOT_AN_EVENT_PATH = `is not a field of an event: use ${SCALAR_FIELDS.join(
 const reserved = new Set([...BUILT_IN_RULES.map((r) => r.rule_id), LATE_EVENTS_RULE.rule_id]);
 
 /** Validates a rule body: the schema, then what the schema cannot say. */
+/** One 400 for every check that refuses a rule: `{field, message}` problems, also in the message. */
+function invalidRule(problems: readonly { field: string; message: string }[]): ApiError {
+  return badRequest(problems.map((p) => `${p.field}: ${p.message}`).join("; "), { problems }, "invalid_rule");
+}
+
 export function validateRule(body: unknown, pathRuleId?: string): Result<AggregationRule> {
   const input =
     typeof body === "object" && body !== null && pathRuleId ? { rule_id: pathRuleId, ...body } : body;
@@ -40,14 +45,7 @@ export function validateRule(body: unknown, pathRuleId?: string): Result<Aggrega
       field: i.path.join(".") || "(rule)",
       message: i.message,
     }));
-    return {
-      ok: false,
-      error: badRequest(
-        problems.map((p) => `${p.field}: ${p.message}`).join("; "),
-        { problems },
-        "invalid_rule",
-      ),
-    };
+    return { ok: false, error: invalidRule(problems) };
   }
   const r: z.infer<typeof RuleSchema> = parsed.data;
   // The same {field, message} entries as the schema's problems: a client reads one shape for
@@ -77,15 +75,7 @@ export function validateRule(body: unknown, pathRuleId?: string): Result<Aggrega
     }
   }
   if (r.window.type === "session" && r.group_by.length === 0) r.group_by = ["user_id"];
-  if (problems.length > 0)
-    return {
-      ok: false,
-      error: badRequest(
-        problems.map((p) => `${p.field}: ${p.message}`).join("; "),
-        { problems },
-        "invalid_rule",
-      ),
-    };
+  if (problems.length > 0) return { ok: false, error: invalidRule(problems) };
   return {
     ok: true,
     value: {

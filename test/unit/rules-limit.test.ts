@@ -1,8 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { RuleExistsError, RuleNotFoundError, type RulesStore } from "../../lib/adapters/rules-store.ts";
 import { MAX_ACTIVE_RULES, MAX_RULES } from "../../lib/contract/api.ts";
 import { RulesService } from "../../lib/pipeline/rules-service.ts";
-import type { AggregationRule } from "../../lib/stream/rules.ts";
+import { MemoryRules } from "./support/memory-rules-store.ts";
 
 /**
  * POST /rules created rules without bound. Every active rule is folded for every event of its
@@ -13,23 +12,6 @@ import type { AggregationRule } from "../../lib/stream/rules.ts";
  * MAX_ACTIVE_RULES active and MAX_RULES stored, beyond which create (and re-enabling by PUT) is
  * a 409 that says so; disabling one makes room.
  */
-class MemoryRules implements RulesStore {
-  readonly rules = new Map<string, AggregationRule>();
-  async list() {
-    return [...this.rules.values()];
-  }
-  async get(id: string) {
-    return this.rules.get(id);
-  }
-  async create(rule: AggregationRule) {
-    if (this.rules.has(rule.rule_id)) throw new RuleExistsError(rule.rule_id);
-    this.rules.set(rule.rule_id, rule);
-  }
-  async replace(rule: AggregationRule) {
-    if (!this.rules.has(rule.rule_id)) throw new RuleNotFoundError(rule.rule_id);
-    this.rules.set(rule.rule_id, rule);
-  }
-}
 
 const body = (id: string, active = true) => ({
   rule_id: id,

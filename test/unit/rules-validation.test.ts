@@ -1,26 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { RuleExistsError, RuleNotFoundError, type RulesStore } from "../../lib/adapters/rules-store.ts";
 import { RulesService, validateRule } from "../../lib/pipeline/rules-service.ts";
 import { planRuleWindow } from "../../lib/stream/read-plan.ts";
-import { type AggregationRule, BUILT_IN_RULES } from "../../lib/stream/rules.ts";
-
-class MemoryRules implements RulesStore {
-  readonly rules = new Map<string, AggregationRule>();
-  async list() {
-    return [...this.rules.values()];
-  }
-  async get(id: string) {
-    return this.rules.get(id);
-  }
-  async create(rule: AggregationRule) {
-    if (this.rules.has(rule.rule_id)) throw new RuleExistsError(rule.rule_id);
-    this.rules.set(rule.rule_id, rule);
-  }
-  async replace(rule: AggregationRule) {
-    if (!this.rules.has(rule.rule_id)) throw new RuleNotFoundError(rule.rule_id);
-    this.rules.set(rule.rule_id, rule);
-  }
-}
+import { BUILT_IN_RULES } from "../../lib/stream/rules.ts";
+import { MemoryRules } from "./support/memory-rules-store.ts";
 
 const rule = (window: Record<string, string>) => ({
   rule_id: "clicks",
