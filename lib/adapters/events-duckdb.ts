@@ -71,10 +71,25 @@ export class DuckDbEventsEngine implements EventsQueryEngine {
     const rows: ArchivedEventRow[] = [];
     // The local copies this query reads: none is deleted before it is done.
     const held: string[] = [];
+    const scan = this.#scan(q, types, hours, rows, held, deadline).finally(() =>
+      Promise.all(held.map((path) => this.#cache.release(path))),
+    );
+    // The scan checks the deadline between steps, but one step (a round of object fetches on a
+    // loaded S3 server, a DuckDB run) can outlast it and the function's timeout with it: the
+    // client then got a bare "function failed" instead of the 503 that says to retry. The answer
+    // leaves at the deadline; the scan stops at its next check and releases its copies then.
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new QueryTimeoutError("archive query: not done by the request's deadline")),
+        Math.max(0, deadline - Date.now()),
+      );
+    });
+    scan.catch(() => undefined); // its outcome after the deadline is nobody's
     try {
-      await this.#scan(q, types, hours, rows, held, deadline);
+      await Promise.race([scan, expired]);
     } finally {
-      await Promise.all(held.map((path) => this.#cache.release(path)));
+      clearTimeout(timer);
     }
     return rows;
   }

@@ -59,4 +59,29 @@ describe("GET /events on DuckDB: the request's deadline", () => {
     expect(calls.hourListings).toBeLessThan(8_400);
     expect(calls.maxInFlight).toBeLessThanOrEqual(16);
   });
+
+  it("answers at the deadline when one step outlasts it (a listing that hangs on a loaded S3 server)", async () => {
+    const s3 = {
+      send: async (command: { input: { Delimiter?: string } }) => {
+        if (command.input.Delimiter === "/") return { CommonPrefixes: [{ Prefix: "events/event_type=a/" }] };
+        await new Promise((r) => setTimeout(r, 60_000));
+        return { Contents: [] };
+      },
+    } as unknown as S3Client;
+    let settledAt = 0;
+    const query = new DuckDbEventsEngine(s3, "archive", "events/")
+      .query({ userId: "nobody", from: T0 - 3_600_000, to: T0, limit: 101 }, { deadline: DEADLINE })
+      .then(
+        () => "finished",
+        (e: unknown) => e,
+      )
+      .finally(() => {
+        settledAt = Date.now();
+      });
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(await query).toBeInstanceOf(QueryTimeoutError);
+    // Before: it answered only when the listing came back, 35 s past the deadline (past the
+    // function's 29 s timeout in the stack: a bare "function failed").
+    expect(settledAt).toBeLessThanOrEqual(DEADLINE);
+  });
 });
