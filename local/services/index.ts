@@ -186,13 +186,31 @@ export function kafkaClusterId(): string {
 export const dynamoDbStorageArgs = (dataDir: string, env: NodeJS.ProcessEnv = process.env) =>
   env.TIDEMARK_DYNAMODB_IN_MEMORY === "1" ? ["-inMemory"] : ["-dbPath", dataDir];
 
-function javaCommand(
+/**
+ * The JIT compiler the local services' JVMs run. By default the client compiler alone
+ * (`-XX:TieredStopAtLevel=1`): with tiered compilation, C2 took half of the broker's and of
+ * DynamoDB Local's CPU in their first minutes (their C1 and C2 compiler threads, per-thread CPU
+ * after a bench), CPU that two shared cores take from the pipeline. With C1 alone they spent
+ * 55-60 % less CPU per event under load, and about as much on a quiet stream once the tiered
+ * JVMs had compiled what they run (docs/performance.md, session 18). `TIDEMARK_SERVICES_JIT=tiered`
+ * restores the JVM's default (C1, then C2 for hot code): it may pay in a service left running
+ * for hours under load.
+ */
+export function serviceJitArgs(env: NodeJS.ProcessEnv = process.env): string[] {
+  const jit = env.TIDEMARK_SERVICES_JIT ?? "c1";
+  if (jit === "c1") return ["-XX:TieredStopAtLevel=1"];
+  if (jit === "tiered") return [];
+  throw new Error(`TIDEMARK_SERVICES_JIT must be 'c1' or 'tiered', not '${jit}'`);
+}
+
+export function javaCommand(
   name: ServiceName,
   dataDir: string,
   endpoints: ServiceEndpoints,
 ): { args: string[]; prepare?: (log: (line: string) => void) => Promise<void> } {
   const lib = serviceLibDir(name, cacheRoot) as string;
   const marker = `-Dtidemark.service=${name}`;
+  const jit = serviceJitArgs();
   if (name === "kafka") {
     const brokerPort = Number(endpoints.kafkaBrokers[0]?.split(":")[1] ?? 19092);
     const config = join(dataDir, "server.properties");
@@ -223,6 +241,7 @@ function javaCommand(
         "-Xmx1g",
         "-XX:+UseG1GC",
         "-XX:MaxGCPauseMillis=20",
+        ...jit,
         `-Dlog4j2.configurationFile=${logConfig}`,
         "-cp",
         `${lib}/*`,
@@ -241,6 +260,7 @@ function javaCommand(
         marker,
         "-Xmx512m",
         "-XX:+UseSerialGC",
+        ...jit,
         `-Dsqlite4java.library.path=${lib}`,
         "-cp",
         `${lib}/*`,
@@ -270,6 +290,7 @@ function javaCommand(
       marker,
       "-Xmx512m",
       "-XX:+UseSerialGC",
+      ...jit,
       `-Dlogback.configurationFile=${logConfig}`,
       "-cp",
       // The version is pinned once, in local/services/s3/pom.xml.
