@@ -602,6 +602,7 @@ const statsReads = await (async () => {
   };
   // A fence answer is used once it is a second old (ClosedWindowCache's settleMs).
   await cache.closedBefore();
+  await cache.refreshed();
   await sleep(1_100);
   const uncached: { ms: number; readUnits: number }[] = [];
   for (let i = 0; i < 5; i++) uncached.push(await measure());

@@ -34,6 +34,7 @@ const cache = new ClosedWindowCache(() =>
 const eventType = process.argv[2] ?? "page_view";
 // A fence answer is used once it is a second old (ClosedWindowCache's settleMs).
 await cache.closedBefore();
+await cache.refreshed();
 await new Promise((r) => setTimeout(r, 1_100));
 const closedBefore = await cache.closedBefore();
 console.log(

@@ -136,6 +136,87 @@ describe("GET /stats with closed windows cached", () => {
     expect(await cache.closedBefore()).toBe(9_000);
   });
 
+  /** A promise that is still pending once everything already queued has run (a macrotask later). */
+  const stillPending = <T>(p: Promise<T>) =>
+    Promise.race([p.then(() => false), new Promise<boolean>((r) => setImmediate(() => r(true)))]);
+
+  it("answers without waiting for a due refresh: a new answer is of use only settleMs later", async () => {
+    let clock = 0;
+    const reads: ((s: ReturnType<typeof snapshotAt>) => void)[] = [];
+    const cache = new ClosedWindowCache(() => new Promise((resolve) => reads.push(resolve)), {
+      refreshMs: 100,
+      settleMs: 500,
+      now: () => clock,
+    });
+    expect(await stillPending(cache.closedBefore())).toBe(false); // nothing settled: no wait either
+    reads[0]?.(snapshotAt(5_000)); // read at 0
+    await cache.refreshed();
+    clock = 600;
+    // A refresh is due and its read never answers: the request still gets the settled answer.
+    const answer = cache.closedBefore();
+    expect(await stillPending(answer)).toBe(false);
+    expect(await answer).toBe(5_000);
+    expect(reads).toHaveLength(2);
+    // Concurrent requests share the read in flight.
+    clock = 700;
+    expect(await cache.closedBefore()).toBe(5_000);
+    expect(reads).toHaveLength(2);
+    reads[1]?.(snapshotAt(9_000)); // answered at 700
+    await cache.refreshed();
+    clock = 1_199;
+    expect(await cache.closedBefore()).toBe(5_000);
+    clock = 1_200;
+    expect(await cache.closedBefore()).toBe(9_000);
+  });
+
+  it("reads again when a refresh stays pending past abandonMs (a Lambda environment frozen mid-request)", async () => {
+    let clock = 0;
+    const reads: ((s: ReturnType<typeof snapshotAt>) => void)[] = [];
+    const cache = new ClosedWindowCache(() => new Promise((resolve) => reads.push(resolve)), {
+      refreshMs: 100,
+      settleMs: 500,
+      abandonMs: 2_000,
+      now: () => clock,
+    });
+    await cache.closedBefore(); // read 1 at 0, never answered
+    clock = 1_999;
+    await cache.closedBefore();
+    expect(reads).toHaveLength(1);
+    clock = 2_000;
+    await cache.closedBefore();
+    expect(reads).toHaveLength(2);
+    reads[1]?.(snapshotAt(7_000)); // answered at 2,000
+    reads[0]?.(snapshotAt(1_000)); // the abandoned read answers late: not used
+    await cache.refreshed();
+    clock = 2_500;
+    expect(await cache.closedBefore()).toBe(7_000);
+  });
+
+  it("a failed refresh leaves the settled answer in use, and the next due request reads again", async () => {
+    let clock = 0;
+    let calls = 0;
+    const cache = new ClosedWindowCache(
+      async () => {
+        calls++;
+        if (calls === 2) throw new Error("DynamoDB unavailable");
+        return snapshotAt(1_000 * calls);
+      },
+      { refreshMs: 100, settleMs: 500, now: () => clock },
+    );
+    await cache.closedBefore();
+    await cache.refreshed();
+    clock = 500;
+    expect(await cache.closedBefore()).toBe(1_000); // read 2 fails in the background
+    await cache.refreshed();
+    expect(calls).toBe(2);
+    clock = 501;
+    await cache.closedBefore(); // still due: read 3
+    await cache.refreshed();
+    expect(calls).toBe(3);
+    clock = 1_001;
+    expect(await cache.closedBefore()).toBe(3_000);
+  });
+
   it("holds at most maxGroups groups, dropping the least recently used window", () => {
     const cache = new ClosedWindowCache(async () => snapshotAt(0), { maxGroups: 3 });
     const groups = (n: number) => new Map(Array.from({ length: n }, (_, i) => [`g${i}`, { c: 1 }]));
