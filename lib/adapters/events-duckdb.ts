@@ -6,6 +6,7 @@ import { buildEventsSql, EVENT_COLUMNS, type EventsSqlQuery } from "../archive/e
 import { hoursBetween } from "../archive/layout.ts";
 import { type ListedObject, nextRound, pageIsFinal, readOrder } from "../archive/read-order.ts";
 import { lazy } from "../lazy.ts";
+import { mapBounded } from "../map-bounded.ts";
 import { listEventTypes } from "./archive-listing.ts";
 import {
   type ArchivedEventRow,
@@ -20,21 +21,6 @@ let engines = 0;
 
 /** S3 listings one query keeps in flight (an hour of a query by user lists every event type). */
 const LISTINGS_IN_FLIGHT = 16;
-
-/** `fn` over `items`, at most `limit` at a time, results in the items' order. */
-async function mapBounded<T, R>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<R>,
-): Promise<R[]> {
-  const out = new Array<R>(items.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
 
 /**
  * GET /events locally: an embedded DuckDB runs the shared SQL over the archived NDJSON.gz

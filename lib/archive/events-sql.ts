@@ -80,6 +80,43 @@ export function buildEventsSql(source: string, q: EventsSqlQuery): BuiltSql {
   return { sql, params };
 }
 
+/**
+ * The archive partitions one event type contributes to the query `buildEventsSql` writes: every
+ * `dt` of its `dt BETWEEN` bounds, each with all 24 `hour` partitions (there is no predicate on
+ * `hour`). Athena projects them all before reading any (partition projection), so a query's count
+ * is this times the event types it names.
+ */
+export function partitionsPerEventType(q: Pick<EventsSqlQuery, "from" | "to">): number {
+  const days = (Date.parse(isoDate(q.to)) - Date.parse(isoDate(q.from))) / 86_400_000 + 1;
+  return days * 24;
+}
+
+/**
+ * The rows `buildEventsSql` would answer over all the event types, from its answers over parts
+ * of them (each with the same query otherwise, so each holds its part's first `limit` rows): one
+ * row per event_id, the earliest received copy, newest first by (timestamp, event_id), ids
+ * compared by their UTF-8 bytes as Trino and DuckDB compare text. The same answer as one query
+ * when the copies of an event share its timestamp (a client's retry of the same event); copies of
+ * one event_id with different timestamps in different parts are resolved among the rows the parts
+ * returned.
+ */
+export function mergeNewestFirst<T extends { event_id: string; timestamp: number; received_at: number }>(
+  parts: readonly (readonly T[])[],
+  limit: number,
+): T[] {
+  const byId = new Map<string, T>();
+  for (const rows of parts)
+    for (const row of rows) {
+      const seen = byId.get(row.event_id);
+      if (seen === undefined || row.received_at < seen.received_at) byId.set(row.event_id, row);
+    }
+  return [...byId.values()]
+    .map((row) => ({ row, id: Buffer.from(row.event_id, "utf8") }))
+    .sort((a, b) => b.row.timestamp - a.row.timestamp || Buffer.compare(b.id, a.id))
+    .slice(0, limit)
+    .map(({ row }) => row);
+}
+
 function isoDate(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
 }
