@@ -27,27 +27,56 @@ export class MessageTooLargeError extends Error {
   }
 }
 
+/**
+ * Cuts messages, in order, into produce requests whose record batch stays within `maxBytes`, as
+ * they come: a producer of many messages sends each request once it is full and holds no more
+ * than one (the stats publisher: a stream batch of long group keys makes hundreds of MB).
+ */
+export class BoundedRequests<T extends { key?: Bytes; value: Bytes }> {
+  #current: T[] = [];
+  #bytes = BATCH_OVERHEAD;
+
+  constructor(private readonly maxBytes: number) {}
+
+  /** Adds `m`; returns the request it closed (the messages before it) when `m` did not fit in it. */
+  add(m: T): T[] | undefined {
+    const bytesOf = messageBytes(m);
+    if (bytesOf + BATCH_OVERHEAD > this.maxBytes)
+      throw new MessageTooLargeError(String(m.key ?? ""), bytesOf, this.maxBytes);
+    let full: T[] | undefined;
+    if (this.#bytes + bytesOf > this.maxBytes && this.#current.length > 0) {
+      full = this.#current;
+      this.#current = [];
+      this.#bytes = BATCH_OVERHEAD;
+    }
+    this.#current.push(m);
+    this.#bytes += bytesOf;
+    return full;
+  }
+
+  /** The last request (undefined when it holds nothing). */
+  flush(): T[] | undefined {
+    if (this.#current.length === 0) return undefined;
+    const last = this.#current;
+    this.#current = [];
+    this.#bytes = BATCH_OVERHEAD;
+    return last;
+  }
+}
+
 /** Splits messages, in order, into groups whose record batch stays within `maxBytes`. */
 export function chunkByBytes<T extends { key?: Bytes; value: Bytes }>(
   messages: readonly T[],
   maxBytes: number,
 ): T[][] {
   const out: T[][] = [];
-  let current: T[] = [];
-  let bytes = BATCH_OVERHEAD;
+  const requests = new BoundedRequests<T>(maxBytes);
   for (const m of messages) {
-    const bytesOf = messageBytes(m);
-    if (bytesOf + BATCH_OVERHEAD > maxBytes)
-      throw new MessageTooLargeError(String(m.key ?? ""), bytesOf, maxBytes);
-    if (bytes + bytesOf > maxBytes && current.length > 0) {
-      out.push(current);
-      current = [];
-      bytes = BATCH_OVERHEAD;
-    }
-    current.push(m);
-    bytes += bytesOf;
+    const full = requests.add(m);
+    if (full) out.push(full);
   }
-  if (current.length > 0) out.push(current);
+  const last = requests.flush();
+  if (last) out.push(last);
   return out;
 }
 

@@ -1,9 +1,9 @@
-import { chunkByBytes } from "../adapters/kafka-batches.ts";
+import { BoundedRequests } from "../adapters/kafka-batches.ts";
 import type { WindowStore } from "../adapters/window-store.ts";
 import { type Granularity, type WindowRef, windowKey } from "../stream/fold.ts";
 import type { PackedGroups } from "../stream/partial.ts";
 import { mergeRecordGroups, packedGroupsOf } from "../stream/partial-items.ts";
-import { statsMessagesFor } from "./stats-messages.ts";
+import { type StatsRecord, statsRecordsFor } from "./stats-messages.ts";
 
 export interface ChangedWindow {
   readonly ref: WindowRef;
@@ -19,12 +19,21 @@ export interface ChangedWindow {
  * image changed. An item not seen before (a new delta, or a cold start) changed in every group it
  * holds, which at worst republishes unchanged values. Images are remembered only once their
  * batch is published (`remember`): a batch that failed and is retried compares with the same
- * images again. Bounded by the groups held.
+ * images again. Bounded by the groups held and their bytes (an evicted item counts as not seen).
  */
 export class SeenDeltas {
   readonly #byKey = new Map<string, PackedGroups>();
   #groups = 0;
-  constructor(private readonly maxGroups = 200_000) {}
+  #bytes = 0;
+  /**
+   * @param maxGroups groups held at most (a few tens of MB of short keys)
+   * @param maxBytes their bytes (`PackedGroups.bytes`) at most: 200,000 groups of 2,000-character
+   *   page URLs would be 400 MB, past the function's 512 MB
+   */
+  constructor(
+    private readonly maxGroups = 200_000,
+    private readonly maxBytes = 64 * 1024 * 1024,
+  ) {}
 
   get(key: string): PackedGroups | undefined {
     return this.#byKey.get(key);
@@ -36,14 +45,17 @@ export class SeenDeltas {
       if (before) {
         this.#byKey.delete(key);
         this.#groups -= before.size;
+        this.#bytes -= before.bytes;
       }
       this.#byKey.set(key, groups);
       this.#groups += groups.size;
+      this.#bytes += groups.bytes;
     }
     for (const [oldest, held] of this.#byKey) {
-      if (this.#groups <= this.maxGroups || this.#byKey.size === 1) break;
+      if ((this.#groups <= this.maxGroups && this.#bytes <= this.maxBytes) || this.#byKey.size === 1) break;
       this.#byKey.delete(oldest);
       this.#groups -= held.size;
+      this.#bytes -= held.bytes;
     }
   }
 }
@@ -117,24 +129,43 @@ export function changedWindowsOf(
 export interface PublishDeps {
   readonly store: WindowStore;
   readonly maxMessageBytes: number;
-  readonly send: (messages: { key: string; value: string }[]) => Promise<void>;
+  /** One produce request (acks=all), awaited before the next is composed. */
+  readonly send: (messages: StatsRecord[]) => Promise<void>;
   readonly now?: () => number;
 }
 
-/** Reads each changed window (all partitions, strongly consistent) and publishes its changed groups. */
+/**
+ * Reads each changed window (all partitions, strongly consistent) and publishes its changed groups.
+ * The reads run together; each message's `updated_at` is taken right after its window's read, as
+ * the value it carries is as of then. Messages are then composed window after window, and each
+ * produce request is sent as soon as it is full, so the messages held are never more than one
+ * request (`maxMessageBytes`). A stream batch of long group keys (500 delta chunks of
+ * 2,000-character page URLs; each group's message holds its key three times) makes hundreds of MB
+ * of messages: held all at once, they took the function past its memory.
+ */
 export async function publishChangedWindows(
   windows: readonly ChangedWindow[],
   deps: PublishDeps,
 ): Promise<number> {
-  const messages: { key: string; value: string }[] = [];
-  await Promise.all(
+  const now = deps.now ?? Date.now;
+  const reads = await Promise.all(
     windows.map(async (w) => {
       const records = await deps.store.read(w.ref.ruleKey, w.ref.granularity, [w.ref.windowStart]);
-      const merged = mergeRecordGroups(records, w.ref.windowStart, w.groups);
-      for (const m of statsMessagesFor(w.ref, merged, w.groups, w.writtenAt, (deps.now ?? Date.now)()))
-        messages.push({ key: m.window_id, value: JSON.stringify(m) });
+      return { records, readAt: now() };
     }),
   );
-  for (const chunk of chunkByBytes(messages, deps.maxMessageBytes)) await deps.send(chunk);
-  return messages.length;
+  const requests = new BoundedRequests<StatsRecord>(deps.maxMessageBytes);
+  let published = 0;
+  for (const [i, w] of windows.entries()) {
+    const { records, readAt } = reads[i] as (typeof reads)[number];
+    const merged = mergeRecordGroups(records, w.ref.windowStart, w.groups);
+    for (const m of statsRecordsFor(w.ref, merged, w.groups, w.writtenAt, readAt)) {
+      published++;
+      const full = requests.add(m);
+      if (full) await deps.send(full);
+    }
+  }
+  const last = requests.flush();
+  if (last) await deps.send(last);
+  return published;
 }

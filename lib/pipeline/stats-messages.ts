@@ -57,3 +57,64 @@ export function statsMessagesFor(
   }
   return out;
 }
+
+/** A message of `analytics.stats` as produced: key `window_id`, value the message's JSON, both UTF-8. */
+export interface StatsRecord {
+  readonly key: Buffer;
+  readonly value: Buffer;
+}
+
+/**
+ * Characters `JSON.stringify` may write otherwise than as themselves: quote, backslash, control
+ * characters (C0 and, needlessly but harmlessly, DEL and C1) and lone surrogates (ES2019).
+ */
+const NEEDS_ESCAPE = /["\\\p{Cc}\p{Cs}]/u;
+/** `s` as JSON writes it between quotes. */
+const escaped = (s: string): string => (NEEDS_ESCAPE.test(s) ? JSON.stringify(s).slice(1, -1) : s);
+
+/**
+ * The messages of `statsMessagesFor`, encoded for the topic (`JSON.stringify` of each message,
+ * byte for byte), composed without building them: a group key may be a 2,000-character page URL,
+ * and it is three times in its message (the key, `window_id` and `group`). Each key is escaped
+ * for JSON once, where stringifying the message escaped it twice; what the window's messages share
+ * (rule, window, times) is written once per window; the value is encoded to UTF-8 once, where the
+ * producer measured a string twice and the request cutter once more. `window_id`'s parts are
+ * joined by `#`, so no surrogate pair spans two of them and escaping them apart is escaping the
+ * whole.
+ */
+export function* statsRecordsFor(
+  window: { ruleKey: string; granularity: Granularity; windowStart: number },
+  merged: Groups,
+  changedGroups: Iterable<string>,
+  writtenAt: number,
+  now: number,
+): Generator<StatsRecord> {
+  const { ruleKey, granularity, windowStart } = window;
+  const head = `{"schema":"tidemark.stats.v1","window_id":"${escaped(ruleKey)}#`;
+  const middle = `#${granularity}#${windowStart}","rule_id":${JSON.stringify(ruleIdOf(ruleKey))},"group":`;
+  const windowStartText = new Date(windowStart).toISOString();
+  const windowEndText = new Date(windowStart + GRANULARITY_MS[granularity]).toISOString();
+  const writtenAtText = new Date(writtenAt).toISOString();
+  const updatedAtText = new Date(now).toISOString();
+  for (const group of changedGroups) {
+    if (isOtherGroup(group)) continue;
+    const p = merged.get(group);
+    if (!p) continue;
+    const { values: _values, field_partial: _partial, ...f } = figures(p);
+    const rest = JSON.stringify({
+      granularity,
+      window_start: windowStartText,
+      window_end: windowEndText,
+      ...f,
+      written_at: writtenAtText,
+      updated_at: updatedAtText,
+    });
+    const key = escaped(group);
+    const text = groupText(group);
+    const groupJson = text === group ? `"${key}"` : JSON.stringify(text);
+    yield {
+      key: Buffer.from(windowId(ruleKey, group, granularity, windowStart)),
+      value: Buffer.from(`${head}${key}${middle}${groupJson},${rest.slice(1)}`),
+    };
+  }
+}

@@ -166,7 +166,7 @@ export function encodePartial(
  * A record's groups, memoized by its key and content (hashing is far cheaper than inflating and
  * parsing): committed records rarely change, so readers that see the same windows again — the
  * stats publisher on every write, GET /stats on every poll — inflate and parse each record once,
- * and decode each group they use once (`PackedGroups`). Bounded by the groups held.
+ * and decode each group they use once (`PackedGroups`). Bounded by the groups held and their bytes.
  */
 export function packedGroupsOf(r: Pick<PartialRecord, "pk" | "sk" | "b">): PackedGroups {
   const key = memoKey(r);
@@ -208,20 +208,31 @@ function remember(key: string, packed: PackedGroups): void {
   if (old) {
     memo.delete(key);
     memoGroups -= old.size;
+    memoBytes -= old.bytes;
   }
   memo.set(key, packed);
   memoGroups += packed.size;
-  while (memoGroups > MAX_MEMO_GROUPS && memo.size > 1) {
+  memoBytes += packed.bytes;
+  while ((memoGroups > MAX_MEMO_GROUPS || memoBytes > MAX_MEMO_BYTES) && memo.size > 1) {
     const [oldest, value] = memo.entries().next().value as [string, PackedGroups];
     memo.delete(oldest);
     memoGroups -= value.size;
+    memoBytes -= value.bytes;
   }
 }
 
-/** Groups kept per process (a few tens of MB at most). */
+/** Groups kept per process (a few tens of MB of short keys). */
 const MAX_MEMO_GROUPS = 100_000;
+/**
+ * Bytes of groups kept per process (`PackedGroups.bytes`): 100,000 groups of 2,000-character page
+ * URLs are 200 MB, more than the stats publisher's 512 MB function can keep beside its work. A
+ * stream batch of the longest keys (500 delta chunks of 256 KiB) still fits, so its windows' reads
+ * find every record it unpacked.
+ */
+const MAX_MEMO_BYTES = 128 * 1024 * 1024;
 const memo = new Map<string, PackedGroups>();
 let memoGroups = 0;
+let memoBytes = 0;
 let unpacked = 0;
 
 /**

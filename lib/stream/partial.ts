@@ -283,6 +283,9 @@ function sameJson(a: unknown, b: unknown): boolean {
   return true;
 }
 
+/** What `PackedGroups.bytes` counts for a decoded group besides its key (stats, a sketch's text). */
+const DECODED_GROUP_BYTES = 64;
+
 /**
  * One stored item's groups, each decoded on first use. Inflating and parsing an item is cheap;
  * building every group's sketch and stats is not, and most readers want a few groups of a window
@@ -300,12 +303,19 @@ export class PackedGroups {
   #all: Groups | undefined;
   /** Whether `#encoded` holds every group (unpacked from a blob), not none (`ofDecoded`). */
   readonly #unpacked: boolean;
+  /**
+   * About the bytes this holds: its JSON's length (a group of a 2,000-character page URL is 2 KB,
+   * one of a user id a few dozen bytes). What caches of these count, besides groups.
+   */
+  readonly bytes: number;
 
   private constructor(
+    bytes: number,
     encoded: Map<string, EncodedGroup>,
     repeated?: Map<string, EncodedGroup[]>,
     all?: Groups,
   ) {
+    this.bytes = bytes;
     this.#encoded = encoded;
     this.#repeated = repeated;
     this.#all = all;
@@ -316,7 +326,8 @@ export class PackedGroups {
   static unpack(blob: Uint8Array): PackedGroups {
     const encoded = new Map<string, EncodedGroup>();
     let repeated: Map<string, EncodedGroup[]> | undefined;
-    for (const group of JSON.parse(inflateRawSync(blob).toString("utf8")) as EncodedGroup[]) {
+    const json = inflateRawSync(blob).toString("utf8");
+    for (const group of JSON.parse(json) as EncodedGroup[]) {
       const key = group[0];
       if (!encoded.has(key)) encoded.set(key, group);
       else {
@@ -326,12 +337,17 @@ export class PackedGroups {
         repeated.set(key, more);
       }
     }
-    return new PackedGroups(encoded, repeated);
+    return new PackedGroups(json.length, encoded, repeated);
   }
 
   /** Groups already decoded (the very groups just encoded into an item). */
   static ofDecoded(groups: Groups): PackedGroups {
-    return new PackedGroups(new Map(), undefined, groups);
+    return new PackedGroups(
+      keyCharsOf(groups) + DECODED_GROUP_BYTES * groups.size,
+      new Map(),
+      undefined,
+      groups,
+    );
   }
 
   get size(): number {
