@@ -8,7 +8,7 @@ import {
   type _Record as StreamRecord,
 } from "@aws-sdk/client-dynamodb-streams";
 import type { DynamoDBRecord, DynamoDBStreamEvent, AttributeValue as LambdaAttributeValue } from "aws-lambda";
-import type { TableStreamMappingSpec } from "../lib/topology.ts";
+import { api, type TableStreamMappingSpec } from "../lib/topology.ts";
 
 /**
  * Emulates a DynamoDB Streams event-source mapping against DynamoDB Local's stream API: polls
@@ -160,10 +160,14 @@ export class LocalTableStreamMapping {
           }
         }
         if (due()) {
-          const batch = shard.gathered;
-          shard.gathered = [];
-          await this.#deliver(batch, id);
-          delivered += batch.length;
+          // As Lambda does, a batch is also cut at the invocation payload quota (6 MB): locally a
+          // batch of deltas of long group keys was a 101 MB event AWS would never deliver.
+          const records = shard.gathered.map((r) => this.#toLambdaRecord(r));
+          const taken = recordsWithinPayload(records, api.payload.lambdaInvokeBytes);
+          shard.gathered = shard.gathered.slice(taken);
+          if (shard.gathered.length > 0) shard.gatheringSince = 0; // the rest is due at once
+          await this.#deliver(records.slice(0, taken), id);
+          delivered += taken;
         }
       }
       if (Date.now() - lastRefresh > 2_000) {
@@ -176,8 +180,8 @@ export class LocalTableStreamMapping {
     }
   }
 
-  async #deliver(records: StreamRecord[], shardId: string): Promise<void> {
-    let pending = records.map((r) => this.#toLambdaRecord(r));
+  async #deliver(records: DynamoDBRecord[], shardId: string): Promise<void> {
+    let pending = records;
     let lastError = "";
     let attempts = 0;
     for (let attempt = 0; attempt <= this.#o.spec.maximumRetryAttempts && pending.length > 0; attempt++) {
@@ -253,6 +257,22 @@ export class LocalTableStreamMapping {
       },
     };
   }
+}
+
+/**
+ * How many of `records`, from the first, make a `DynamoDBStreamEvent` of at most `maxBytes` of
+ * JSON: at least one (a single record is at most DynamoDB's 400 KB item, twice, as old and new
+ * image).
+ */
+export function recordsWithinPayload(records: readonly DynamoDBRecord[], maxBytes: number): number {
+  let bytes = Buffer.byteLength('{"Records":[]}');
+  let taken = 0;
+  for (const record of records) {
+    bytes += Buffer.byteLength(JSON.stringify(record)) + (taken > 0 ? 1 : 0);
+    if (taken > 0 && bytes > maxBytes) break;
+    taken++;
+  }
+  return taken;
 }
 
 /**
