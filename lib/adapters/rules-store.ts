@@ -77,11 +77,6 @@ export class DynamoRulesStore implements RulesStore {
 /**
  * The rules in force: the built-ins plus the table's active rules, re-read at most every
  * `ttlMs`, so a rule created through the API is counted within seconds, without a restart.
- *
- * Past `ttlMs` the read runs in the background while callers go on with the rules they have,
- * up to `2 × ttlMs` old; only older rules (an environment idle that long) wait for the read.
- * The aggregator's invocation and the GET /stats that fell due each waited for the table's Scan
- * before their own work: one more round trip on the freshness path every `ttlMs`.
  */
 export class CachedRules {
   #value: AggregationRule[] | undefined;
@@ -95,16 +90,10 @@ export class CachedRules {
   ) {}
 
   async current(now = Date.now()): Promise<AggregationRule[]> {
-    const value = this.#value;
-    if (value && now - this.#at <= this.ttlMs) return value;
-    if (!this.#reading) {
-      this.#reading = this.#read(now).finally(() => {
-        this.#reading = undefined;
-      });
-      // A background read's failure is the next caller's to retry, not an unhandled rejection.
-      this.#reading.catch(() => {});
-    }
-    if (value && now - this.#at <= 2 * this.ttlMs) return value;
+    if (this.#value && now - this.#at <= this.ttlMs) return this.#value;
+    this.#reading ??= this.#read(now).finally(() => {
+      this.#reading = undefined;
+    });
     return this.#reading;
   }
 
