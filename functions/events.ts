@@ -2,6 +2,7 @@ import { z } from "zod";
 import {
   EVENTS_QUERY_BUDGET_MS,
   type EventsQueryEngine,
+  QueryBusyError,
   QueryTimeoutError,
 } from "../lib/adapters/events-query.ts";
 import { decodeCursor, encodeCursor, pageWithinBytes } from "../lib/archive/events-sql.ts";
@@ -88,6 +89,13 @@ export const handler = apiHandler(async (event) => {
       return errorResponse(
         serviceUnavailable(
           `the archive query did not finish within ${EVENTS_QUERY_BUDGET_MS / 1000} s; retry, or narrow from/to or add event_type`,
+        ),
+        { "retry-after": "5" },
+      );
+    if (error instanceof QueryBusyError)
+      return errorResponse(
+        serviceUnavailable(
+          "the archive is answering as many queries as it can at once; retry in a few seconds",
         ),
         { "retry-after": "5" },
       );

@@ -19,10 +19,11 @@ import {
   EVENTS_QUERY_BUDGET_MS,
   type EventsQueryEngine,
   type EventsQueryOptions,
+  QueryBusyError,
   QueryTimeoutError,
 } from "./events-query.ts";
 
-export { QueryTimeoutError };
+export { QueryBusyError, QueryTimeoutError };
 
 /**
  * What one Athena query may be (Athena docs, "Service Quotas"): a query string of at most 262,144
@@ -124,14 +125,21 @@ export class AthenaEventsEngine implements EventsQueryEngine {
     const { sql, params } = buildEventsSql(source, q);
     // Not aborted mid-request: a start Athena received but whose id never came back would run on
     // unstopped.
-    const started = await this.athena.send(
-      new StartQueryExecutionCommand({
-        QueryString: sql,
-        WorkGroup: this.options.workGroup,
-        QueryExecutionContext: { Database: this.options.database },
-        ExecutionParameters: params.map(athenaLiteral),
-      }),
-    );
+    const started = await this.athena
+      .send(
+        new StartQueryExecutionCommand({
+          QueryString: sql,
+          WorkGroup: this.options.workGroup,
+          QueryExecutionContext: { Database: this.options.database },
+          ExecutionParameters: params.map(athenaLiteral),
+        }),
+      )
+      .catch((error: unknown) => {
+        // The account's active queries are at their quota (the SDK's own retries included).
+        if ((error as { name?: string }).name === "TooManyRequestsException")
+          throw new QueryBusyError(`Athena refused to start the query: ${(error as Error).message}`);
+        throw error;
+      });
     const id = started.QueryExecutionId;
     if (!id) throw new Error("Athena returned no query execution id");
     if (signal.aborted) {

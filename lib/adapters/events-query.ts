@@ -25,6 +25,15 @@ export class QueryTimeoutError extends Error {
   override name = "QueryTimeoutError";
 }
 
+/**
+ * The query engine refused to start the query for now: Athena's active-query quota (20 or 25 a
+ * account, queued ones included, shared by every concurrent request) answers
+ * TooManyRequestsException. A retry a few seconds later may pass.
+ */
+export class QueryBusyError extends Error {
+  override name = "QueryBusyError";
+}
+
 export interface EventsQueryOptions {
   /**
    * Epoch ms by which the query gives up with QueryTimeoutError, everything included (listing
