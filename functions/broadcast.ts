@@ -61,8 +61,15 @@ export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] 
     ruleFor: (id) => byId.get(id),
     onError: (connectionId, error) =>
       logger.warn("posting to a connection failed", { connectionId, error: error as Error }),
+    // Not the whole window_id: its group may be tens of KB.
+    onOversize: (m) =>
+      logger.warn("stats message over API Gateway's 128 KB WebSocket message quota left out", {
+        rule_id: m.rule_id,
+        window_start: m.window_start,
+        group_chars: m.group.length,
+      }),
   });
-  if (result.gone.length > 0 || result.failed > 0)
+  if (result.gone.length > 0 || result.failed > 0 || result.oversize > 0)
     logger.info("fan-out", { ...result, gone: result.gone.length });
   // Whole batch or nothing: a failure here is DynamoDB's, and the retry re-reads the connections.
   return { batchItemFailures: [] };

@@ -396,6 +396,12 @@ export const webSocketApi = {
   stageName: "live",
   /** API Gateway closes a connection after 2 h at the latest; its item expires then too. */
   connectionTtlSeconds: 2 * 3600,
+  /**
+   * The largest message API Gateway sends to a client: 128 KB (API Gateway docs, "quotas for
+   * configuring and running a WebSocket API": message payload size). PostToConnection refuses
+   * larger data with PayloadTooLargeException (413); the local gateway does the same.
+   */
+  maxMessageBytes: 128 * 1024,
   /** Locally the WebSocket server (and `@connections`) listens on the API's port + this (`WS_PORT` overrides). */
   localPortOffset: 1,
   /** Environment variable with the `@connections` management endpoint (the stage's callback URL). */

@@ -17,7 +17,8 @@ import type { LocalFunction } from "./lambda-runtime.ts";
  *   with API Gateway's `Forbidden` frame when there is none;
  * - closing invokes `$disconnect`;
  * - `POST/GET/DELETE <stage>/@connections/{id}` is the management API the handlers call through
- *   `@aws-sdk/client-apigatewaymanagementapi`, answering 410 `GoneException` for unknown connections.
+ *   `@aws-sdk/client-apigatewaymanagementapi`, answering 410 `GoneException` for unknown connections
+ *   and 413 `PayloadTooLargeException` for data over API Gateway's 128 KB message quota;
  * - with an API key configured, the upgrade first passes the topology's `$connect` authorizer
  *   (a Lambda REQUEST authorizer, the very module AWS runs) and then the usage-plan check of the
  *   key it returns (`usageIdentifierKey`), as API Gateway does: no `?key=` 401 (identity
@@ -85,7 +86,7 @@ const ROUTES = new Map<string, FunctionName>(webSocketApi.routes.map((r) => [r.r
 export class LocalWebSocketGateway {
   readonly #options: WebSocketGatewayOptions;
   readonly #connections = new Map<string, Connection>();
-  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: 128 * 1024 });
+  readonly #wss = new WebSocketServer({ noServer: true, maxPayload: webSocketApi.maxMessageBytes });
   #server: Server | undefined;
   #domainName = "";
 
@@ -345,6 +346,16 @@ export class LocalWebSocketGateway {
     switch (req.method) {
       case "POST": {
         const data = Buffer.concat(chunks);
+        // API Gateway refuses what it could not deliver; sending it locally hid the limit.
+        if (data.length > webSocketApi.maxMessageBytes) {
+          res
+            .writeHead(413, {
+              "content-type": "application/json",
+              "x-amzn-errortype": "PayloadTooLargeException",
+            })
+            .end(JSON.stringify({ message: "Message too long" }));
+          return;
+        }
         await new Promise<void>((resolve, fail) =>
           connection.socket.send(data.toString("utf8"), (error) => (error ? fail(error) : resolve())),
         );

@@ -1,4 +1,5 @@
 import type { AggregationRule } from "../stream/rules.ts";
+import { webSocketApi } from "../topology.ts";
 import {
   LIVE_SCHEMA,
   type LiveFrame,
@@ -38,12 +39,34 @@ export interface FanOutResult {
   readonly frames: number;
   readonly gone: readonly string[];
   readonly failed: number;
+  /** Messages of the batch left out because no frame can carry them (counted once, not per connection). */
+  readonly oversize: number;
 }
 
-/** API Gateway's WebSocket message limit is 128 KB; stay under it with JSON framing to spare. */
+/** API Gateway's WebSocket message quota (lib/topology.ts): PostToConnection refuses larger data (413). */
+export const MAX_WEBSOCKET_MESSAGE_BYTES: number = webSocketApi.maxMessageBytes;
+
+/** API Gateway's WebSocket message limit is 128 KB; frames of several messages stay under it with room to spare. */
 export const MAX_FRAME_BYTES = 120 * 1024;
 
-/** Splits messages into `stats` frames of at most `maxBytes` serialized (a lone oversize message still goes alone). */
+const STATS_ENVELOPE_BYTES = Buffer.byteLength(
+  JSON.stringify({ schema: LIVE_SCHEMA, type: "stats", messages: [] } satisfies LiveFrame),
+);
+
+/**
+ * Whether a message fits a `stats` frame of its own under API Gateway's message quota. A group
+ * key is bounded only by the event (32 KiB), and the message holds it twice (`window_id` and
+ * `group`), escaped once more for each level of JSON it sits in: a rule grouped by object-valued
+ * properties makes messages of several hundred KB. API Gateway refuses those, and posting them
+ * failed the connection for the rest of its batch.
+ */
+export const fitsWebSocketMessage = (message: RoutedStatsMessage): boolean =>
+  STATS_ENVELOPE_BYTES + Buffer.byteLength(JSON.stringify(message)) <= MAX_WEBSOCKET_MESSAGE_BYTES;
+
+/**
+ * Splits messages into `stats` frames of at most `maxBytes` serialized (a lone larger message still
+ * goes alone: fanOut has left out those over API Gateway's quota).
+ */
 export function statsFrames(messages: readonly RoutedStatsMessage[], maxBytes = MAX_FRAME_BYTES): string[] {
   const frames: string[] = [];
   let batch: RoutedStatsMessage[] = [];
@@ -70,7 +93,9 @@ export function statsFrames(messages: readonly RoutedStatsMessage[], maxBytes = 
  * Sends each subscribed connection the messages its subscription matches, in order, batched
  * into frames. A connection that is gone (410) is deleted from the store; any other posting
  * failure is counted and skipped, because the next update of the same window supersedes it and
- * one slow client must not hold back the others.
+ * one slow client must not hold back the others. A message over API Gateway's message quota is
+ * sent to nobody (`onOversize` is told once): API Gateway would refuse it to every connection,
+ * and the window stays readable by GET /stats and on `analytics.stats`.
  */
 export async function fanOut(
   messages: readonly RoutedStatsMessage[],
@@ -79,11 +104,21 @@ export async function fanOut(
     readonly notifier: ConnectionNotifier;
     readonly ruleFor: (ruleId: string) => Pick<AggregationRule, "event_type" | "group_by"> | undefined;
     readonly onError?: (connectionId: string, error: unknown) => void;
+    readonly onOversize?: (message: RoutedStatsMessage) => void;
     /** The subscribed connections, if the caller already read them. */
     readonly connections?: readonly ConnectionRecord[];
   },
 ): Promise<FanOutResult> {
-  if (messages.length === 0) return { frames: 0, gone: [], failed: 0 };
+  const sendable: RoutedStatsMessage[] = [];
+  let oversize = 0;
+  for (const m of messages) {
+    if (fitsWebSocketMessage(m)) sendable.push(m);
+    else {
+      oversize++;
+      deps.onOversize?.(m);
+    }
+  }
+  if (sendable.length === 0) return { frames: 0, gone: [], failed: 0, oversize };
   const connections = deps.connections ?? (await deps.store.subscribed());
   const gone: string[] = [];
   let frames = 0;
@@ -92,7 +127,7 @@ export async function fanOut(
     connections.map(async (c) => {
       const subscription = c.subscription;
       if (!subscription) return;
-      const matching = messages.filter((m) => matchesSubscription(subscription, m, deps.ruleFor(m.rule_id)));
+      const matching = sendable.filter((m) => matchesSubscription(subscription, m, deps.ruleFor(m.rule_id)));
       for (const frame of statsFrames(matching)) {
         try {
           if ((await deps.notifier.post(c.connection_id, frame)) === "gone") {
@@ -109,5 +144,5 @@ export async function fanOut(
       }
     }),
   );
-  return { frames, gone, failed };
+  return { frames, gone, failed, oversize };
 }

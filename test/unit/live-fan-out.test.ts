@@ -95,7 +95,7 @@ describe("fan-out", () => {
     const messages = [message("events_by_type", "page_view"), message("events_by_type", "click")];
     const result = await fanOut(messages, { store, notifier, ruleFor: (id) => rules.get(id) });
 
-    expect(result).toEqual({ frames: 2, gone: ["gone"], failed: 1 });
+    expect(result).toEqual({ frames: 2, gone: ["gone"], failed: 1, oversize: 0 });
     expect(store.connections.map((c) => c.connection_id)).toEqual(["all", "views", "flaky", "unsubscribed"]);
     const groups = (id: string) =>
       notifier.sent

@@ -133,6 +133,29 @@ describe("local WebSocket gateway", () => {
     expect(await notifier.post("never-connected", "{}")).toBe("gone");
   });
 
+  it("refuses a post over API Gateway's 128 KB message quota with 413 PayloadTooLargeException, as AWS does", async () => {
+    const { gw, url, managementEndpoint, events } = await gateway();
+    stops.push(() => gw.stop());
+    process.env.AWS_ACCESS_KEY_ID ??= "local";
+    process.env.AWS_SECRET_ACCESS_KEY ??= "local";
+    const notifier = new ApiGatewayConnectionNotifier(managementEndpoint, "us-east-1");
+    const { received } = await open(url);
+    const id = events[0]?.requestContext.connectionId ?? "";
+    // API Gateway docs, "quotas for configuring and running a WebSocket API": message payload 128 KB.
+    const quota = 128 * 1024;
+    await expect(notifier.post(id, "x".repeat(quota + 1))).rejects.toMatchObject({
+      name: "PayloadTooLargeException",
+      $metadata: { httpStatusCode: 413 },
+    });
+    // Bytes, not characters: 2-byte characters count twice.
+    await expect(notifier.post(id, "é".repeat(quota / 2 + 1))).rejects.toMatchObject({
+      name: "PayloadTooLargeException",
+    });
+    expect(await notifier.post(id, "x".repeat(quota))).toBe("sent");
+    await until(() => received.length === 1);
+    expect(received[0]?.length).toBe(quota);
+  });
+
   describe("with an API key: the $connect authorizer and the usage-plan check", () => {
     const KEY = "local-key-0123456789abcdef";
     const policy = (effect: "Allow" | "Deny", resource = "*") => ({
