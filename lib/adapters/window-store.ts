@@ -573,6 +573,29 @@ export class DynamoWindowStore implements WindowStore {
 }
 
 const isDelta = (sk: string) => sk.includes("#d#");
+/**
+ * TransactWriteItems' limits (DynamoDB API reference, TransactWriteItems; Developer Guide,
+ * "Quotas": transactions): at most 100 actions, whose items add up to at most 4 MB. Beyond, the
+ * call fails with a ValidationException, however often it is retried.
+ */
+export const TRANSACT_MAX_ACTIONS = 100;
+export const TRANSACT_MAX_BYTES = 4 * 1024 * 1024;
+/** What a change's fence may take of the transaction: one item, so at most DynamoDB's 400 KB. */
+const FENCE_RESERVE_BYTES = 400 * 1024;
+
+/**
+ * Whether `apply` can commit these puts and deletes with a fence in one transaction. Deletes
+ * count by the size of the item they remove when known (DynamoDB does not say whether a delete
+ * counts toward the 4 MB; counting it errs on the side that commits).
+ */
+export function fitsOneTransaction(puts: readonly PartialRecord[], deletes: readonly PartialKey[]): boolean {
+  if (puts.length + deletes.length + 1 > TRANSACT_MAX_ACTIONS) return false;
+  let bytes = FENCE_RESERVE_BYTES;
+  for (const r of puts) bytes += itemSizeBytes(r);
+  for (const d of deletes) bytes += d.bytes ?? Buffer.byteLength(d.pk) + Buffer.byteLength(d.sk);
+  return bytes <= TRANSACT_MAX_BYTES;
+}
+
 /** BatchWriteItem's limit of requests per call, and BatchGetItem's of keys. */
 const BATCH_WRITE_ITEMS = 25;
 const BATCH_GET_KEYS = 100;

@@ -1,5 +1,10 @@
 import { itemSizeBytes, writeUnits } from "../adapters/dynamodb-item-size.ts";
-import type { Fence, PartialKey, WindowStore } from "../adapters/window-store.ts";
+import {
+  type Fence,
+  fitsOneTransaction,
+  type PartialKey,
+  type WindowStore,
+} from "../adapters/window-store.ts";
 import {
   foldRecords,
   GRANULARITY_MS,
@@ -577,15 +582,33 @@ async function compactDue(
     if (compactions >= MAX_COMPACTIONS_PER_COMMIT) break;
     const hour = windowKey(ref.granularity === "h" ? ref : hourOf(ref));
     if (ref.granularity === "m" && hoursTouched.has(hour)) continue;
+    const key = windowKey(ref);
+    const undone = `${topic}#${partition}#${key}`;
+    // Found too large for one transaction, and no delta added since: reading it again would only
+    // find the same.
+    if (tooLargeToCompact.get(undone) === current.dirty.get(key)) continue;
     // Before the compaction's transaction: once it commits, the delta it absorbed must not grow.
-    deps.openDeltas?.close(partition, windowKey(ref));
-    current = await compactWindow(topic, partition, ref, current, deps, now);
-    hoursTouched.add(hour);
+    deps.openDeltas?.close(partition, key);
+    const next = await compactWindow(topic, partition, ref, current, deps, now);
     compactions++;
+    if (next === undefined) {
+      if (tooLargeToCompact.size >= MAX_TOO_LARGE_REMEMBERED) tooLargeToCompact.clear();
+      tooLargeToCompact.set(undone, current.dirty.get(key) ?? 0);
+      continue;
+    }
+    current = next;
+    hoursTouched.add(hour);
     outcome.compactions++;
   }
   return current;
 }
+
+/**
+ * Windows (topic, partition, window key) whose compaction did not fit one transaction, with the
+ * fence's delta count for them then: per execution environment, so a cold start tries each once.
+ */
+const tooLargeToCompact = new Map<string, number>();
+const MAX_TOO_LARGE_REMEMBERED = 10_000;
 
 /** The hourly window a minute window rolls up into. */
 const hourOf = (ref: WindowRef): WindowRef => ({
@@ -594,7 +617,16 @@ const hourOf = (ref: WindowRef): WindowRef => ({
   windowStart: windowStartOf(ref.windowStart, "h"),
 });
 
-/** Merges a window's compacted partial and deltas of this partition into one compacted partial. */
+/**
+ * Merges a window's compacted partial and deltas of this partition into one compacted partial.
+ * Undefined, with nothing written, when that transaction would pass DynamoDB's limits (100 items,
+ * 4 MB): a window of thousands of groups each with a dense unique-count sketch (unique visitors
+ * per page: 3,400 pages of 2,000 visitors an hour on a partition) compacts to more than 4 MB, and
+ * the refused transaction failed every later batch of the partition, since the window stays due.
+ * Its deltas stay as they are, readers merge them as before (a minute's deltas still count in
+ * their hour: the window stays dirty, so its hour stays unrolled), and the window is tried again
+ * once it has more deltas.
+ */
 async function compactWindow(
   topic: string,
   partition: number,
@@ -602,7 +634,7 @@ async function compactWindow(
   fence: Fence,
   deps: AggregateDeps,
   now: number,
-): Promise<Fence> {
+): Promise<Fence | undefined> {
   const key = windowKey(ref);
   const raw = await deps.store.read(ref.ruleKey, ref.granularity, [ref.windowStart], partition);
   const stored = effectiveRecords(raw);
@@ -640,6 +672,15 @@ async function compactWindow(
   const replaces = new Map(
     compacted.filter((r) => putKeys.has(r.sk)).map((r) => [r.sk, itemSizeBytes(r)] as const),
   );
+  if (!fitsOneTransaction([...puts, ...rollup], deletes)) {
+    deps.warn?.("compaction left undone: over DynamoDB's transaction limits (100 items, 4 MB)", {
+      partition,
+      window: key,
+      records: stored.length,
+      puts: puts.length + rollup.length,
+    });
+    return undefined;
+  }
   const dirty = new Map(fence.dirty);
   if (remaining > 0) dirty.set(key, remaining);
   else dirty.delete(key);
