@@ -1,6 +1,7 @@
 import type { MSKEvent } from "aws-lambda";
 import type { KafkaMessage } from "kafkajs";
 import { partitionOfKey } from "../lib/adapters/kafka-partitioner.ts";
+import { usageMeter } from "../lib/adapters/usage-meter.ts";
 import { parseIngestBody } from "../lib/contract/event.ts";
 import { topics } from "../lib/topology.ts";
 import { mskEvent } from "../local/event-source-mapping.ts";
@@ -63,6 +64,8 @@ await withOwnServices(`bench-${fn}`, async () => {
 
   // Warm-up: module init, connections, JIT.
   for (let p = 0; p < partitions; p++) await handler(nextEvent(p));
+  const usage0 = usageMeter.snapshot();
+  let invocations = 0;
   let events = 0;
   let cpuMicros = 0;
   let handlerMs = 0;
@@ -77,7 +80,13 @@ await withOwnServices(`bench-${fn}`, async () => {
     const cpu = process.cpuUsage(cpu0);
     cpuMicros += cpu.user + cpu.system;
     events += batchSize;
+    invocations++;
   }
+  const requests = usageMeter.snapshot().dynamodb.requests;
+  const per = Object.entries(requests)
+    .map(([op, n]) => `${op} ${((n - (usage0.dynamodb.requests[op] ?? 0)) / invocations).toFixed(2)}`)
+    .join(", ");
+  console.log(`DynamoDB requests per invocation (${invocations}): ${per}`);
   console.log(
     `${fn} handler, ${batchSize.toLocaleString("en")} records a batch: ${Math.round(events / (handlerMs / 1000)).toLocaleString("en")} events/s in the handler; CPU ${(cpuMicros / events).toFixed(2)} µs per event (${events.toLocaleString("en")} events)`,
   );
