@@ -49,8 +49,11 @@ export function apiHandler(fn: ApiHandler) {
       try {
         // The body limit of lib/topology.ts, checked here so that AWS and the local gateway
         // answer the same 413 (API Gateway itself would let up to 10 MB through).
+        // A UTF-16 code unit is at most 3 bytes of UTF-8: a body of at most a third of the limit
+        // in length is within it, and its bytes (a pass over up to 5 MB) are not counted.
         const body = bodyText(event);
-        if (body !== undefined && Buffer.byteLength(body) > api.payload.maxRequestBodyBytes) {
+        const max = api.payload.maxRequestBodyBytes;
+        if (body !== undefined && body.length * 3 > max && Buffer.byteLength(body) > max) {
           return errorResponse(
             payloadTooLarge(`request exceeds the ${api.payload.maxRequestBodyBytes}-byte body limit`),
           );

@@ -391,14 +391,18 @@ export function parseIngestBody(rawBody: string | undefined, options: ParseOptio
       received_at: now,
     };
     const json = JSON.stringify(event);
-    const bytes = Buffer.byteLength(json);
-    if (bytes > MAX_EVENT_BYTES) {
-      problems.push({
-        index,
-        field: "(event)",
-        message: `is ${bytes} bytes serialized; at most ${MAX_EVENT_BYTES}`,
-      });
-      continue;
+    // A UTF-16 code unit is at most 3 bytes of UTF-8 (a lone surrogate is written as U+FFFD): JSON
+    // of at most a third of the limit in length is within it, and its bytes are not counted.
+    if (json.length * 3 > MAX_EVENT_BYTES) {
+      const bytes = Buffer.byteLength(json);
+      if (bytes > MAX_EVENT_BYTES) {
+        problems.push({
+          index,
+          field: "(event)",
+          message: `is ${bytes} bytes serialized; at most ${MAX_EVENT_BYTES}`,
+        });
+        continue;
+      }
     }
     events.push(event);
     serialized.push(json);
