@@ -35,9 +35,9 @@ const publisher = lazy(
  * The request's messages and event ids, or the 400 for its body. Kept apart from the handler so
  * that nothing of the parsed events (their objects, `properties`, `metadata`) lives across the
  * wait for Kafka's acknowledgement: with a few requests in flight they survived the young
- * generation's collections, were promoted and filled the old one (bench/api-ingest.ts: about
- * two thirds of the young generation survived each scavenge, a full collection every 2 s). Only
- * the serialized values, the keys and the ids are needed past here.
+ * generation's collections, were promoted and filled the old one (`--trace-gc` of
+ * bench/ingest-handler.ts: about two thirds of the young generation survived each scavenge, a
+ * full collection every 2 s). Only the serialized values, the keys and the ids are needed past here.
  */
 export function prepareIngest(
   body: string | undefined,
