@@ -333,6 +333,7 @@ export const functions = {
       "./web/dashboard.html",
       "./web/dashboard.js",
       "./web/chart-axis.js",
+      "./web/revenue.js",
       "./web/dashboard.css",
       "uplot/dist/uPlot.esm.js",
       "uplot/dist/uPlot.min.css",

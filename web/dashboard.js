@@ -1,6 +1,7 @@
 // The Tidemark dashboard: plain DOM counters and lists, a uPlot chart, data from GET /stats and
 // GET /rules, refreshed within a second of each live-stats WebSocket update and every 30 s.
 import { countAxisSize, countLabels } from "./chart-axis.js";
+import { perMinute, revenueOf, revenueText } from "./revenue.js";
 import uPlot from "./uPlot.esm.js";
 
 const MINUTE = 60_000;
@@ -128,8 +129,8 @@ function drawRevenue() {
         const tr = document.createElement("tr");
         for (const text of [
           c || "(none)",
-          money.format(revenueNow.get(c) ?? 0),
-          money.format(revenueAvg.get(c) ?? 0),
+          revenueText(revenueNow.get(c) ?? 0, money),
+          revenueText(revenueAvg.get(c) ?? 0, money),
         ]) {
           const td = document.createElement("td");
           td.textContent = text;
@@ -235,9 +236,11 @@ const panels = [
         api(`stats?rule_id=revenue_by_currency&${range(60 * MINUTE, now)}`),
         api(`stats?rule_id=revenue_by_currency&from=${minute}&to=${now}`),
       ]);
-      revenueAvg = new Map(hour.groups.map((g) => [g.group["properties.currency"], (g.sum ?? 0) / 60]));
+      revenueAvg = new Map(
+        hour.groups.map((g) => [g.group["properties.currency"], perMinute(revenueOf(g), 60)]),
+      );
       revenueNow.clear();
-      for (const g of current.groups) revenueNow.set(g.group["properties.currency"], g.sum ?? 0);
+      for (const g of current.groups) revenueNow.set(g.group["properties.currency"], revenueOf(g));
       drawRevenue();
     },
   },
@@ -306,7 +309,7 @@ function applyLive(messages) {
       chartChanged = true;
     }
     if (m.rule_id === "revenue_by_currency" && start === Math.floor(Date.now() / MINUTE) * MINUTE) {
-      revenueNow.set(m.group, m.sum ?? 0);
+      revenueNow.set(m.group, revenueOf(m));
       revenueChanged = true;
     }
   }

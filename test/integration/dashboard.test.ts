@@ -99,6 +99,15 @@ describe("dashboard in a real browser", () => {
         timestamp: now,
         properties: { amount: 19.5 + i, currency },
       })),
+      // Sums past a double's range: GET /stats and the live messages leave `sum` out and say
+      // `sum_out_of_range`; the page showed them as 0.00, as if nothing was sold.
+      ...Array.from({ length: 6 }, (_, i) => ({
+        user_id: `shopper-${run}-${i}`,
+        session_id: `s-${run}-${i}`,
+        event_type: "purchase_completed",
+        timestamp: now,
+        properties: { amount: 1.7e308, currency: "XOV" },
+      })),
     ];
     const posted = performance.now();
     expect((await postJson(`${stack.url}/events`, events, { "x-api-key": API_KEY })).status).toBe(202);
@@ -113,6 +122,11 @@ describe("dashboard in a real browser", () => {
     expect(frame, "the update came over the WebSocket").toBeDefined();
     const pageMs = shownAt - (frame?.at ?? shownAt);
     await waitFor(async () => ((await text(page, "#revenue")).includes("USD") ? true : undefined));
+    const outOfRange = await waitFor(async () =>
+      (await text(page, "#revenue")).split("\n").find((row) => row.includes("XOV")),
+    );
+    expect(outOfRange).toContain("beyond ±1.8e308");
+    expect(outOfRange).not.toMatch(/\b0\.00\b/);
     await waitFor(async () =>
       (await text(page, "#events-chart")).includes("add_to_cart") ? true : undefined,
     );
