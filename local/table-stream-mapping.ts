@@ -52,7 +52,13 @@ export interface TableStreamMappingOptions {
   readonly invoke: (event: DynamoDBStreamEvent) => Promise<unknown>;
   /** The on-failure destination (locally a Kafka topic; an SQS queue in AWS). */
   readonly onFailure: (failure: StreamFailureRecord) => Promise<void>;
+  /**
+   * How long a pass over the shards that delivered nothing waits before the next (default 250 ms:
+   * AWS documents that Lambda polls each shard of a DynamoDB stream about 4 times a second).
+   */
   readonly pollIntervalMs?: number;
+  /** How often DescribeStream looks for new shards besides when a shard closes (default 10 s). */
+  readonly shardRefreshMs?: number;
   readonly log?: (line: string) => void;
 }
 
@@ -113,6 +119,8 @@ export class LocalTableStreamMapping {
     let lastRefresh = Date.now();
     while (this.#running) {
       let delivered = 0;
+      /** A shard closed in this pass: its children (a rollover or split) are looked for at once. */
+      let closedNow = false;
       const windowMs = this.#o.spec.maximumBatchingWindowSeconds * 1000;
       for (const [id, shard] of this.#shards) {
         if (!this.#running) break;
@@ -137,7 +145,10 @@ export class LocalTableStreamMapping {
               shard.gathered.push(...records);
             }
             shard.iterator = res.NextShardIterator;
-            if (!shard.iterator) shard.closed = true;
+            if (!shard.iterator) {
+              shard.closed = true;
+              closedNow = true;
+            }
           } catch (error) {
             if ((error as { name?: string }).name === "TrimmedDataAccessException") {
               // The iterator points before the oldest record still kept: as Lambda does, resume at the
@@ -170,13 +181,18 @@ export class LocalTableStreamMapping {
           delivered += taken;
         }
       }
-      if (Date.now() - lastRefresh > 2_000) {
+      // New shards appear when one closes (DynamoDB rolls a shard over, about every 4 hours in
+      // AWS): looked for then, and otherwise every `shardRefreshMs`. Every 2 s, DescribeStream was
+      // one DynamoDB Local request in twenty of the stream's, answering the same shards each time.
+      if (closedNow || Date.now() - lastRefresh > (this.#o.shardRefreshMs ?? 10_000)) {
         lastRefresh = Date.now();
         await this.#refreshShards().catch((error: unknown) =>
           this.#o.log?.(`[stream ${this.#o.spec.id}] ${String(error)}`),
         );
       }
-      if (delivered === 0) await new Promise((r) => setTimeout(r, this.#o.pollIntervalMs ?? 100));
+      // As Lambda does, about 4 polls a second per shard (every 100 ms before, 2.5 times the
+      // GetRecords, each a read of DynamoDB Local's stream table on the cores the pipeline shares).
+      if (delivered === 0) await new Promise((r) => setTimeout(r, this.#o.pollIntervalMs ?? 250));
     }
   }
 
