@@ -138,7 +138,10 @@ export class LocalEventSourceMapping {
       // 100 ms when there is a window), and the window is kept here per partition, from the first
       // record's arrival (`#drain`), as AWS does for Kafka sources. A fetch held for the whole
       // window would start it only once the previous invocation ended, a window late.
-      maxWaitTimeInMs: 100,
+      // Without a window (minBytes 1) a fetch returns at a record's arrival whatever it may wait:
+      // held up to 1 s, an idle partition costs the broker 1 Fetch a second, not 10 (a fetch
+      // each 100 ms was the broadcast consumers' 20 requests a second on a quiet topic).
+      maxWaitTimeInMs: this.#windowMs > 0 ? 100 : 1_000,
       minBytes: this.#windowMs > 0 ? 64 * 1024 : 1,
       maxBytesPerPartition: 8 * 1024 * 1024,
       maxBytes: 64 * 1024 * 1024,

@@ -256,6 +256,55 @@ describe("local event-source mapping", () => {
     expect(dead[0]?.error).toContain("poison");
   });
 
+  it("long-polls an idle topic without a window, and still delivers a record as it arrives", async () => {
+    const t = await freshTopics(0);
+    // The mapping's consumer, seen through kafkajs's instrumentation: its Fetch requests.
+    let fetches = 0;
+    const counting: Kafka = Object.create(kafka);
+    counting.consumer = (config: ConsumerConfig) => {
+      const consumer = kafka.consumer(config);
+      consumer.on(consumer.events.REQUEST, (e) => {
+        if (e.payload.apiName === "Fetch") fetches++;
+      });
+      return consumer;
+    };
+    const delivered: number[] = [];
+    const m = new LocalEventSourceMapping({
+      spec: {
+        id: "Idle",
+        consumerGroup: t.group,
+        batchSize: 100,
+        maximumBatchingWindowSeconds: 0,
+        startingPosition: "TRIM_HORIZON",
+        maximumRetryAttempts: 0,
+        reportBatchItemFailures: true,
+      },
+      kafka: counting,
+      topic: t.topic,
+      onFailureTopic: t.dlq,
+      functionName: "test-fn",
+      invoke: async () => {
+        delivered.push(Date.now());
+      },
+    });
+    running.push(m);
+    await m.start();
+    await new Promise((r) => setTimeout(r, 500));
+    const before = fetches;
+    await new Promise((r) => setTimeout(r, 3_000));
+    // Held up to 1 s: about 3 in 3 s (every 100 ms before: about 30).
+    expect(fetches - before).toBeLessThanOrEqual(6);
+    const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1 });
+    await producer.connect();
+    const sentAt = Date.now();
+    await producer.send({ topic: t.topic, acks: -1, messages: [{ value: "{}" }] });
+    await producer.disconnect();
+    await waitFor(async () => (delivered.length > 0 ? true : undefined));
+    // The held fetch answers at the record's arrival, not at its timeout.
+    expect((delivered[0] ?? Number.POSITIVE_INFINITY) - sentAt).toBeLessThan(500);
+    await m.stop();
+  });
+
   // AWS: "For Amazon MSK, self-managed Apache Kafka, and Amazon MQ event sources ... A batching
   // window begins as soon as the first record arrives" (Lambda developer guide, "Batching behavior").
   it("gathers records for the batching window from the first record's arrival", async () => {
