@@ -1,6 +1,6 @@
 import type { MSKEvent } from "aws-lambda";
 import { z } from "zod";
-import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
+import { createDynamoDb, createDynamoDbPuts } from "../lib/adapters/dynamodb-client.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
 import { sendBounded } from "../lib/adapters/kafka-batches.ts";
 import { CachedRules, DynamoRulesStore } from "../lib/adapters/rules-store.ts";
@@ -30,7 +30,12 @@ const config = readConfig(
   }),
 );
 const db = createDynamoDb(config);
-const store = new DynamoWindowStore(db, config.AGGREGATES_TABLE, config.STREAM_STATE_TABLE);
+const store = new DynamoWindowStore(
+  db,
+  config.AGGREGATES_TABLE,
+  config.STREAM_STATE_TABLE,
+  createDynamoDbPuts(config),
+);
 const rules = new CachedRules(new DynamoRulesStore(db, config.RULES_TABLE), BUILT_IN_RULES);
 const recent = new RecentEventIds();
 const openDeltas = new OpenDeltas();

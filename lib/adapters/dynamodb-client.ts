@@ -1,22 +1,54 @@
-import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DynamoDBClient, type DynamoDBClientConfig } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { marshallOptions } from "@aws-sdk/util-dynamodb";
 import type { AwsEndpointsEnv } from "../config.ts";
 import { withoutSdkLogging } from "./sdk-logging.ts";
 import { meterDynamoDb } from "./usage-meter.ts";
 
 /**
- * DynamoDB document client; `DYNAMODB_ENDPOINT` points it at DynamoDB Local. Metered
- * (consumed capacity and requests, `usage-meter.ts`) so costs are measured, not estimated.
+ * How the document client marshals items, and `createDynamoDbPuts`' callers with `marshall` (a
+ * whole item: its attributes are converted as the document client converts each). Frozen: the
+ * document client writes its defaults into the options it is given.
  */
-export function createDynamoDb(env: AwsEndpointsEnv): DynamoDBDocumentClient {
+export const MARSHALL_OPTIONS: Readonly<marshallOptions> = Object.freeze({ removeUndefinedValues: true });
+
+/** The low-level client both factories wrap: metered, no SDK logging. */
+function baseClient(env: AwsEndpointsEnv, config: DynamoDBClientConfig): DynamoDBClient {
   const client = new DynamoDBClient({
     region: env.AWS_REGION,
     ...(env.DYNAMODB_ENDPOINT ? { endpoint: env.DYNAMODB_ENDPOINT } : {}),
     maxAttempts: 5,
     base64Decoder: decodeBase64,
+    ...config,
   });
   meterDynamoDb(withoutSdkLogging(client));
-  return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+  return client;
+}
+
+/**
+ * DynamoDB document client; `DYNAMODB_ENDPOINT` points it at DynamoDB Local. Metered
+ * (consumed capacity and requests, `usage-meter.ts`) so costs are measured, not estimated.
+ * `config`: tests only (a request handler that plays DynamoDB).
+ */
+export function createDynamoDb(
+  env: AwsEndpointsEnv,
+  config: DynamoDBClientConfig = {},
+): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(baseClient(env, config), { marshallOptions: { ...MARSHALL_OPTIONS } });
+}
+
+/**
+ * A low-level client for the aggregator's conditional puts (its fence twice a batch, each delta
+ * it extends), whose callers marshal items themselves (`MARSHALL_OPTIONS`: the same request as
+ * the document client's). The SDK resolves a command's middleware stack on every send, and the
+ * document client wraps each command in a second one with a stack of its own; this client caches
+ * the resolved stack per command class (`cacheMiddleware`, which the document client does not
+ * support: its cached handler would send the first command again). A PutItem then costs about
+ * 0.45 ms less CPU on the bench machine (doc/raw+cache, 300 puts, A/B/A/B), and the aggregator
+ * sends four or five a batch whatever the batch's size.
+ */
+export function createDynamoDbPuts(env: AwsEndpointsEnv, config: DynamoDBClientConfig = {}): DynamoDBClient {
+  return baseClient(env, { ...config, cacheMiddleware: true });
 }
 
 /**
