@@ -53,25 +53,33 @@ const STATS_ENVELOPE_BYTES = Buffer.byteLength(
   JSON.stringify({ schema: LIVE_SCHEMA, type: "stats", messages: [] } satisfies LiveFrame),
 );
 
+/** A message's size serialized, in UTF-8 bytes. */
+export const messageBytes = (message: RoutedStatsMessage): number =>
+  Buffer.byteLength(JSON.stringify(message));
+
 /**
- * Whether a message fits a `stats` frame of its own under API Gateway's message quota. A group
- * key is bounded only by the event (32 KiB), and the message holds it twice (`window_id` and
- * `group`), escaped once more for each level of JSON it sits in: a rule grouped by object-valued
- * properties makes messages of several hundred KB. API Gateway refuses those, and posting them
- * failed the connection for the rest of its batch.
+ * Whether a message of `bytes` fits a `stats` frame of its own under API Gateway's message quota.
+ * A group key is bounded only by the event (32 KiB), and the message holds it twice (`window_id`
+ * and `group`), escaped once more for each level of JSON it sits in: a rule grouped by
+ * object-valued properties makes messages of several hundred KB. API Gateway refuses those, and
+ * posting them failed the connection for the rest of its batch.
  */
-export const fitsWebSocketMessage = (message: RoutedStatsMessage): boolean =>
-  STATS_ENVELOPE_BYTES + Buffer.byteLength(JSON.stringify(message)) <= MAX_WEBSOCKET_MESSAGE_BYTES;
+export const fitsWebSocketMessage = (bytes: number): boolean =>
+  STATS_ENVELOPE_BYTES + bytes <= MAX_WEBSOCKET_MESSAGE_BYTES;
 
 /**
  * Splits messages into `stats` frames of at most `maxBytes` serialized (a lone larger message still
- * goes alone: fanOut has left out those over API Gateway's quota).
+ * goes alone: fanOut has left out those over API Gateway's quota). `sizeOf` gives a message's
+ * serialized bytes; fanOut passes the sizes it took once for the batch, not once per connection.
  */
-export function statsFrames(messages: readonly RoutedStatsMessage[], maxBytes = MAX_FRAME_BYTES): string[] {
+export function statsFrames(
+  messages: readonly RoutedStatsMessage[],
+  maxBytes = MAX_FRAME_BYTES,
+  sizeOf: (message: RoutedStatsMessage) => number = messageBytes,
+): string[] {
   const frames: string[] = [];
   let batch: RoutedStatsMessage[] = [];
   let size = 0;
-  const envelope = JSON.stringify({ schema: LIVE_SCHEMA, type: "stats", messages: [] }).length;
   const flush = () => {
     if (batch.length === 0) return;
     const frame: LiveFrame = { schema: LIVE_SCHEMA, type: "stats", messages: batch };
@@ -80,8 +88,8 @@ export function statsFrames(messages: readonly RoutedStatsMessage[], maxBytes = 
     size = 0;
   };
   for (const m of messages) {
-    const bytes = Buffer.byteLength(JSON.stringify(m)) + 1;
-    if (batch.length > 0 && envelope + size + bytes > maxBytes) flush();
+    const bytes = sizeOf(m) + 1; // and its comma
+    if (batch.length > 0 && STATS_ENVELOPE_BYTES + size + bytes > maxBytes) flush();
     batch.push(m);
     size += bytes;
   }
@@ -110,10 +118,14 @@ export async function fanOut(
   },
 ): Promise<FanOutResult> {
   const sendable: RoutedStatsMessage[] = [];
+  const sizes = new Map<RoutedStatsMessage, number>();
   let oversize = 0;
   for (const m of messages) {
-    if (fitsWebSocketMessage(m)) sendable.push(m);
-    else {
+    const bytes = messageBytes(m);
+    if (fitsWebSocketMessage(bytes)) {
+      sendable.push(m);
+      sizes.set(m, bytes);
+    } else {
       oversize++;
       deps.onOversize?.(m);
     }
@@ -128,7 +140,7 @@ export async function fanOut(
       const subscription = c.subscription;
       if (!subscription) return;
       const matching = sendable.filter((m) => matchesSubscription(subscription, m, deps.ruleFor(m.rule_id)));
-      for (const frame of statsFrames(matching)) {
+      for (const frame of statsFrames(matching, MAX_FRAME_BYTES, (m) => sizes.get(m) ?? messageBytes(m))) {
         try {
           if ((await deps.notifier.post(c.connection_id, frame)) === "gone") {
             gone.push(c.connection_id);

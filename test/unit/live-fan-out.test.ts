@@ -1,10 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   type ConnectionNotifier,
-  type ConnectionRecord,
-  type ConnectionStore,
   fanOut,
-  type SubscribeOutcome,
   statsFrames,
 } from "../../lib/live/fan-out.ts";
 import {
@@ -13,6 +10,7 @@ import {
   type RoutedStatsMessage,
 } from "../../lib/live/subscriptions.ts";
 import { BUILT_IN_RULES } from "../../lib/stream/rules.ts";
+import { MemoryConnectionStore } from "../support/memory-connection-store.ts";
 
 const rules = new Map(BUILT_IN_RULES.map((r) => [r.rule_id, r]));
 const message = (rule_id: string, group: string): RoutedStatsMessage => ({
@@ -22,20 +20,6 @@ const message = (rule_id: string, group: string): RoutedStatsMessage => ({
   group,
   count: 1,
 });
-
-class MemoryStore implements ConnectionStore {
-  constructor(public connections: ConnectionRecord[]) {}
-  async add() {}
-  async subscribe(): Promise<SubscribeOutcome> {
-    return "stored";
-  }
-  async remove(id: string) {
-    this.connections = this.connections.filter((c) => c.connection_id !== id);
-  }
-  async subscribed() {
-    return this.connections;
-  }
-}
 
 class RecordingNotifier implements ConnectionNotifier {
   readonly sent: { id: string; data: string }[] = [];
@@ -84,7 +68,7 @@ describe("live stats subscriptions", () => {
 
 describe("fan-out", () => {
   it("sends each connection what it subscribed to, deletes gone connections, survives failures", async () => {
-    const store = new MemoryStore([
+    const store = new MemoryConnectionStore([
       { connection_id: "all", subscription: { rule_ids: [], event_types: [] } },
       { connection_id: "views", subscription: { rule_ids: [], event_types: ["page_view"] } },
       { connection_id: "gone", subscription: { rule_ids: [], event_types: [] } },

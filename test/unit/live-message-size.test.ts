@@ -2,15 +2,13 @@ import { describe, expect, it } from "vitest";
 import { parseIngestBody } from "../../lib/contract/event.ts";
 import {
   type ConnectionNotifier,
-  type ConnectionRecord,
-  type ConnectionStore,
   fanOut,
   MAX_WEBSOCKET_MESSAGE_BYTES,
-  type SubscribeOutcome,
 } from "../../lib/live/fan-out.ts";
 import type { RoutedStatsMessage } from "../../lib/live/subscriptions.ts";
 import { statsMessagesFor } from "../../lib/pipeline/stats-messages.ts";
 import { type AggregationRule, groupKey } from "../../lib/stream/rules.ts";
+import { MemoryConnectionStore } from "../support/memory-connection-store.ts";
 
 /**
  * API Gateway refuses a PostToConnection whose data is over the WebSocket message payload quota,
@@ -31,20 +29,6 @@ class AwsSizedNotifier implements ConnectionNotifier {
       });
     this.sent.push({ id, data });
     return "sent";
-  }
-}
-
-class MemoryStore implements ConnectionStore {
-  constructor(public connections: ConnectionRecord[]) {}
-  async add() {}
-  async subscribe(): Promise<SubscribeOutcome> {
-    return "stored";
-  }
-  async remove(id: string) {
-    this.connections = this.connections.filter((c) => c.connection_id !== id);
-  }
-  async subscribed() {
-    return this.connections;
   }
 }
 
@@ -102,7 +86,7 @@ describe("live stats over API Gateway's 128 KB WebSocket message quota", () => {
       count: 1,
     });
     const huge = messageOfLargestGroup();
-    const store = new MemoryStore([
+    const store = new MemoryConnectionStore([
       { connection_id: "a", subscription: { rule_ids: [], event_types: [] } },
       { connection_id: "b", subscription: { rule_ids: ["carts"], event_types: [] } },
     ]);
