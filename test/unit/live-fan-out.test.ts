@@ -1,9 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  type ConnectionNotifier,
-  fanOut,
-  statsFrames,
-} from "../../lib/live/fan-out.ts";
+import { type ConnectionNotifier, fanOut, statsFrames } from "../../lib/live/fan-out.ts";
 import {
   matchesSubscription,
   parseSubscribe,

@@ -1,10 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { parseIngestBody } from "../../lib/contract/event.ts";
-import {
-  type ConnectionNotifier,
-  fanOut,
-  MAX_WEBSOCKET_MESSAGE_BYTES,
-} from "../../lib/live/fan-out.ts";
+import { type ConnectionNotifier, fanOut, MAX_WEBSOCKET_MESSAGE_BYTES } from "../../lib/live/fan-out.ts";
 import type { RoutedStatsMessage } from "../../lib/live/subscriptions.ts";
 import { statsMessagesFor } from "../../lib/pipeline/stats-messages.ts";
 import { type AggregationRule, groupKey } from "../../lib/stream/rules.ts";
