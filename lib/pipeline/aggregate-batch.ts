@@ -11,6 +11,7 @@ import {
   type Granularity,
   parseWindowKey,
   type SourcedEvent,
+  type WindowDelta,
   type WindowRef,
   windowKey,
   windowStartOf,
@@ -28,7 +29,7 @@ import {
   type PartialRecord,
   rememberDecoded,
 } from "../stream/partial-items.ts";
-import { type AggregationRule, LATE_EVENTS_RULE } from "../stream/rules.ts";
+import { type AggregationRule, LATE_EVENTS_RULE, storageKey } from "../stream/rules.ts";
 import { advance, closedBy, DEFAULT_ALLOWED_LATENESS_MS, watermarkOf } from "../stream/watermark.ts";
 
 /**
@@ -272,7 +273,7 @@ async function aggregatePartition(
   const confirmed = settled(fence);
   await deps.store.putFence({ topic, partition, expected: fence, fence: confirmed });
   deps.openDeltas?.confirmed(partition, confirmed.lastOffset, slice.open);
-  await compactDue(topic, partition, confirmed, deps, outcome);
+  await compactDue(topic, partition, confirmed, deps, outcome, slice.puts);
 }
 
 /** The fence once its claimed slice is written and its late records are published. */
@@ -328,6 +329,9 @@ function sliceOf(
     const groups = withinWindowCap(delta.groups);
     if (groups !== delta.groups) deltas.set(key, { ...delta, groups });
   }
+  const closesBefore = Math.max(fence.closedBefore, watermarkOf(maxEventTime, lateness));
+  const wide = closesOwnWindow(deltas, closesBefore, deps.rules);
+  if (wide) rollUpNow(deltas, deps.rules);
   const first = records[0]?.offset ?? 0;
   const last = records.at(-1)?.offset ?? fence.lastOffset;
   const now = (deps.now ?? Date.now)();
@@ -341,7 +345,12 @@ function sliceOf(
     const encoded = () =>
       (own ??= encodePartial(delta.ref, partition, "d", first, delta.groups, now, delta.rollsUp, last));
     const previous = open.get(key);
-    const extension = previous?.t !== undefined ? extendedDelta(previous, delta, last, now) : undefined;
+    // A delta that rolls up is extended only by groups that roll up, and one that does not only
+    // by groups that do not (a wide slice's minutes went to their hour already).
+    const extension =
+      previous?.t !== undefined && (previous.u === 1) === delta.rollsUp
+        ? extendedDelta(previous, delta, last, now)
+        : undefined;
     if (previous?.t !== undefined && extension && worthExtending(extension, encoded)) {
       extensions.push({
         put: extension,
@@ -353,7 +362,10 @@ function sliceOf(
     }
     const written = encoded();
     puts.push(...written);
-    dirty.set(key, (dirty.get(key) ?? 0) + written.length);
+    // A wide slice's windows need no compaction of theirs: nothing in them waits to roll up,
+    // and a window it closed gets no on-time event again. Listed only if listed already (then
+    // compacted with what it had), so a backfill's thousands of windows stay off the fence.
+    if (!wide || delta.rollsUp || dirty.has(key)) dirty.set(key, (dirty.get(key) ?? 0) + written.length);
     const [only, ...more] = written;
     if (only && more.length === 0) {
       nextOpen.set(key, only);
@@ -372,7 +384,7 @@ function sliceOf(
         first,
         records: records.length,
         maxEventTime: fence.maxEventTime,
-        closesBefore: Math.max(fence.closedBefore, watermarkOf(maxEventTime, lateness)),
+        closesBefore,
         duplicates,
         ...(extended.length > 0 ? { extended } : {}),
       },
@@ -386,6 +398,53 @@ function sliceOf(
     onTime: onTime.length,
     duplicates: duplicates.length,
   };
+}
+
+/**
+ * Whether a slice closes a window it writes to: its own records moved the watermark past the end
+ * of a minute they hold (a backfill sent in event-time order, a partition's data after a gap).
+ * Windows placed by arrival time are left out: the event-time watermark does not close them.
+ */
+function closesOwnWindow(
+  deltas: ReadonlyMap<string, WindowDelta>,
+  closesBefore: number,
+  rules: readonly AggregationRule[],
+): boolean {
+  const byArrival = arrivalKeysOf(rules);
+  for (const { ref } of deltas.values())
+    if (ref.windowStart + GRANULARITY_MS[ref.granularity] <= closesBefore && !byArrival.has(ref.ruleKey))
+      return true;
+  return false;
+}
+
+/** Storage keys of the rules that place events by arrival time (`late_events` among them). */
+const arrivalKeysOf = (rules: readonly AggregationRule[]): ReadonlySet<string> =>
+  new Set([...rules, LATE_EVENTS_RULE].filter((r) => r.time_basis === "arrival").map((r) => storageKey(r)));
+
+/**
+ * A wide slice (`closesOwnWindow`) writes each rolling-up minute's groups to the minute's hour at
+ * once, as a delta of the hour, and its minute deltas do not roll up. Otherwise every minute such
+ * a slice touched would wait in the fence's dirty list for a compaction to roll it up: a backfill
+ * of 5,000 minutes under 44 rules listed 220,000 windows (443 KiB), past DynamoDB's 400 KB item,
+ * and compactions take two a commit. Deterministic in the slice's records and fence, as a claimed
+ * slice written again must be. Windows placed by arrival time keep rolling up at compaction.
+ */
+function rollUpNow(deltas: Map<string, WindowDelta>, rules: readonly AggregationRule[]): void {
+  const byArrival = arrivalKeysOf(rules);
+  const hours = new Map<string, { ref: WindowRef; groups: CappedGroups }>();
+  for (const [key, delta] of deltas) {
+    if (!delta.rollsUp || delta.ref.granularity !== "m" || byArrival.has(delta.ref.ruleKey)) continue;
+    deltas.set(key, { ...delta, rollsUp: false });
+    const ref = hourOf(delta.ref);
+    const hourKey = windowKey(ref);
+    let hour = hours.get(hourKey);
+    if (!hour) {
+      hour = { ref, groups: windowGroups() };
+      hours.set(hourKey, hour);
+    }
+    hour.groups.add(delta.groups);
+  }
+  for (const [key, { ref, groups }] of hours) deltas.set(key, { ref, groups: groups.groups, rollsUp: false });
 }
 
 /** An empty window's groups, merged under a window's bounds (groups and key characters per partition). */
@@ -562,6 +621,7 @@ async function compactDue(
   fence: Fence,
   deps: AggregateDeps,
   outcome: AggregateOutcome,
+  sliceWrites: readonly PartialRecord[],
 ): Promise<Fence> {
   const lateness = deps.allowedLatenessMs ?? DEFAULT_ALLOWED_LATENESS_MS;
   const now = (deps.now ?? Date.now)();
@@ -577,6 +637,11 @@ async function compactDue(
   // Hours this commit's compactions wrote to or compacted: a roll-up delta is keyed by the
   // fence's offset, so a second one into the same hour waits for the next commit.
   const hoursTouched = new Set<string>();
+  // A wide slice's delta of an hour is keyed by the slice's first offset, which is the fence's
+  // when the slice is one record: a roll-up into that hour now would take the same key.
+  for (const p of sliceWrites)
+    if (p.g === "h" && p.offset === fence.lastOffset)
+      hoursTouched.add(windowKey({ ruleKey: p.rule, granularity: "h", windowStart: p.ws }));
   let compactions = 0;
   for (const ref of due) {
     if (compactions >= MAX_COMPACTIONS_PER_COMMIT) break;

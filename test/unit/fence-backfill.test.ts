@@ -1,0 +1,103 @@
+import { describe, expect, it } from "vitest";
+import { type FenceChange, type StoreChange, storedDirty } from "../../lib/adapters/window-store.ts";
+import type { AcceptedEvent } from "../../lib/contract/event.ts";
+import { aggregateBatch, OpenDeltas, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
+import { readStats } from "../../lib/pipeline/stats-service.ts";
+import { HOUR_MS, MINUTE_MS } from "../../lib/stream/fold.ts";
+import { type AggregationRule, BUILT_IN_RULES } from "../../lib/stream/rules.ts";
+import { MemoryWindowStore } from "./support/memory-window-store.ts";
+
+/** DynamoDB refuses any item over 400 KB (Developer Guide, "Item size limits"). */
+const MAX_ITEM_BYTES = 400 * 1024;
+/** A fence's attributes besides its dirty list: keys, offsets, times, late list (generous). */
+const FENCE_OTHER_BYTES = 512;
+
+/** The in-memory store, refusing a fence past DynamoDB's item limit as DynamoDB does. */
+class ItemLimitedStore extends MemoryWindowStore {
+  largestFenceBytes = 0;
+  #check(change: FenceChange): void {
+    const bytes = storedDirty(change.fence.dirty).length + FENCE_OTHER_BYTES;
+    this.largestFenceBytes = Math.max(this.largestFenceBytes, bytes);
+    if (bytes > MAX_ITEM_BYTES)
+      throw Object.assign(new Error("Item size has exceeded the maximum allowed size"), {
+        name: "ValidationException",
+      });
+  }
+  override async putFence(change: FenceChange): Promise<void> {
+    this.#check(change);
+    await super.putFence(change);
+  }
+  override async apply(change: StoreChange): Promise<void> {
+    this.#check(change);
+    await super.apply(change);
+  }
+}
+
+/** Custom rules a team adds: each counts page views a way of its own (every one matches). */
+const CUSTOM_RULES: AggregationRule[] = Array.from({ length: 45 }, (_, i) => ({
+  rule_id: `views_${i}`,
+  event_type: "page_view",
+  metric: "count",
+  group_by: ["user_id"],
+  window: { type: "tumbling", size: "1m" },
+  active: true,
+}));
+const RULES = [...BUILT_IN_RULES, ...CUSTOM_RULES];
+
+/**
+ * A backfill: the last 1,500 minutes of one device sent oldest first, one event a minute, all
+ * received now. Every event is on time (each is newer than the last), and each is in a window of
+ * its own. A partition's fence lists the windows that still have deltas to compact (its dirty
+ * list); before, every window of such a batch stayed in it and two compactions a commit took them
+ * out: 1,500 minutes made a 150 KB fence, written twice a batch, and 5,000 minutes passed 400 KB,
+ * which DynamoDB refuses: the batches went to the on-failure destination, archived, never counted.
+ */
+describe("a backfill in event-time order", () => {
+  const MINUTES = 1_500;
+  const NOW = Date.UTC(2026, 11, 6, 12, 0);
+  const FIRST = NOW - MINUTES * MINUTE_MS;
+  const events: AcceptedEvent[] = Array.from({ length: MINUTES }, (_, i) => ({
+    event_id: `backfill-${i}`,
+    user_id: `u${i % 3}`,
+    event_type: "page_view",
+    timestamp: FIRST + i * MINUTE_MS + 30_000,
+    received_at: NOW,
+  }));
+
+  it("keeps the partition's fence small, and counts every event in its minute and its hour", async () => {
+    const store = new ItemLimitedStore(1);
+    const deps = {
+      store,
+      rules: RULES,
+      recent: new RecentEventIds(),
+      openDeltas: new OpenDeltas(),
+      publishLate: async () => {},
+      now: () => NOW,
+    };
+    // As the mapping delivers them: batches of 500 records.
+    for (let from = 0; from < MINUTES; from += 500) {
+      const batch = events
+        .slice(from, from + 500)
+        .map((event, i) => ({ partition: 0, offset: from + i, event }));
+      await aggregateBatch("events.raw", batch, deps);
+    }
+    expect(store.largestFenceBytes).toBeLessThan(16 * 1024);
+
+    const count = async (rule_id: string, from: number, to: number) =>
+      (await readStats(store, RULES, { kind: "rule", rule_id, from, to }, NOW)) as {
+        count: number;
+        granularity: string;
+      };
+    // Whole hours (read from the hours' items), and minutes, of a built-in rule and a custom one.
+    const firstHour = Math.ceil(FIRST / HOUR_MS) * HOUR_MS;
+    for (const rule_id of ["events_by_type", "views_44"]) {
+      const hours = await count(rule_id, firstHour, firstHour + 24 * HOUR_MS);
+      expect(hours).toMatchObject({ granularity: "h", count: 24 * 60 });
+      const minutes = await count(rule_id, firstHour + 17 * MINUTE_MS, firstHour + 47 * MINUTE_MS);
+      expect(minutes).toMatchObject({ granularity: "m", count: 30 });
+      // The last minutes: still open when the backfill ended.
+      const last = await count(rule_id, NOW - 10 * MINUTE_MS, NOW);
+      expect(last).toMatchObject({ granularity: "m", count: 10 });
+    }
+  }, 120_000);
+});
