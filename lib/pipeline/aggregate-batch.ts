@@ -273,7 +273,7 @@ async function aggregatePartition(
   const confirmed = settled(fence);
   await deps.store.putFence({ topic, partition, expected: fence, fence: confirmed });
   deps.openDeltas?.confirmed(partition, confirmed.lastOffset, slice.open);
-  await compactDue(topic, partition, confirmed, deps, outcome, slice.puts);
+  await compactDue(topic, partition, confirmed, deps, outcome);
 }
 
 /** The fence once its claimed slice is written and its late records are published. */
@@ -428,6 +428,9 @@ const arrivalKeysOf = (rules: readonly AggregationRule[]): ReadonlySet<string> =
  * of 5,000 minutes under 44 rules listed 220,000 windows (443 KiB), past DynamoDB's 400 KB item,
  * and compactions take two a commit. Deterministic in the slice's records and fence, as a claimed
  * slice written again must be. Windows placed by arrival time keep rolling up at compaction.
+ * The hour's delta is keyed by the slice's first offset, below the fence's last (a wide slice has
+ * two records at least: one cannot close its own window), so no compaction's roll-up, keyed by
+ * the fence's offset, takes its key.
  */
 function rollUpNow(deltas: Map<string, WindowDelta>, rules: readonly AggregationRule[]): void {
   const byArrival = arrivalKeysOf(rules);
@@ -621,7 +624,6 @@ async function compactDue(
   fence: Fence,
   deps: AggregateDeps,
   outcome: AggregateOutcome,
-  sliceWrites: readonly PartialRecord[],
 ): Promise<Fence> {
   const lateness = deps.allowedLatenessMs ?? DEFAULT_ALLOWED_LATENESS_MS;
   const now = (deps.now ?? Date.now)();
@@ -637,11 +639,6 @@ async function compactDue(
   // Hours this commit's compactions wrote to or compacted: a roll-up delta is keyed by the
   // fence's offset, so a second one into the same hour waits for the next commit.
   const hoursTouched = new Set<string>();
-  // A wide slice's delta of an hour is keyed by the slice's first offset, which is the fence's
-  // when the slice is one record: a roll-up into that hour now would take the same key.
-  for (const p of sliceWrites)
-    if (p.g === "h" && p.offset === fence.lastOffset)
-      hoursTouched.add(windowKey({ ruleKey: p.rule, granularity: "h", windowStart: p.ws }));
   let compactions = 0;
   for (const ref of due) {
     if (compactions >= MAX_COMPACTIONS_PER_COMMIT) break;
