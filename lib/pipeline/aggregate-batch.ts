@@ -330,8 +330,13 @@ function sliceOf(
     if (groups !== delta.groups) deltas.set(key, { ...delta, groups });
   }
   const closesBefore = Math.max(fence.closedBefore, watermarkOf(maxEventTime, lateness));
-  const wide = closesOwnWindow(deltas, closesBefore, deps.rules);
-  if (wide) rollUpNow(deltas, deps.rules);
+  const byArrival = arrivalKeysOf(deps.rules);
+  // No on-time event reaches such a window again (the event-time watermark does not close
+  // windows placed by arrival).
+  const closedForGood = (ref: WindowRef) =>
+    ref.windowStart + GRANULARITY_MS[ref.granularity] <= closesBefore && !byArrival.has(ref.ruleKey);
+  const wide = [...deltas.values()].some((d) => closedForGood(d.ref));
+  if (wide) rollUpNow(deltas, byArrival);
   const first = records[0]?.offset ?? 0;
   const last = records.at(-1)?.offset ?? fence.lastOffset;
   const now = (deps.now ?? Date.now)();
@@ -367,12 +372,17 @@ function sliceOf(
     // compacted with what it had), so a backfill's thousands of windows stay off the fence.
     if (!wide || delta.rollsUp || dirty.has(key)) dirty.set(key, (dirty.get(key) ?? 0) + written.length);
     const [only, ...more] = written;
-    if (only && more.length === 0) {
+    if (only && more.length === 0 && !closedForGood(delta.ref)) {
       nextOpen.set(key, only);
       // The next slice extends it: decoded already (the slice's deltas are only read from now on).
       rememberDecoded(only, delta.groups);
     } else nextOpen.delete(key);
   }
+  // Deltas of windows closed for good are never extended: not held (a backfill held every minute
+  // it passed, 74,700 deltas after 1,500 minutes under 50 rules).
+  for (const [key, delta] of nextOpen)
+    if (closedForGood({ ruleKey: delta.rule, granularity: delta.g, windowStart: delta.ws }))
+      nextOpen.delete(key);
   return {
     fence: {
       lastOffset: last,
@@ -400,29 +410,13 @@ function sliceOf(
   };
 }
 
-/**
- * Whether a slice closes a window it writes to: its own records moved the watermark past the end
- * of a minute they hold (a backfill sent in event-time order, a partition's data after a gap).
- * Windows placed by arrival time are left out: the event-time watermark does not close them.
- */
-function closesOwnWindow(
-  deltas: ReadonlyMap<string, WindowDelta>,
-  closesBefore: number,
-  rules: readonly AggregationRule[],
-): boolean {
-  const byArrival = arrivalKeysOf(rules);
-  for (const { ref } of deltas.values())
-    if (ref.windowStart + GRANULARITY_MS[ref.granularity] <= closesBefore && !byArrival.has(ref.ruleKey))
-      return true;
-  return false;
-}
-
 /** Storage keys of the rules that place events by arrival time (`late_events` among them). */
 const arrivalKeysOf = (rules: readonly AggregationRule[]): ReadonlySet<string> =>
   new Set([...rules, LATE_EVENTS_RULE].filter((r) => r.time_basis === "arrival").map((r) => storageKey(r)));
 
 /**
- * A wide slice (`closesOwnWindow`) writes each rolling-up minute's groups to the minute's hour at
+ * A wide slice (one that closes a window it writes to: its own records moved the watermark past
+ * the end of a minute they hold) writes each rolling-up minute's groups to the minute's hour at
  * once, as a delta of the hour, and its minute deltas do not roll up. Otherwise every minute such
  * a slice touched would wait in the fence's dirty list for a compaction to roll it up: a backfill
  * of 5,000 minutes under 44 rules listed 220,000 windows (443 KiB), past DynamoDB's 400 KB item,
@@ -432,8 +426,7 @@ const arrivalKeysOf = (rules: readonly AggregationRule[]): ReadonlySet<string> =
  * two records at least: one cannot close its own window), so no compaction's roll-up, keyed by
  * the fence's offset, takes its key.
  */
-function rollUpNow(deltas: Map<string, WindowDelta>, rules: readonly AggregationRule[]): void {
-  const byArrival = arrivalKeysOf(rules);
+function rollUpNow(deltas: Map<string, WindowDelta>, byArrival: ReadonlySet<string>): void {
   const hours = new Map<string, { ref: WindowRef; groups: CappedGroups }>();
   for (const [key, delta] of deltas) {
     if (!delta.rollsUp || delta.ref.granularity !== "m" || byArrival.has(delta.ref.ruleKey)) continue;
