@@ -139,6 +139,8 @@ export interface Scenario {
    * hourly one) and in rounds runs, not only compaction of closed windows.
    */
   readonly trickle: boolean;
+  /** Deltas a slice is cut at (`AggregateDeps.maxSliceDeltas`): small, a batch is several slices. */
+  readonly maxSliceDeltas: number | undefined;
 }
 
 function toEvent(e: NewEvent, id: number, arrivalSpreadMs: number): AcceptedEvent {
@@ -177,9 +179,11 @@ export function scenarioArb(maxEvents: number): fc.Arbitrary<Scenario> {
         steps: fc.array(stepArb, { maxLength: 40, size: "medium" }),
         processingNow: fc.constantFrom(T0 - HOUR, READ_NOW),
         trickle: fc.constant(trickle),
+        // 8 rules with late_events: 16 cuts a batch at two distinct minutes of event time.
+        maxSliceDeltas: fc.constantFrom(undefined, 16, 24),
       }),
     )
-    .map(({ ops, steps, processingNow, trickle }) => {
+    .map(({ ops, steps, processingNow, trickle, maxSliceDeltas }) => {
       const logs = new Map<number, LogRecord[]>();
       const all: LogRecord[] = [];
       for (const op of ops) {
@@ -200,7 +204,7 @@ export function scenarioArb(maxEvents: number): fc.Arbitrary<Scenario> {
         logs.set(partition, log);
         all.push(record);
       }
-      return { logs, steps, processingNow, trickle };
+      return { logs, steps, processingNow, trickle, maxSliceDeltas };
     });
 }
 
@@ -372,6 +376,7 @@ export async function deliver(
         openDeltas: open,
         publishLate: async () => {},
         now: () => clock,
+        ...(scenario.maxSliceDeltas === undefined ? {} : { maxSliceDeltas: scenario.maxSliceDeltas }),
       });
     const results = await Promise.allSettled(
       zombie

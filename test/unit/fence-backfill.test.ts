@@ -1,9 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { type FenceChange, type StoreChange, storedDirty } from "../../lib/adapters/window-store.ts";
 import type { AcceptedEvent } from "../../lib/contract/event.ts";
-import { aggregateBatch, OpenDeltas, RecentEventIds } from "../../lib/pipeline/aggregate-batch.ts";
+import {
+  aggregateBatch,
+  MAX_SLICE_DELTAS,
+  OpenDeltas,
+  RecentEventIds,
+} from "../../lib/pipeline/aggregate-batch.ts";
 import { readStats } from "../../lib/pipeline/stats-service.ts";
 import { HOUR_MS, MINUTE_MS } from "../../lib/stream/fold.ts";
+import type { PartialRecord } from "../../lib/stream/partial-items.ts";
 import { type AggregationRule, BUILT_IN_RULES } from "../../lib/stream/rules.ts";
 import { MemoryWindowStore } from "./support/memory-window-store.ts";
 
@@ -105,4 +111,83 @@ describe("a backfill in event-time order", () => {
       expect(last).toMatchObject({ granularity: "m", count: 10 });
     }
   }, 120_000);
+
+  it("writes a batch of many minutes in slices, so a retry after a crash writes one slice again, not the batch", async () => {
+    // What a timed-out invocation loses and its retry redoes: the claimed slice.
+    class CountingStore extends MemoryWindowStore {
+      readonly putCalls: number[] = [];
+      rewritten = 0;
+      override async putDeltas(puts: readonly PartialRecord[]): Promise<void> {
+        this.putCalls.push(puts.length);
+        await super.putDeltas(puts);
+      }
+      override async putDeltasIfAbsent(puts: readonly PartialRecord[]): Promise<void> {
+        this.rewritten += puts.length;
+        await super.putDeltasIfAbsent(puts);
+      }
+    }
+    const store = new CountingStore(1);
+    const rules = [...BUILT_IN_RULES, ...CUSTOM_RULES.slice(0, 20)];
+    const deps = { store, rules, recent: new RecentEventIds(), publishLate: async () => {}, now: () => NOW };
+    const backfill = events.slice(0, 1_000).map((event, offset) => ({ partition: 0, offset, event }));
+    // The invocation dies (a Lambda timing out) at its 14th write: a slice is three (claim, deltas,
+    // confirmation), so the fifth slice is claimed and its deltas are not written. The mapping
+    // retries the batch.
+    store.crashAt = 13;
+    await expect(aggregateBatch("events.raw", backfill, deps)).rejects.toThrow("crash");
+    store.crashAt = Number.POSITIVE_INFINITY;
+    await aggregateBatch("events.raw", backfill, { ...deps, recent: new RecentEventIds() });
+
+    // 1,000 minutes × 25 rules: 26,000 deltas, in slices of about MAX_SLICE_DELTAS each.
+    expect(store.putCalls.length).toBeGreaterThan(10);
+    expect(Math.max(...store.putCalls)).toBeLessThanOrEqual(MAX_SLICE_DELTAS + 2 * rules.length);
+    expect(store.rewritten).toBeGreaterThan(0);
+    expect(store.rewritten).toBeLessThanOrEqual(MAX_SLICE_DELTAS + 2 * rules.length);
+    const firstHour = Math.ceil(FIRST / HOUR_MS) * HOUR_MS;
+    const stats = (await readStats(
+      store,
+      rules,
+      { kind: "rule", rule_id: "views_19", from: firstHour, to: firstHour + 15 * HOUR_MS },
+      NOW,
+    )) as { count: number; granularity: string };
+    expect(stats).toMatchObject({ granularity: "h", count: 15 * 60 });
+  }, 60_000);
+
+  it("writes no minute whose retention is over (reads take its hour), and counts it in its hour", async () => {
+    const store = new MemoryWindowStore(1);
+    const deps = {
+      store,
+      rules: RULES,
+      recent: new RecentEventIds(),
+      publishLate: async () => {},
+      now: () => NOW,
+    };
+    // Three days back, then the last hour: minutes are kept two days (TTL_SECONDS.m).
+    const old = Math.floor((NOW - 3 * 86_400_000) / HOUR_MS) * HOUR_MS;
+    const sent: AcceptedEvent[] = [];
+    for (const start of [old, NOW - HOUR_MS])
+      for (let i = 0; i < 120; i++)
+        sent.push({
+          event_id: `old-${sent.length}`,
+          user_id: "u1",
+          event_type: "page_view",
+          timestamp: start + i * MINUTE_MS + 1_000,
+          received_at: NOW,
+        });
+    await aggregateBatch(
+      "events.raw",
+      sent.map((event, offset) => ({ partition: 0, offset, event })),
+      deps,
+    );
+    const minutes = [...store.items.values()].filter((r) => r.g === "m");
+    expect(minutes.filter((r) => r.ws < NOW - 2 * 86_400_000)).toEqual([]);
+    expect(minutes.some((r) => r.ws >= NOW - HOUR_MS)).toBe(true);
+    const hours = (await readStats(
+      store,
+      RULES,
+      { kind: "rule", rule_id: "views_3", from: old, to: old + 2 * HOUR_MS },
+      NOW,
+    )) as { count: number; granularity: string };
+    expect(hours).toMatchObject({ granularity: "h", count: 120 });
+  });
 });
