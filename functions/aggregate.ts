@@ -1,4 +1,4 @@
-import type { MSKEvent } from "aws-lambda";
+import type { Context, MSKEvent } from "aws-lambda";
 import { z } from "zod";
 import { createDynamoDb, createDynamoDbPuts } from "../lib/adapters/dynamodb-client.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
@@ -45,7 +45,12 @@ const lateProducer = lazy(async () => {
   return producer;
 });
 
-export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] }> => {
+/** Partial batch response (the mapping has ReportBatchItemFailures): where each partition goes on. */
+interface BatchResponse {
+  batchItemFailures: { itemIdentifier: { partition: string; offset: number } }[];
+}
+
+export const handler = async (event: MSKEvent, context?: Context): Promise<BatchResponse> => {
   const sourced: SourcedEvent[] = [];
   let topic = "";
   let unreadable = 0;
@@ -67,6 +72,7 @@ export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] 
     recent,
     openDeltas,
     allowedLatenessMs: config.ALLOWED_LATENESS_SECONDS * 1000,
+    ...(context ? { remainingMs: () => context.getRemainingTimeInMillis() } : {}),
     warn: (message, details) => logger.warn(message, details),
     publishLate: async (late) => {
       await sendBounded(
@@ -85,5 +91,11 @@ export const handler = async (event: MSKEvent): Promise<{ batchItemFailures: [] 
     ...outcome,
     writeUnits: store.consumedWriteUnits - unitsBefore,
   });
-  return { batchItemFailures: [] };
+  // A backfill's batch can be more slices than one invocation has time for: the mapping hands the
+  // rest over again from the first record left (not a failure of any record).
+  return {
+    batchItemFailures: outcome.unprocessed.map(({ partition, offset }) => ({
+      itemIdentifier: { partition: `${topic}-${partition}`, offset },
+    })),
+  };
 };

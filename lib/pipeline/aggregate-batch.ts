@@ -162,6 +162,13 @@ export interface AggregateDeps {
    * @default MAX_SLICE_DELTAS
    */
   readonly maxSliceDeltas?: number;
+  /**
+   * The invocation's time left (Lambda's `getRemainingTimeInMillis`): no slice is begun that
+   * might not be confirmed within it, and the records from there on are left for the next
+   * invocation (`AggregateOutcome.unprocessed`). The first slice is always begun.
+   * @default unbounded
+   */
+  readonly remainingMs?: () => number;
   readonly now?: () => number;
   /** Loud warnings (a late event that could not be republished). */
   readonly warn?: (message: string, details: Record<string, unknown>) => void;
@@ -181,6 +188,11 @@ export interface AggregateOutcome {
   extensions: number;
   /** Of those, extensions of a claimed slice written again that its claimant had not landed. */
   extensionsRewritten: number;
+  /**
+   * Per partition, the first record left for the next invocation when time ran short
+   * (`AggregateDeps.remainingMs`): its records from there on are not counted yet.
+   */
+  unprocessed: { partition: number; offset: number }[];
 }
 
 interface Slice {
@@ -243,6 +255,7 @@ export async function aggregateBatch(
     rewrites: 0,
     extensions: 0,
     extensionsRewritten: 0,
+    unprocessed: [],
   };
   await Promise.all(
     [...byPartition].map(([partition, list]) => aggregatePartition(topic, partition, list, deps, outcome)),
@@ -262,7 +275,19 @@ async function aggregatePartition(
   if (fence.pending || fence.latePending.length > 0)
     fence = await settleFence(topic, partition, list, fence, deps, outcome);
   const rest = list.filter((r) => r.offset > fence.lastOffset);
+  let longestSliceMs = 0;
   for (const records of cutIntoSlices(rest, deps.rules.length, deps.maxSliceDeltas)) {
+    const first = records[0];
+    if (
+      first &&
+      longestSliceMs > 0 &&
+      deps.remainingMs &&
+      deps.remainingMs() < SLICE_TIME_MARGIN * longestSliceMs
+    ) {
+      outcome.unprocessed.push({ partition, offset: first.offset });
+      return;
+    }
+    const started = performance.now();
     const slice = sliceOf(records, partition, fence, deps, undefined, deps.openDeltas?.of(partition, fence));
     await deps.store.putFence({ topic, partition, expected: fence, fence: slice.fence });
     fence = slice.fence;
@@ -281,8 +306,16 @@ async function aggregatePartition(
     await deps.store.putFence({ topic, partition, expected: fence, fence: confirmed });
     deps.openDeltas?.confirmed(partition, confirmed.lastOffset, slice.open);
     fence = await compactDue(topic, partition, confirmed, deps, outcome);
+    longestSliceMs = Math.max(longestSliceMs, performance.now() - started);
   }
 }
+
+/**
+ * A slice is begun only with this many times the longest slice of the invocation left: a slice
+ * cut short by the function's timeout is written again whole by the retry, and locally the
+ * timed-out invocation runs on beside it (its fence moves under the retry).
+ */
+const SLICE_TIME_MARGIN = 3;
 
 /**
  * Deltas a slice is cut at, about (distinct event minutes × rules): a slice is written whole or

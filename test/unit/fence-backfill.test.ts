@@ -190,4 +190,41 @@ describe("a backfill in event-time order", () => {
     )) as { count: number; granularity: string };
     expect(hours).toMatchObject({ granularity: "h", count: 120 });
   });
+
+  it("leaves the slices it has no time for to the next invocation, which counts them", async () => {
+    const store = new MemoryWindowStore(1);
+    const rules = [...BUILT_IN_RULES, ...CUSTOM_RULES.slice(0, 20)];
+    // The invocation's clock: time enough for four slices, then none left.
+    let asked = 0;
+    const deps = {
+      store,
+      rules,
+      recent: new RecentEventIds(),
+      publishLate: async () => {},
+      now: () => NOW,
+      remainingMs: () => (++asked <= 3 ? 60_000 : 0),
+    };
+    const backfill = events.slice(0, 1_000).map((event, offset) => ({ partition: 0, offset, event }));
+    const first = await aggregateBatch("events.raw", backfill, deps);
+    expect(first.slices).toBe(4);
+    const [left, ...more] = first.unprocessed;
+    expect(more).toEqual([]);
+    expect(left?.partition).toBe(0);
+    expect(left?.offset).toBeGreaterThan(0);
+    // The mapping hands the rest over again, from the first record left.
+    const second = await aggregateBatch(
+      "events.raw",
+      backfill.filter((r) => r.offset >= (left?.offset ?? 0)),
+      { ...deps, remainingMs: () => 60_000 },
+    );
+    expect(second.unprocessed).toEqual([]);
+    const firstHour = Math.ceil(FIRST / HOUR_MS) * HOUR_MS;
+    const stats = (await readStats(
+      store,
+      rules,
+      { kind: "rule", rule_id: "views_7", from: firstHour, to: firstHour + 15 * HOUR_MS },
+      NOW,
+    )) as { count: number; granularity: string };
+    expect(stats).toMatchObject({ granularity: "h", count: 15 * 60 });
+  }, 60_000);
 });
