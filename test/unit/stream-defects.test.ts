@@ -56,6 +56,9 @@ function deps(
     publishLate: async (l: readonly SourcedEvent[]) => {
       late.push(...l);
     },
+    // The events' clock: a minute two days older than the wall clock is past its retention,
+    // and the aggregator does not write it.
+    now: () => now,
   };
 }
 
