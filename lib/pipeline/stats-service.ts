@@ -158,6 +158,14 @@ function planned<T>(make: () => T): T {
 }
 
 /**
+ * Whether a query's answer depends on rules other than the built-ins: a rule read by id, or a
+ * group_by (an active rule of the type groups it). By event type alone, GET /stats reads the
+ * built-in `events_by_type` and `late_events` windows, whatever rules the table holds.
+ */
+export const usesStoredRules = (query: StatsQuery): boolean =>
+  query.kind === "rule" || query.group_by.length > 0;
+
+/**
  * GET /stats. By event type: the built-in `events_by_type` windows of the last interval, or of a
  * range `[from, to)` when one is given (count, unique users, sum/avg/min/max of a numeric
  * property, rate, series), grouped through an active rule of that event type with that group_by. By rule: the rule's windows over a half-open range
