@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
+import { createDynamoDb, createDynamoDbPuts } from "../lib/adapters/dynamodb-client.ts";
 import { CachedRules, DynamoRulesStore } from "../lib/adapters/rules-store.ts";
 import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, readConfig } from "../lib/config.ts";
@@ -20,7 +20,13 @@ const config = readConfig(
   }),
 );
 const db = createDynamoDb(config);
-const store = new DynamoWindowStore(db, config.AGGREGATES_TABLE, config.STREAM_STATE_TABLE);
+// The windows' Queries through a low-level client whose middleware stack is resolved once.
+const store = new DynamoWindowStore(
+  db,
+  config.AGGREGATES_TABLE,
+  config.STREAM_STATE_TABLE,
+  createDynamoDbPuts(config),
+);
 const rulesStore = new DynamoRulesStore(db, config.RULES_TABLE);
 const rules = new CachedRules(rulesStore, BUILT_IN_RULES);
 // Windows every partition's watermark has passed, merged once per execution environment.

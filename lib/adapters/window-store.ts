@@ -3,6 +3,7 @@ import {
   ConditionalCheckFailedException,
   type DynamoDBClient,
   PutItemCommand,
+  QueryCommand as RawQueryCommand,
   TransactionCanceledException,
 } from "@aws-sdk/client-dynamodb";
 import {
@@ -14,7 +15,7 @@ import {
   QueryCommand,
   TransactWriteCommand,
 } from "@aws-sdk/lib-dynamodb";
-import { marshall } from "@aws-sdk/util-dynamodb";
+import { marshall, unmarshall } from "@aws-sdk/util-dynamodb";
 import { z } from "zod";
 import { type Granularity, parseWindowKey, windowStartOf } from "../stream/fold.ts";
 import { bucketOf, bucketPk, type PartialRecord, windowSkRange } from "../stream/partial-items.ts";
@@ -270,8 +271,9 @@ interface FenceRow {
 export class DynamoWindowStore implements WindowStore {
   #writeUnits = 0;
   /**
-   * @param puts a low-level client for the conditional puts (`createDynamoDbPuts`: the same
-   *   requests, less CPU each); without it they go through `db`
+   * @param puts a low-level client whose middleware stack is resolved once (`createDynamoDbPuts`):
+   *   the conditional puts and the windows' Queries (`read`) go through it, the same requests for
+   *   less CPU each; without it they go through `db`
    */
   constructor(
     private readonly db: DynamoDBDocumentClient,
@@ -575,23 +577,49 @@ export class DynamoWindowStore implements WindowStore {
         const rows: PartialRecord[] = [];
         let start: Record<string, unknown> | undefined;
         do {
-          const res = await this.db.send(
-            new QueryCommand({
-              TableName: this.aggregatesTable,
-              KeyConditionExpression: "pk = :pk AND sk BETWEEN :lo AND :hi",
-              ExpressionAttributeValues: { ":pk": pk, ":lo": lo, ":hi": hi },
-              ConsistentRead: true,
-              ExclusiveStartKey: start,
-            }),
-          );
-          for (const row of (res.Items ?? []) as PartialRecord[])
-            if (wanted.has(Number(row.ws))) rows.push(fromRow(row));
-          start = res.LastEvaluatedKey;
+          const page = await this.#queryWindows(pk, lo, hi, start);
+          for (const row of page.items) if (wanted.has(Number(row.ws))) rows.push(fromRow(row));
+          start = page.next;
         } while (start);
         return rows;
       }),
     );
     return results.flat();
+  }
+
+  /** One page of a bucket's windows `lo`..`hi` (strongly consistent), items as the document client gives them. */
+  async #queryWindows(
+    pk: string,
+    lo: string,
+    hi: string,
+    start: Record<string, unknown> | undefined,
+  ): Promise<{ items: PartialRecord[]; next: Record<string, unknown> | undefined }> {
+    const input = {
+      TableName: this.aggregatesTable,
+      KeyConditionExpression: "pk = :pk AND sk BETWEEN :lo AND :hi",
+      ConsistentRead: true,
+    };
+    if (!this.puts) {
+      const res = await this.db.send(
+        new QueryCommand({
+          ...input,
+          ExpressionAttributeValues: { ":pk": pk, ":lo": lo, ":hi": hi },
+          ExclusiveStartKey: start,
+        }),
+      );
+      return { items: (res.Items ?? []) as PartialRecord[], next: res.LastEvaluatedKey };
+    }
+    const res = await this.puts.send(
+      new RawQueryCommand({
+        ...input,
+        ExpressionAttributeValues: { ":pk": { S: pk }, ":lo": { S: lo }, ":hi": { S: hi } },
+        ...(start ? { ExclusiveStartKey: marshall(start, MARSHALL_OPTIONS) } : {}),
+      }),
+    );
+    return {
+      items: (res.Items ?? []).map((item) => unmarshall(item) as PartialRecord),
+      next: res.LastEvaluatedKey ? unmarshall(res.LastEvaluatedKey) : undefined,
+    };
   }
 }
 
