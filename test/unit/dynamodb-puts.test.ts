@@ -1,7 +1,5 @@
-import { Readable } from "node:stream";
 import { PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { createDynamoDb, createDynamoDbPuts } from "../../lib/adapters/dynamodb-client.ts";
 import {
   DynamoWindowStore,
   type Fence,
@@ -9,6 +7,7 @@ import {
   INITIAL_FENCE,
 } from "../../lib/adapters/window-store.ts";
 import { encodePartial, type PartialRecord } from "../../lib/stream/partial-items.ts";
+import { playedDynamoDb } from "../support/played-dynamodb.ts";
 
 /**
  * The aggregator's conditional puts (its fence twice a batch, each delta it extends) go through a
@@ -16,33 +15,12 @@ import { encodePartial, type PartialRecord } from "../../lib/stream/partial-item
  * request, with items marshalled as the document client marshals them: the same requests, byte for
  * byte, and the same refusals. A request handler plays DynamoDB and records what is sent.
  */
-type Sent = { target: string; body: string };
 function playing(refuse: (call: number) => boolean) {
-  const sent: Sent[] = [];
-  const requestHandler = {
-    handle: async (request: { headers: Record<string, string>; body?: unknown }) => {
-      const call = sent.length;
-      sent.push({ target: request.headers["x-amz-target"] ?? "", body: String(request.body) });
-      const [statusCode, payload] = refuse(call)
-        ? [400, { __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException", message: "no" }]
-        : [200, { ConsumedCapacity: { TableName: "t", CapacityUnits: 1, WriteCapacityUnits: 1 } }];
-      return {
-        response: {
-          statusCode,
-          reason: "",
-          headers: { "content-type": "application/x-amz-json-1.0" },
-          body: Readable.from([Buffer.from(JSON.stringify(payload))]),
-        },
-      };
-    },
-  };
-  const config = {
-    requestHandler,
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-    maxAttempts: 1,
-  };
-  const env = { AWS_REGION: "us-east-1", DYNAMODB_ENDPOINT: "http://localhost:1" };
-  return { sent, db: createDynamoDb(env, config), puts: createDynamoDbPuts(env, config) };
+  return playedDynamoDb((_request, call) =>
+    refuse(call)
+      ? [400, { __type: "com.amazonaws.dynamodb.v20120810#ConditionalCheckFailedException", message: "no" }]
+      : [200, { ConsumedCapacity: { TableName: "t", CapacityUnits: 1, WriteCapacityUnits: 1 } }],
+  );
 }
 
 /** A delta a slice extends: a binary blob, numbers, `u` and `t`; hostile group keys. */

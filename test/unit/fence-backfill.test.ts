@@ -50,6 +50,20 @@ const CUSTOM_RULES: AggregationRule[] = Array.from({ length: 45 }, (_, i) => ({
 }));
 const RULES = [...BUILT_IN_RULES, ...CUSTOM_RULES];
 
+/** A rule's count and granularity over `[from, to)`, read as GET /stats reads it at `now`. */
+const ruleStats = async (
+  store: MemoryWindowStore,
+  rules: readonly AggregationRule[],
+  rule_id: string,
+  from: number,
+  to: number,
+  now: number,
+) =>
+  (await readStats(store, rules, { kind: "rule", rule_id, from, to }, now)) as {
+    count: number;
+    granularity: string;
+  };
+
 /**
  * A backfill: the last 1,500 minutes of one device sent oldest first, one event a minute, all
  * received now. Every event is on time (each is newer than the last), and each is in a window of
@@ -94,11 +108,8 @@ describe("a backfill in event-time order", () => {
     expect(held.size).toBeGreaterThan(0);
     expect(held.size).toBeLessThanOrEqual(RULES.length * 6);
 
-    const count = async (rule_id: string, from: number, to: number) =>
-      (await readStats(store, RULES, { kind: "rule", rule_id, from, to }, NOW)) as {
-        count: number;
-        granularity: string;
-      };
+    const count = (rule_id: string, from: number, to: number) =>
+      ruleStats(store, RULES, rule_id, from, to, NOW);
     // Whole hours (read from the hours' items), and minutes, of a built-in rule and a custom one.
     const firstHour = Math.ceil(FIRST / HOUR_MS) * HOUR_MS;
     for (const rule_id of ["events_by_type", "views_44"]) {
@@ -144,12 +155,7 @@ describe("a backfill in event-time order", () => {
     expect(store.rewritten).toBeGreaterThan(0);
     expect(store.rewritten).toBeLessThanOrEqual(MAX_SLICE_DELTAS + 2 * rules.length);
     const firstHour = Math.ceil(FIRST / HOUR_MS) * HOUR_MS;
-    const stats = (await readStats(
-      store,
-      rules,
-      { kind: "rule", rule_id: "views_19", from: firstHour, to: firstHour + 15 * HOUR_MS },
-      NOW,
-    )) as { count: number; granularity: string };
+    const stats = await ruleStats(store, rules, "views_19", firstHour, firstHour + 15 * HOUR_MS, NOW);
     expect(stats).toMatchObject({ granularity: "h", count: 15 * 60 });
   }, 60_000);
 
@@ -182,12 +188,7 @@ describe("a backfill in event-time order", () => {
     const minutes = [...store.items.values()].filter((r) => r.g === "m");
     expect(minutes.filter((r) => r.ws < NOW - 2 * 86_400_000)).toEqual([]);
     expect(minutes.some((r) => r.ws >= NOW - HOUR_MS)).toBe(true);
-    const hours = (await readStats(
-      store,
-      RULES,
-      { kind: "rule", rule_id: "views_3", from: old, to: old + 2 * HOUR_MS },
-      NOW,
-    )) as { count: number; granularity: string };
+    const hours = await ruleStats(store, RULES, "views_3", old, old + 2 * HOUR_MS, NOW);
     expect(hours).toMatchObject({ granularity: "h", count: 120 });
   });
 
@@ -219,12 +220,7 @@ describe("a backfill in event-time order", () => {
     );
     expect(second.unprocessed).toEqual([]);
     const firstHour = Math.ceil(FIRST / HOUR_MS) * HOUR_MS;
-    const stats = (await readStats(
-      store,
-      rules,
-      { kind: "rule", rule_id: "views_7", from: firstHour, to: firstHour + 15 * HOUR_MS },
-      NOW,
-    )) as { count: number; granularity: string };
+    const stats = await ruleStats(store, rules, "views_7", firstHour, firstHour + 15 * HOUR_MS, NOW);
     expect(stats).toMatchObject({ granularity: "h", count: 15 * 60 });
   }, 60_000);
 });

@@ -1,9 +1,8 @@
-import { Readable } from "node:stream";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { describe, expect, it } from "vitest";
-import { createDynamoDb, createDynamoDbPuts } from "../../lib/adapters/dynamodb-client.ts";
 import { DynamoWindowStore } from "../../lib/adapters/window-store.ts";
 import { encodePartial, type PartialRecord } from "../../lib/stream/partial-items.ts";
+import { playedDynamoDb } from "../support/played-dynamodb.ts";
 
 /**
  * GET /stats' window Queries go through the low-level client whose middleware stack is resolved
@@ -40,32 +39,19 @@ const wire = (item: object) =>
   );
 
 function playing() {
-  const sent: string[] = [];
   const pages = [
     { Items: [wire(record(0, 41)), wire(record(1, 7))], LastEvaluatedKey: wire({ pk: "x", sk: "y" }) },
     { Items: [wire(record(2, 19))] },
   ];
-  const requestHandler = {
-    handle: async (request: { headers: Record<string, string>; body?: unknown }) => {
-      sent.push(String(request.body));
-      const payload = pages[(sent.length - 1) % pages.length];
-      return {
-        response: {
-          statusCode: 200,
-          reason: "",
-          headers: { "content-type": "application/x-amz-json-1.0" },
-          body: Readable.from([Buffer.from(JSON.stringify(payload))]),
-        },
-      };
+  const played = playedDynamoDb((_request, n) => [200, pages[n % pages.length]]);
+  return {
+    db: played.db,
+    puts: played.puts,
+    /** The request bodies so far. */
+    get sent() {
+      return played.sent.map((r) => r.body);
     },
   };
-  const config = {
-    requestHandler,
-    credentials: { accessKeyId: "test", secretAccessKey: "test" },
-    maxAttempts: 1,
-  };
-  const env = { AWS_REGION: "us-east-1", DYNAMODB_ENDPOINT: "http://localhost:1" };
-  return { sent, db: createDynamoDb(env, config), puts: createDynamoDbPuts(env, config) };
 }
 
 describe("window reads through the low-level client", () => {
