@@ -415,7 +415,13 @@ function sliceOf(
   // windows placed by arrival).
   const closedForGood = (ref: WindowRef) =>
     ref.windowStart + GRANULARITY_MS[ref.granularity] <= closesBefore && !byArrival.has(ref.ruleKey);
-  const wide = [...deltas.values()].some((d) => closedForGood(d.ref));
+  // Wide: the slice's own records closed two or more of their minutes (a backfill closes
+  // hundreds). One is live traffic's lot (an event from a clock running behind, just on time):
+  // its minute waits for its compaction, as every minute does, rather than the slice writing a
+  // delta of every rule's hour at once.
+  const closedMinutes = new Set<number>();
+  for (const { ref } of deltas.values()) if (closedForGood(ref)) closedMinutes.add(ref.windowStart);
+  const wide = closedMinutes.size >= 2;
   if (wide) rollUpNow(deltas, byArrival);
   const first = records[0]?.offset ?? 0;
   const last = records.at(-1)?.offset ?? fence.lastOffset;
@@ -504,8 +510,8 @@ const arrivalKeysOf = (rules: readonly AggregationRule[]): ReadonlySet<string> =
   new Set([...rules, LATE_EVENTS_RULE].filter((r) => r.time_basis === "arrival").map((r) => storageKey(r)));
 
 /**
- * A wide slice (one that closes a window it writes to: its own records moved the watermark past
- * the end of a minute they hold) writes each rolling-up minute's groups to the minute's hour at
+ * A wide slice (one whose own records moved the watermark past the end of two or more minutes
+ * they hold) writes each rolling-up minute's groups to the minute's hour at
  * once, as a delta of the hour, and its minute deltas do not roll up. Otherwise every minute such
  * a slice touched would wait in the fence's dirty list for a compaction to roll it up: a backfill
  * of 5,000 minutes under 44 rules listed 220,000 windows (443 KiB), past DynamoDB's 400 KB item,

@@ -223,4 +223,42 @@ describe("a backfill in event-time order", () => {
     const stats = await ruleStats(store, rules, "views_7", firstHour, firstHour + 15 * HOUR_MS, NOW);
     expect(stats).toMatchObject({ granularity: "h", count: 15 * 60 });
   }, 60_000);
+
+  it("takes a straggler that closes its own minute as live traffic: no hour written at once", async () => {
+    // A client whose clock runs behind: its event is on time, and the slice's newer events close
+    // its minute. One such minute is live traffic's lot (it waits for its compaction, as every
+    // minute does); writing the slice's hours at once would cost a delta per rule and hour.
+    const store = new MemoryWindowStore(1);
+    const deps = {
+      store,
+      rules: RULES,
+      recent: new RecentEventIds(),
+      publishLate: async () => {},
+      now: () => NOW,
+    };
+    const at = (offset: number, timestamp: number) => ({
+      partition: 0,
+      offset,
+      event: {
+        event_id: `s-${offset}`,
+        user_id: "u1",
+        event_type: "page_view",
+        timestamp,
+        received_at: timestamp,
+      },
+    });
+    const T = NOW - 10 * MINUTE_MS;
+    await aggregateBatch("events.raw", [at(0, T)], deps);
+    // Watermark T − 2 min: the straggler's minute [T − 2 min, T − 1 min) is open, and the next
+    // event (T + 1.5 min) moves the watermark past its end.
+    const outcome = await aggregateBatch("events.raw", [at(1, T - 90_000), at(2, T + 90_000)], deps);
+    expect(outcome.onTime).toBe(2);
+    // A wide slice's hour deltas are keyed by its first offset (1); compactions' roll-ups of the
+    // minutes they absorb, by the fence's at the time (0, 2).
+    expect([...store.items.values()].filter((r) => r.g === "h" && r.offset === 1)).toEqual([]);
+    // The hour counts the three events all the same: roll-ups, and minutes not rolled up yet.
+    const hour = Math.floor(T / HOUR_MS) * HOUR_MS;
+    const stats = await ruleStats(store, RULES, "events_by_type", hour, hour + HOUR_MS, NOW);
+    expect(stats).toMatchObject({ granularity: "h", count: 3 });
+  });
 });
