@@ -84,16 +84,35 @@ describe("a backfill in event-time order", () => {
     received_at: NOW,
   }));
 
+  /** The aggregator's dependencies for a store: the backfill arrives at NOW. */
+  const depsOf = <S extends MemoryWindowStore>(store: S, rules: readonly AggregationRule[] = RULES) => ({
+    store,
+    rules,
+    recent: new RecentEventIds(),
+    publishLate: async () => {},
+    now: () => NOW,
+  });
+  /** The backfill's first `n` events as one partition's batch. */
+  const batchOf = (n: number) => events.slice(0, n).map((event, offset) => ({ partition: 0, offset, event }));
+  /** The built-in rules and 20 custom ones: 1,000 of the backfill's minutes are 26,000 deltas. */
+  const TWENTY_FIVE_RULES = [...BUILT_IN_RULES, ...CUSTOM_RULES.slice(0, 20)];
+  /** The backfill's first 15 whole hours count every event of a rule, read from hourly items. */
+  const expectFifteenHours = async (store: MemoryWindowStore, rule_id: string) => {
+    const firstHour = Math.ceil(FIRST / HOUR_MS) * HOUR_MS;
+    const stats = await ruleStats(
+      store,
+      TWENTY_FIVE_RULES,
+      rule_id,
+      firstHour,
+      firstHour + 15 * HOUR_MS,
+      NOW,
+    );
+    expect(stats).toMatchObject({ granularity: "h", count: 15 * 60 });
+  };
+
   it("keeps the partition's fence small, and counts every event in its minute and its hour", async () => {
     const store = new ItemLimitedStore(1);
-    const deps = {
-      store,
-      rules: RULES,
-      recent: new RecentEventIds(),
-      openDeltas: new OpenDeltas(),
-      publishLate: async () => {},
-      now: () => NOW,
-    };
+    const deps = { ...depsOf(store), openDeltas: new OpenDeltas() };
     // As the mapping delivers them: batches of 500 records.
     for (let from = 0; from < MINUTES; from += 500) {
       const batch = events
@@ -138,9 +157,9 @@ describe("a backfill in event-time order", () => {
       }
     }
     const store = new CountingStore(1);
-    const rules = [...BUILT_IN_RULES, ...CUSTOM_RULES.slice(0, 20)];
-    const deps = { store, rules, recent: new RecentEventIds(), publishLate: async () => {}, now: () => NOW };
-    const backfill = events.slice(0, 1_000).map((event, offset) => ({ partition: 0, offset, event }));
+    const rules = TWENTY_FIVE_RULES;
+    const deps = depsOf(store, rules);
+    const backfill = batchOf(1_000);
     // The invocation dies (a Lambda timing out) at its 14th write: a slice is three (claim, deltas,
     // confirmation), so the fifth slice is claimed and its deltas are not written. The mapping
     // retries the batch.
@@ -154,20 +173,12 @@ describe("a backfill in event-time order", () => {
     expect(Math.max(...store.putCalls)).toBeLessThanOrEqual(MAX_SLICE_DELTAS + 2 * rules.length);
     expect(store.rewritten).toBeGreaterThan(0);
     expect(store.rewritten).toBeLessThanOrEqual(MAX_SLICE_DELTAS + 2 * rules.length);
-    const firstHour = Math.ceil(FIRST / HOUR_MS) * HOUR_MS;
-    const stats = await ruleStats(store, rules, "views_19", firstHour, firstHour + 15 * HOUR_MS, NOW);
-    expect(stats).toMatchObject({ granularity: "h", count: 15 * 60 });
+    await expectFifteenHours(store, "views_19");
   }, 60_000);
 
   it("writes no minute whose retention is over (reads take its hour), and counts it in its hour", async () => {
     const store = new MemoryWindowStore(1);
-    const deps = {
-      store,
-      rules: RULES,
-      recent: new RecentEventIds(),
-      publishLate: async () => {},
-      now: () => NOW,
-    };
+    const deps = depsOf(store);
     // Three days back, then the last hour: minutes are kept two days (TTL_SECONDS.m).
     const old = Math.floor((NOW - 3 * 86_400_000) / HOUR_MS) * HOUR_MS;
     const sent: AcceptedEvent[] = [];
@@ -194,18 +205,10 @@ describe("a backfill in event-time order", () => {
 
   it("leaves the slices it has no time for to the next invocation, which counts them", async () => {
     const store = new MemoryWindowStore(1);
-    const rules = [...BUILT_IN_RULES, ...CUSTOM_RULES.slice(0, 20)];
     // The invocation's clock: time enough for four slices, then none left.
     let asked = 0;
-    const deps = {
-      store,
-      rules,
-      recent: new RecentEventIds(),
-      publishLate: async () => {},
-      now: () => NOW,
-      remainingMs: () => (++asked <= 3 ? 60_000 : 0),
-    };
-    const backfill = events.slice(0, 1_000).map((event, offset) => ({ partition: 0, offset, event }));
+    const deps = { ...depsOf(store, TWENTY_FIVE_RULES), remainingMs: () => (++asked <= 3 ? 60_000 : 0) };
+    const backfill = batchOf(1_000);
     const first = await aggregateBatch("events.raw", backfill, deps);
     expect(first.slices).toBe(4);
     const [left, ...more] = first.unprocessed;
@@ -219,9 +222,7 @@ describe("a backfill in event-time order", () => {
       { ...deps, remainingMs: () => 60_000 },
     );
     expect(second.unprocessed).toEqual([]);
-    const firstHour = Math.ceil(FIRST / HOUR_MS) * HOUR_MS;
-    const stats = await ruleStats(store, rules, "views_7", firstHour, firstHour + 15 * HOUR_MS, NOW);
-    expect(stats).toMatchObject({ granularity: "h", count: 15 * 60 });
+    await expectFifteenHours(store, "views_7");
   }, 60_000);
 
   it("takes a straggler that closes its own minute as live traffic: no hour written at once", async () => {
@@ -229,13 +230,7 @@ describe("a backfill in event-time order", () => {
     // its minute. One such minute is live traffic's lot (it waits for its compaction, as every
     // minute does); writing the slice's hours at once would cost a delta per rule and hour.
     const store = new MemoryWindowStore(1);
-    const deps = {
-      store,
-      rules: RULES,
-      recent: new RecentEventIds(),
-      publishLate: async () => {},
-      now: () => NOW,
-    };
+    const deps = depsOf(store);
     const at = (offset: number, timestamp: number) => ({
       partition: 0,
       offset,
