@@ -1,6 +1,6 @@
 import type { Context, MSKEvent } from "aws-lambda";
 import { z } from "zod";
-import { createDynamoDb, createDynamoDbPuts } from "../lib/adapters/dynamodb-client.ts";
+import { createDynamoDb, createDynamoDbRaw } from "../lib/adapters/dynamodb-client.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
 import { sendBounded } from "../lib/adapters/kafka-batches.ts";
 import { CachedRules, DynamoRulesStore } from "../lib/adapters/rules-store.ts";
@@ -34,7 +34,7 @@ const store = new DynamoWindowStore(
   db,
   config.AGGREGATES_TABLE,
   config.STREAM_STATE_TABLE,
-  createDynamoDbPuts(config),
+  createDynamoDbRaw(config),
 );
 const rules = new CachedRules(new DynamoRulesStore(db, config.RULES_TABLE), BUILT_IN_RULES);
 const recent = new RecentEventIds();

@@ -1,6 +1,6 @@
 import type { DynamoDBStreamEvent } from "aws-lambda";
 import { z } from "zod";
-import { createDynamoDb } from "../lib/adapters/dynamodb-client.ts";
+import { createDynamoDb, createDynamoDbRaw } from "../lib/adapters/dynamodb-client.ts";
 import { createKafka } from "../lib/adapters/kafka.ts";
 import { javaCompatiblePartitioner } from "../lib/adapters/kafka-partitioner.ts";
 import { unmarshallStreamImage } from "../lib/adapters/stream-image.ts";
@@ -25,7 +25,13 @@ const config = readConfig(
     TOPIC_ANALYTICS_STATS: z.string().min(1),
   }),
 );
-const store = new DynamoWindowStore(createDynamoDb(config), config.AGGREGATES_TABLE, "unused");
+// Its Queries (one per changed window) through the low-level client with a cached middleware stack.
+const store = new DynamoWindowStore(
+  createDynamoDb(config),
+  config.AGGREGATES_TABLE,
+  "unused",
+  createDynamoDbRaw(config),
+);
 const producer = lazy(async () => {
   const p = (await createKafka(config)).producer({
     idempotent: true,

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { createDynamoDb, createDynamoDbPuts } from "../lib/adapters/dynamodb-client.ts";
+import { createDynamoDb, createDynamoDbRaw } from "../lib/adapters/dynamodb-client.ts";
 import { CachedRules, DynamoRulesStore } from "../lib/adapters/rules-store.ts";
 import { DynamoWindowStore } from "../lib/adapters/window-store.ts";
 import { awsEndpointsEnv, readConfig } from "../lib/config.ts";
@@ -25,7 +25,7 @@ const store = new DynamoWindowStore(
   db,
   config.AGGREGATES_TABLE,
   config.STREAM_STATE_TABLE,
-  createDynamoDbPuts(config),
+  createDynamoDbRaw(config),
 );
 const rulesStore = new DynamoRulesStore(db, config.RULES_TABLE);
 const rules = new CachedRules(rulesStore, BUILT_IN_RULES);

@@ -6,7 +6,7 @@ import { withoutSdkLogging } from "./sdk-logging.ts";
 import { meterDynamoDb } from "./usage-meter.ts";
 
 /**
- * How the document client marshals items, and `createDynamoDbPuts`' callers with `marshall` (a
+ * How the document client marshals items, and `createDynamoDbRaw`' callers with `marshall` (a
  * whole item: its attributes are converted as the document client converts each). Frozen: the
  * document client writes its defaults into the options it is given.
  */
@@ -38,8 +38,9 @@ export function createDynamoDb(
 }
 
 /**
- * A low-level client for the aggregator's conditional puts (its fence twice a batch, each delta
- * it extends), whose callers marshal items themselves (`MARSHALL_OPTIONS`: the same request as
+ * A low-level client for the window store's hot requests (the aggregator's conditional puts: its
+ * fence twice a batch, each delta it extends; every window Query of GET /stats, the stats
+ * publisher and compactions), whose callers marshal items themselves (`MARSHALL_OPTIONS`: the same request as
  * the document client's). The SDK resolves a command's middleware stack on every send, and the
  * document client wraps each command in a second one with a stack of its own; this client caches
  * the resolved stack per command class (`cacheMiddleware`, which the document client does not
@@ -47,7 +48,7 @@ export function createDynamoDb(
  * 0.45 ms less CPU on the bench machine (doc/raw+cache, 300 puts, A/B/A/B), and the aggregator
  * sends four or five a batch whatever the batch's size.
  */
-export function createDynamoDbPuts(env: AwsEndpointsEnv, config: DynamoDBClientConfig = {}): DynamoDBClient {
+export function createDynamoDbRaw(env: AwsEndpointsEnv, config: DynamoDBClientConfig = {}): DynamoDBClient {
   return baseClient(env, { ...config, cacheMiddleware: true });
 }
 

@@ -271,7 +271,7 @@ interface FenceRow {
 export class DynamoWindowStore implements WindowStore {
   #writeUnits = 0;
   /**
-   * @param puts a low-level client whose middleware stack is resolved once (`createDynamoDbPuts`):
+   * @param raw a low-level client whose middleware stack is resolved once (`createDynamoDbRaw`):
    *   the conditional puts and the windows' Queries (`read`) go through it, the same requests for
    *   less CPU each; without it they go through `db`
    */
@@ -279,7 +279,7 @@ export class DynamoWindowStore implements WindowStore {
     private readonly db: DynamoDBDocumentClient,
     private readonly aggregatesTable: string,
     private readonly stateTable: string,
-    private readonly puts?: DynamoDBClient,
+    private readonly raw?: DynamoDBClient,
   ) {}
 
   get consumedWriteUnits(): number {
@@ -353,8 +353,8 @@ export class DynamoWindowStore implements WindowStore {
   async #putIf(input: ConstructorParameters<typeof PutCommand>[0]): Promise<boolean> {
     try {
       const put = { ...input, ReturnConsumedCapacity: "TOTAL" as const };
-      const res = this.puts
-        ? await this.puts.send(
+      const res = this.raw
+        ? await this.raw.send(
             new PutItemCommand({
               ...put,
               Item: marshall(put.Item, MARSHALL_OPTIONS),
@@ -599,7 +599,7 @@ export class DynamoWindowStore implements WindowStore {
       KeyConditionExpression: "pk = :pk AND sk BETWEEN :lo AND :hi",
       ConsistentRead: true,
     };
-    if (!this.puts) {
+    if (!this.raw) {
       const res = await this.db.send(
         new QueryCommand({
           ...input,
@@ -609,7 +609,7 @@ export class DynamoWindowStore implements WindowStore {
       );
       return { items: (res.Items ?? []) as PartialRecord[], next: res.LastEvaluatedKey };
     }
-    const res = await this.puts.send(
+    const res = await this.raw.send(
       new RawQueryCommand({
         ...input,
         ExpressionAttributeValues: { ":pk": { S: pk }, ":lo": { S: lo }, ":hi": { S: hi } },

@@ -1,5 +1,5 @@
 import { Readable } from "node:stream";
-import { createDynamoDb, createDynamoDbPuts } from "../../lib/adapters/dynamodb-client.ts";
+import { createDynamoDb, createDynamoDbRaw } from "../../lib/adapters/dynamodb-client.ts";
 
 /** A request as the SDK hands it to its HTTP handler. */
 export interface SentRequest {
@@ -8,7 +8,7 @@ export interface SentRequest {
 }
 
 /**
- * The project's two DynamoDB clients (`createDynamoDb`, `createDynamoDbPuts`) against a request
+ * The project's two DynamoDB clients (`createDynamoDb`, `createDynamoDbRaw`) against a request
  * handler that plays DynamoDB: each request is recorded, and `answer` gives its status and JSON
  * body (the n-th request, from 0). No retries, test credentials, an endpoint nobody listens on.
  */
@@ -35,5 +35,5 @@ export function playedDynamoDb(answer: (request: SentRequest, n: number) => read
     maxAttempts: 1,
   };
   const env = { AWS_REGION: "us-east-1", DYNAMODB_ENDPOINT: "http://localhost:1" };
-  return { sent, db: createDynamoDb(env, config), puts: createDynamoDbPuts(env, config) };
+  return { sent, db: createDynamoDb(env, config), puts: createDynamoDbRaw(env, config) };
 }

@@ -6,7 +6,7 @@ import { playedDynamoDb } from "../support/played-dynamodb.ts";
 
 /**
  * GET /stats' window Queries go through the low-level client whose middleware stack is resolved
- * once (`createDynamoDbPuts`), items unmarshalled as the document client does: the same requests,
+ * once (`createDynamoDbRaw`), items unmarshalled as the document client does: the same requests,
  * byte for byte, and the same records, pages included. A request handler plays DynamoDB.
  */
 const WS = 1_764_000_000_000;
